@@ -1,0 +1,41 @@
+// Runs every compiled test file (dist/test/**/*.test.js) with node's test runner, one file at a time
+// (onnxruntime already uses every core), prints the spec report, and ends with one summary line:
+// "N passed, N failed, N skipped". Exit code is non-zero when anything failed.
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { run } from "node:test";
+import { spec } from "node:test/reporters";
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith(".test.js")) out.push(p);
+  }
+  return out;
+}
+
+const filter = process.argv.slice(2);
+let files = findTests("dist/test");
+if (filter.length > 0) files = files.filter((f) => filter.some((s) => f.includes(s)));
+console.log(`running ${files.length} test files: ${files.map((f) => relative("dist/test", f)).join(", ")}`);
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const stream = run({ files, concurrency: 1 });
+stream.on("test:pass", (d) => {
+  if (d.details?.type === "suite") return;
+  if (d.skip || d.todo) skipped++;
+  else passed++;
+});
+stream.on("test:fail", (d) => {
+  if (d.details?.type === "suite" && !d.details?.error?.failureType?.includes("hook")) return;
+  failed++;
+});
+stream.on("end", () => {
+  console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
+});
+stream.compose(spec).pipe(process.stdout);
