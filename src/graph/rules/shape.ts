@@ -6,7 +6,20 @@ import * as o from "../ops.js";
 import { constInts, intAttr } from "./const-value.js";
 import { sumToShape } from "./reduce-to.js";
 
-defineGrad("Reshape", ({ node, gy }) => [o.reshapeAs(gy[0]!, node.inputs[0]!), null]);
+/**
+ * Reshape back to the input's shape, from its static (symbolic) dims where possible, so the backward
+ * pass does not keep the forward tensor alive just to read its shape.
+ */
+function reshapeBack(g: Value, x: Value): Value {
+  try {
+    return o.reshape(g, x.shape);
+  } catch (e) {
+    if (!(e instanceof GraphBuildError)) throw e;
+    return o.reshapeAs(g, x);
+  }
+}
+
+defineGrad("Reshape", ({ node, gy }) => [reshapeBack(gy[0]!, node.inputs[0]!), null]);
 
 defineGrad("Transpose", ({ node, gy }) => {
   const perm = node.attrs["perm"]!.v as number[];
@@ -15,7 +28,7 @@ defineGrad("Transpose", ({ node, gy }) => {
 });
 
 defineGrad("Unsqueeze", ({ node, gy }) => [o.squeeze(gy[0]!, constInts(node.inputs[1]!)), null]);
-defineGrad("Squeeze", ({ node, gy }) => [o.reshapeAs(gy[0]!, node.inputs[0]!), null]);
+defineGrad("Squeeze", ({ node, gy }) => [reshapeBack(gy[0]!, node.inputs[0]!), null]);
 defineGrad("Expand", ({ node, gy }) => [sumToShape(gy[0]!, node.inputs[0]!.shape), null]);
 
 /** The run-time size of x along `axis`, as int64 [1]. */

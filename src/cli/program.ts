@@ -1,0 +1,33 @@
+/**
+ * The `lora-ts` command. Each subcommand lives in its own file under src/cli/ and registers itself
+ * here. User-facing failures (LoraTsError) print one line, `error: <message>`, and exit 1 — never a
+ * stack trace; anything else is a bug and keeps its stack.
+ */
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { LoraTsError } from "../util/errors.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
+export function buildCli(): Command {
+  const program = new Command("lora-ts")
+    .description("LoRA fine-tuning of pretrained transformer language models, on onnxruntime")
+    .version(pkg.version)
+    .showHelpAfterError();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof LoraTsError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
