@@ -6,6 +6,9 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { LoraTsError } from "../util/errors.js";
+import { registerConvert } from "./convert.js";
+import { registerGenerate } from "./generate.js";
+import { registerInfo } from "./info.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -16,6 +19,9 @@ export function buildCli(): Command {
     .description("LoRA fine-tuning of pretrained transformer language models, on onnxruntime")
     .version(pkg.version)
     .showHelpAfterError();
+  registerConvert(program);
+  registerGenerate(program);
+  registerInfo(program);
   return program;
 }
 

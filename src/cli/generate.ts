@@ -1,0 +1,95 @@
+/** `lora-ts generate` and `lora-ts logits`. */
+import type { Command } from "commander";
+import { CausalLM } from "../infer/causal-lm.js";
+import { generate } from "../infer/generate.js";
+import { LoraTsError } from "../util/errors.js";
+import { Rng } from "../util/rng.js";
+import { parseIds, parseNumber } from "./parse.js";
+
+interface GenerateFlags {
+  model: string;
+  prompt?: string;
+  promptIds?: string;
+  maxNewTokens: string;
+  temperature: string;
+  topK?: string;
+  topP?: string;
+  seed: string;
+  json?: boolean;
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command("generate")
+    .description("continue a prompt with the model (greedy unless --temperature > 0)")
+    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .option("--prompt <text>", "prompt text, encoded by the model's tokenizer")
+    .option("--prompt-ids <ids>", "prompt token ids instead of text, e.g. 1,2,3")
+    .option("--max-new-tokens <n>", "tokens to generate", "64")
+    .option("--temperature <t>", "0 = greedy", "0")
+    .option("--top-k <k>", "keep the k most likely tokens")
+    .option("--top-p <p>", "keep the smallest set of tokens with probability >= p")
+    .option("--seed <s>", "seed for sampling", "0")
+    .option("--json", 'print {"prompt_ids","ids","text"}')
+    .action(async (f: GenerateFlags) => {
+      if ((f.prompt === undefined) === (f.promptIds === undefined)) {
+        throw new LoraTsError("generate: give exactly one of --prompt and --prompt-ids");
+      }
+      const lm = await CausalLM.load(f.model);
+      let promptIds: number[];
+      if (f.promptIds !== undefined) {
+        promptIds = parseIds("--prompt-ids", f.promptIds);
+      } else {
+        if (!lm.tokenizer) throw new LoraTsError(`${f.model}: no tokenizer.json, use --prompt-ids`);
+        const addBos = lm.model.tokenizerConfig?.["add_bos_token"] === true;
+        promptIds = lm.tokenizer.encode(f.prompt!, { addBos });
+      }
+      const vocab = lm.config.vocabSize;
+      const bad = promptIds.find((id) => id >= vocab);
+      if (bad !== undefined)
+        throw new LoraTsError(`--prompt-ids: id ${bad} is outside the vocabulary (${vocab})`);
+      if (promptIds.length === 0) throw new LoraTsError("generate: the prompt is empty");
+      const rng = new Rng(parseNumber("--seed", f.seed, { integer: true }));
+      const decode = (ids: number[]) => lm.tokenizer?.decode(ids, { skipSpecial: true }) ?? "";
+      const streamed: number[] = [];
+      if (!f.json && f.prompt !== undefined) process.stdout.write(f.prompt);
+      const ids = (
+        await generate(lm, [promptIds], {
+          maxNewTokens: parseNumber("--max-new-tokens", f.maxNewTokens, { integer: true, min: 1 }),
+          temperature: parseNumber("--temperature", f.temperature, { min: 0 }),
+          topK: f.topK === undefined ? undefined : parseNumber("--top-k", f.topK, { integer: true, min: 1 }),
+          topP: f.topP === undefined ? undefined : parseNumber("--top-p", f.topP, { min: 0 }),
+          random: () => rng.float(),
+          onToken: f.json
+            ? undefined
+            : (_, id) => {
+                // Stream text as it grows (decoding the whole tail keeps multi-byte pieces intact).
+                const before = decode(streamed);
+                streamed.push(id);
+                process.stdout.write(decode(streamed).slice(before.length));
+              },
+        })
+      )[0]!;
+      if (f.json) {
+        process.stdout.write(`${JSON.stringify({ prompt_ids: promptIds, ids, text: decode(ids) })}\n`);
+      } else {
+        process.stdout.write("\n");
+      }
+      await lm.release();
+    });
+
+  program
+    .command("logits")
+    .description("print the float32 logits at every position (a verification aid for small models)")
+    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--ids <ids>", "token ids, e.g. 1,2,3")
+    .option("--json", 'print {"logits":[[...],...]}')
+    .action(async (f: { model: string; ids: string; json?: boolean }) => {
+      const ids = parseIds("--ids", f.ids);
+      const lm = await CausalLM.load(f.model);
+      const rows = await lm.logits(ids);
+      if (f.json) process.stdout.write(`${JSON.stringify({ logits: rows.map((r) => Array.from(r)) })}\n`);
+      else for (const r of rows) process.stdout.write(`${Array.from(r, (v) => v.toFixed(5)).join(" ")}\n`);
+      await lm.release();
+    });
+}

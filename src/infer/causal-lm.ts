@@ -1,0 +1,75 @@
+/**
+ * A loaded causal language model ready to generate: the forward session with a key/value cache and
+ * an attention mask (it serves both the prefill, at past length 0, and the one-token decode steps),
+ * plus the tokenizer when the folder has one.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Tokenizer } from "../data/tokenizer.js";
+import type { SessionOptions, TensorValue } from "../graph/runtime.js";
+import {
+  type CacheTensors,
+  type ContextWrapper,
+  emptyCache,
+  type ForwardResult,
+  type ForwardRunner,
+  loadForward,
+} from "../models/index.js";
+
+export interface LoadOptions {
+  /** Wraps the base layers, e.g. with LoRA adapters; their tensors are then passed as `extra` feeds. */
+  wrapContext?: ContextWrapper;
+  session?: SessionOptions;
+}
+
+export class CausalLM {
+  private constructor(
+    readonly runner: ForwardRunner,
+    readonly tokenizer: Tokenizer | null,
+  ) {}
+
+  static async load(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
+    const tokenizer = existsSync(join(dir, "tokenizer.json")) ? Tokenizer.fromDir(dir) : null;
+    const runner = await loadForward(dir, { kvCache: true, attentionMask: true, ...opts });
+    return new CausalLM(runner, tokenizer);
+  }
+
+  get config() {
+    return this.runner.config;
+  }
+
+  get model() {
+    return this.runner.model;
+  }
+
+  emptyCache(batch: number): CacheTensors[] {
+    return emptyCache(this.config, batch);
+  }
+
+  /**
+   * One forward step: `ids` [batch][seq] after `cache`; `mask` [batch][past+seq] with 1 for real
+   * tokens and 0 for padding (default: all 1).
+   */
+  async step(
+    ids: number[][],
+    cache: CacheTensors[],
+    mask?: number[][],
+    extra: Record<string, TensorValue> = {},
+  ): Promise<ForwardResult> {
+    const past = cache[0]?.key.dims[2] ?? 0;
+    const attentionMask = mask ?? ids.map((r) => new Array<number>(past + r.length).fill(1));
+    return this.runner.run({ ids, attentionMask, past: cache }, extra);
+  }
+
+  /** Logits at every position of one sequence, [seq][vocab]. */
+  async logits(ids: number[], extra: Record<string, TensorValue> = {}): Promise<Float32Array[]> {
+    const { logits } = await this.step([ids], this.emptyCache(1), undefined, extra);
+    const vocab = logits.dims[2]!;
+    const data = logits.data as Float32Array;
+    return ids.map((_, t) => data.slice(t * vocab, (t + 1) * vocab));
+  }
+
+  async release(): Promise<void> {
+    await this.runner.close();
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The ModuleContext for frozen base weights: every tensor becomes one initializer whose bytes stay in
+ * the checkpoint file (external data), cast to float32 inside the graph when stored as bf16/fp16 —
+ * onnxruntime folds that Cast once at session start.
+ */
+import type { Graph, Value } from "../graph/ir.js";
+import * as nn from "../graph/nn.js";
+import * as o from "../graph/ops.js";
+import { fmtShape } from "../graph/shape.js";
+import type { WeightStore } from "../io/hf-model.js";
+import { GraphBuildError } from "../util/errors.js";
+import type { LinearSpec, ModuleContext } from "./module.js";
+
+export function baseContext(g: Graph, store: WeightStore): ModuleContext {
+  // Keyed by location, so an alias (a tied "lm_head.weight") shares the embedding's initializer.
+  const memo = new Map<string, Value>();
+
+  const param = (name: string): Value => {
+    const info = store.info(name);
+    const key = `${info.file}:${info.offset}`;
+    let v = memo.get(key);
+    if (v) return v;
+    const source = store.isExternal(name)
+      ? { kind: "external" as const, file: info.file, offset: info.offset, length: info.length }
+      : { kind: "data" as const, data: store.readTyped(name) };
+    v = o.cast(g.initializer(name, info.dtype, info.shape, source), "float32");
+    memo.set(key, v);
+    return v;
+  };
+
+  const weight = (name: string, shape: number[]): Value => {
+    const w = param(name);
+    if (w.rank !== shape.length || w.shape.some((d, i) => d !== shape[i]))
+      throw new GraphBuildError(`${name}: shape ${fmtShape(w.shape)}, the model expects ${fmtShape(shape)}`);
+    return w;
+  };
+
+  return {
+    graph: g,
+    param,
+    linear(x: Value, spec: LinearSpec): Value {
+      const { path, inFeatures: i, outFeatures: out } = spec;
+      const b = spec.bias ? weight(`${path}.bias`, [out]) : null;
+      if (spec.fanInFanOut) {
+        // Conv1D keeps W as [in, out]: y = x·W + b.
+        const y = o.product(x, weight(`${path}.weight`, [i, out]), false, false);
+        return b ? o.add(y, b) : y;
+      }
+      return nn.linear(x, weight(`${path}.weight`, [out, i]), b);
+    },
+    embedding(ids: Value, path: string): Value {
+      return nn.embedding(param(`${path}.weight`), ids);
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * GPT-2 (HF GPT2LMHeadModel semantics): learned positions, pre-LayerNorm blocks, Conv1D layers
+ * (weights stored [in, out], hence fanInFanOut), one fused c_attn projection split into q, k, v,
+ * GELU (tanh form, "gelu_new"), and a head tied to the token embedding table.
+ */
+import type { Value } from "../graph/ir.js";
+import * as o from "../graph/ops.js";
+import type { ModelConfig } from "./config.js";
+import { activate } from "./llama.js";
+import type { LinearSpec, ModuleContext } from "./module.js";
+import {
+  attention,
+  attentionBias,
+  type ForwardInputs,
+  type ForwardOutputs,
+  type KeyValue,
+  positionIds,
+  splitHeads,
+  withPast,
+} from "./transformer.js";
+
+export function buildGpt2(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs {
+  const bias = attentionBias(inputs, 1); // shared by all layers
+  const tokens = ctx.embedding(inputs.ids, "transformer.wte");
+  let x = o.add(tokens, ctx.embedding(positionIds(inputs), "transformer.wpe"));
+  const present: KeyValue[] = [];
+  for (let i = 0; i < cfg.layers; i++) {
+    const p = `transformer.h.${i}`;
+    const a = selfAttention(ctx, cfg, i, layerNorm(ctx, cfg, `${p}.ln_1`, x), bias, inputs.past?.[i]);
+    present.push(a.present);
+    x = o.add(x, a.out);
+    x = o.add(x, mlp(ctx, cfg, `${p}.mlp`, layerNorm(ctx, cfg, `${p}.ln_2`, x)));
+  }
+  const hidden = layerNorm(ctx, cfg, "transformer.ln_f", x);
+  const logits = ctx.linear(hidden, {
+    path: "lm_head",
+    inFeatures: cfg.hidden,
+    outFeatures: cfg.vocabSize,
+    bias: false,
+  });
+  return { logits, hidden, present: inputs.past ? present : null };
+}
+
+function layerNorm(ctx: ModuleContext, cfg: ModelConfig, path: string, x: Value): Value {
+  return o.layerNorm(x, ctx.param(`${path}.weight`), ctx.param(`${path}.bias`), cfg.normEps);
+}
+
+function conv1d(path: string, inFeatures: number, outFeatures: number): LinearSpec {
+  return { path, inFeatures, outFeatures, bias: true, fanInFanOut: true };
+}
+
+function selfAttention(
+  ctx: ModuleContext,
+  cfg: ModelConfig,
+  layer: number,
+  x: Value,
+  bias: Value,
+  past: KeyValue | undefined,
+): { out: Value; present: KeyValue } {
+  const p = `transformer.h.${layer}.attn`;
+  const { hidden, heads, headDim } = cfg;
+  const qkv = ctx.linear(x, conv1d(`${p}.c_attn`, hidden, 3 * hidden));
+  const [q, k, v] = o.split(qkv, -1, [hidden, hidden, hidden]) as [Value, Value, Value];
+  const kv = withPast(past, splitHeads(k, heads, 0, headDim), splitHeads(v, heads, 0, headDim));
+  let scale = 1 / Math.sqrt(headDim);
+  if (cfg.scaleAttnByInverseLayerIdx) scale /= layer + 1;
+  const a = attention(splitHeads(q, heads, 1, headDim), kv, bias, scale);
+  return { out: ctx.linear(a, conv1d(`${p}.c_proj`, hidden, hidden)), present: kv };
+}
+
+function mlp(ctx: ModuleContext, cfg: ModelConfig, p: string, x: Value): Value {
+  const h = activate(ctx.linear(x, conv1d(`${p}.c_fc`, cfg.hidden, cfg.intermediate)), cfg);
+  return ctx.linear(h, conv1d(`${p}.c_proj`, cfg.intermediate, cfg.hidden));
+}
+
+/** Every tensor buildGpt2 reads, with its shape (Conv1D weights are [in, out]). */
+export function gpt2TensorShapes(cfg: ModelConfig): Map<string, number[]> {
+  const { hidden, intermediate } = cfg;
+  const m = new Map<string, number[]>();
+  m.set("transformer.wte.weight", [cfg.vocabSize, hidden]);
+  m.set("transformer.wpe.weight", [cfg.maxPositions, hidden]);
+  const norm = (path: string) => {
+    m.set(`${path}.weight`, [hidden]);
+    m.set(`${path}.bias`, [hidden]);
+  };
+  const conv = (path: string, i: number, out: number) => {
+    m.set(`${path}.weight`, [i, out]);
+    m.set(`${path}.bias`, [out]);
+  };
+  for (let l = 0; l < cfg.layers; l++) {
+    const p = `transformer.h.${l}`;
+    norm(`${p}.ln_1`);
+    conv(`${p}.attn.c_attn`, hidden, 3 * hidden);
+    conv(`${p}.attn.c_proj`, hidden, hidden);
+    norm(`${p}.ln_2`);
+    conv(`${p}.mlp.c_fc`, hidden, intermediate);
+    conv(`${p}.mlp.c_proj`, intermediate, hidden);
+  }
+  norm("transformer.ln_f");
+  m.set("lm_head.weight", [cfg.vocabSize, hidden]);
+  return m;
+}

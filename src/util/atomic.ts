@@ -1,0 +1,74 @@
+/**
+ * Nothing is overwritten in place: files are written to a temporary name in the same folder and
+ * renamed; directories are assembled in a temporary sibling and renamed into place.
+ */
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { LoraTsError } from "./errors.js";
+
+function tempName(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = tempName(path);
+  try {
+    const fd = openSync(tmp, "w");
+    try {
+      writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new LoraTsError(`${path}: cannot write (${(e as Error).message.split("\n")[0]})`);
+  }
+}
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Builds a directory by calling `fill(tmpDir)`, then renames it to `dir`. An existing non-empty `dir`
+ * is an error unless `replace` is set, in which case the old one is moved aside first and removed
+ * only after the new one is in place.
+ */
+export async function writeDirAtomic(
+  dir: string,
+  fill: (tmpDir: string) => void | Promise<void>,
+  opts: { replace?: boolean } = {},
+): Promise<void> {
+  const exists = existsSync(dir) && readdirSync(dir).length > 0;
+  if (exists && !opts.replace) throw new LoraTsError(`${dir}: already exists and is not empty`);
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = tempName(dir);
+  mkdirSync(tmp);
+  try {
+    await fill(tmp);
+    if (existsSync(dir)) {
+      const old = tempName(`${dir}-old`);
+      renameSync(dir, old);
+      renameSync(tmp, dir);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(tmp, dir);
+    }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
