@@ -1,17 +1,11 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { runCli } from "../helpers/cli.js";
 
-const BIN = new URL("../../src/cli/main.js", import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
 };
-
-export function runCli(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test("lora-ts --version prints the package version", () => {
   const r = runCli(["--version"]);

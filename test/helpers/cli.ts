@@ -1,0 +1,14 @@
+/** Runs the compiled `lora-ts` binary in a child process. */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { REPO_ROOT } from "./shared.js";
+
+export const BIN = join(REPO_ROOT, "dist/src/cli/main.js");
+
+export function runCli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
