@@ -1,5 +1,9 @@
-/** `lora-ts convert llama2c --model X.bin --tokenizer tok.bin --out DIR` */
+/**
+ * `lora-ts convert llama2c --model X.bin --tokenizer tok.bin --out DIR`
+ * `lora-ts convert gguf --model X.gguf --out DIR`
+ */
 import type { Command } from "commander";
+import { convertGguf } from "../io/convert-gguf.js";
 import { convertLlama2c } from "../io/convert-llama2c.js";
 
 export function registerConvert(program: Command): void {
@@ -15,6 +19,16 @@ export function registerConvert(program: Command): void {
     .option("--force", "replace an existing output directory")
     .action(async (o: { model: string; tokenizer: string; out: string; force?: boolean }) => {
       await convertLlama2c(o);
+      process.stdout.write(`wrote ${o.out}\n`);
+    });
+  convert
+    .command("gguf")
+    .description("llama.cpp GGUF file of a Llama model (F32/F16/BF16 tensors) -> Hugging Face directory")
+    .requiredOption("--model <file>", "GGUF file, e.g. stories260K.gguf")
+    .requiredOption("--out <dir>", "output directory (must not exist, unless --force)")
+    .option("--force", "replace an existing output directory")
+    .action(async (o: { model: string; out: string; force?: boolean }) => {
+      await convertGguf(o);
       process.stdout.write(`wrote ${o.out}\n`);
     });
 }

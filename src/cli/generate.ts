@@ -22,7 +22,7 @@ export function registerGenerate(program: Command): void {
   program
     .command("generate")
     .description("continue a prompt with the model (greedy unless --temperature > 0)")
-    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
     .option("--prompt <text>", "prompt text, encoded by the model's tokenizer")
     .option("--prompt-ids <ids>", "prompt token ids instead of text, e.g. 1,2,3")
     .option("--max-new-tokens <n>", "tokens to generate", "64")
@@ -81,7 +81,7 @@ export function registerGenerate(program: Command): void {
   program
     .command("logits")
     .description("print the float32 logits at every position (a verification aid for small models)")
-    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
     .requiredOption("--ids <ids>", "token ids, e.g. 1,2,3")
     .option("--json", 'print {"logits":[[...],...]}')
     .action(async (f: { model: string; ids: string; json?: boolean }) => {

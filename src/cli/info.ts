@@ -1,6 +1,7 @@
 /** `lora-ts info --model DIR [--json]`: what a model is, without building any graph. */
 import type { Command } from "commander";
 import { openModelDir } from "../io/hf-model.js";
+import { resolveModelPath } from "../io/model-path.js";
 
 export interface ModelSummary {
   architecture: string;
@@ -45,10 +46,10 @@ export function registerInfo(program: Command): void {
   program
     .command("info")
     .description("architecture, parameter count, dtype, layers, hidden size, heads and vocabulary of a model")
-    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
     .option("--json", "print JSON")
-    .action((f: { model: string; json?: boolean }) => {
-      const s = modelSummary(f.model);
+    .action(async (f: { model: string; json?: boolean }) => {
+      const s = modelSummary(await resolveModelPath(f.model));
       if (f.json) {
         process.stdout.write(`${JSON.stringify(s)}\n`);
         return;

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.js";
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
+import { resolveModelPath } from "../io/model-path.js";
 import {
   type CacheTensors,
   type ContextWrapper,
@@ -28,7 +29,9 @@ export class CausalLM {
     readonly tokenizer: Tokenizer | null,
   ) {}
 
+  /** `dir`: a Hugging Face model directory, or a .gguf file (converted once into a cache folder). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
+    dir = await resolveModelPath(dir);
     const tokenizer = existsSync(join(dir, "tokenizer.json")) ? Tokenizer.fromDir(dir) : null;
     const runner = await loadForward(dir, { kvCache: true, attentionMask: true, ...opts });
     return new CausalLM(runner, tokenizer);

@@ -1,0 +1,289 @@
+/**
+ * `lora-ts convert gguf`: a llama.cpp GGUF file of a Llama-architecture model (general.architecture
+ * "llama", F32/F16/BF16 tensors) -> a Hugging Face model directory: config.json from the `llama.*`
+ * metadata, model.safetensors under HF names, tokenizer.json + tokenizer_config.json from the
+ * `tokenizer.ggml.*` metadata, generation_config.json with the BOS/EOS ids.
+ *
+ * Tensor names: token_embd -> model.embed_tokens, blk.N.attn_norm -> model.layers.N.input_layernorm,
+ * blk.N.attn_{q,k,v,output} -> self_attn.{q,k,v,o}_proj, blk.N.ffn_norm -> post_attention_layernorm,
+ * blk.N.ffn_{gate,up,down} -> mlp.{gate,up,down}_proj, output_norm -> model.norm, output -> lm_head.
+ * GGUF's dims are innermost first, so a stored [in, out] matrix is PyTorch's [out, in] row-major: the
+ * bytes are copied unchanged, except that q/k rows go from llama.cpp's interleaved-pair RoPE layout to
+ * HF's rotate_half layout (the inverse of the permutation llama.cpp's converter applies; q over
+ * head_count heads, k over head_count_kv). F16 and BF16 tensors stay 16-bit (their raw bits are kept).
+ *
+ * The embedding is tied (tie_word_embeddings, no lm_head) when there is no output.weight, or when
+ * output.weight is byte for byte the same as token_embd.weight (llama.cpp's llama2.c converter writes
+ * the shared classifier out again).
+ *
+ * Anything else (another architecture, quantized tensors, mixture-of-experts, Llama 3.1's
+ * rope_freqs table, unknown tensors) fails with one line naming the file and what is unsupported.
+ */
+import { join } from "node:path";
+import { type JsonObject, tokenizerFromGguf } from "../data/tokenizer.js";
+import type { DType } from "../graph/dtype.js";
+import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { FileFormatError } from "../util/errors.js";
+import { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32, GgufFile } from "./gguf.js";
+import { type TensorToWrite, writeSafetensors } from "./safetensors.js";
+
+export interface ConvertGgufOptions {
+  /** The .gguf file. */
+  model: string;
+  /** Output directory (must not exist or be empty, unless `force`). */
+  out: string;
+  /** Replace an existing output directory. */
+  force?: boolean;
+}
+
+const DTYPES: Record<number, DType> = {
+  [GGML_TYPE_F32]: "float32",
+  [GGML_TYPE_F16]: "float16",
+  [GGML_TYPE_BF16]: "bfloat16",
+};
+
+const LAYER_NAMES: Record<string, string> = {
+  attn_norm: "input_layernorm",
+  attn_q: "self_attn.q_proj",
+  attn_k: "self_attn.k_proj",
+  attn_v: "self_attn.v_proj",
+  attn_output: "self_attn.o_proj",
+  ffn_norm: "post_attention_layernorm",
+  ffn_gate: "mlp.gate_proj",
+  ffn_up: "mlp.up_proj",
+  ffn_down: "mlp.down_proj",
+};
+
+const GLOBAL_NAMES: Record<string, string> = {
+  "token_embd.weight": "model.embed_tokens.weight",
+  "output_norm.weight": "model.norm.weight",
+  "output.weight": "lm_head.weight",
+};
+
+/** The HF name of a GGUF llama tensor, or null when it is not one of the known ones. */
+export function hfTensorName(ggufName: string): string | null {
+  const g = GLOBAL_NAMES[ggufName];
+  if (g !== undefined) return g;
+  const m = /^blk\.(\d+)\.([a-z_]+)\.weight$/.exec(ggufName);
+  const part = m ? LAYER_NAMES[m[2]!] : undefined;
+  return part === undefined ? null : `model.layers.${m![1]}.${part}.weight`;
+}
+
+/**
+ * Reorders the rows of a q/k projection stored as raw bytes, `rowBytes` per row, from interleaved
+ * RoPE pairs to HF's rotate_half layout: new row h·hd + j·hd/2 + i = old row h·hd + 2i + j
+ * (the same permutation as llama2c.ts's permuteRopeToHf, for any element size).
+ */
+export function permuteRopeRowsToHf(bytes: Uint8Array, nHeads: number, rowBytes: number): Uint8Array {
+  const rows = bytes.length / rowBytes;
+  if (!Number.isInteger(rows) || rows % nHeads !== 0 || (rows / nHeads) % 2 !== 0) {
+    throw new RangeError(`cannot permute ${rows} rows over ${nHeads} heads for RoPE`);
+  }
+  const hd = rows / nHeads;
+  const half = hd / 2;
+  const out = new Uint8Array(bytes.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const src = h * hd + 2 * i + j;
+        const dst = h * hd + j * half + i;
+        out.set(bytes.subarray(src * rowBytes, (src + 1) * rowBytes), dst * rowBytes);
+      }
+    }
+  }
+  return out;
+}
+
+/** The shortest decimal that rounds to the same float32 (1e-5 rather than 9.999999747378752e-6). */
+function shortestF32(v: number): number {
+  const f = Math.fround(v);
+  for (let p = 1; p <= 9; p++) {
+    const d = Number(f.toPrecision(p));
+    if (Math.fround(d) === f) return d;
+  }
+  return f;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+}
+
+export interface GgufHfModel {
+  config: JsonObject;
+  /** Tensors under HF names, q/k permuted; lm_head omitted when tied. */
+  tensors: TensorToWrite[];
+  tokenizer: { tokenizer: JsonObject; config: JsonObject } | null;
+  generationConfig: JsonObject;
+}
+
+/** Reads a llama GGUF into what convertGguf writes (all checks happen here, before any file is made). */
+export function readGgufAsHf(path: string): GgufHfModel {
+  const g = GgufFile.open(path);
+  const fail = (problem: string) => new FileFormatError(path, problem);
+  const arch = g.string("general.architecture", "");
+  if (arch !== "llama") {
+    throw fail(
+      `GGUF architecture ${arch === "" ? "(missing general.architecture)" : `"${arch}"`} is not supported (only "llama")`,
+    );
+  }
+  for (const t of g.tensors) {
+    if (DTYPES[t.type] === undefined) {
+      throw fail(
+        `tensor "${t.name}" has type ${t.typeName}; only F32, F16 and BF16 GGUF files can be converted (quantized tensors are not supported)`,
+      );
+    }
+  }
+  const experts = g.number("llama.expert_count", 0);
+  if (experts > 0) throw fail(`mixture-of-experts GGUF (llama.expert_count ${experts}) is not supported`);
+  if (g.hasTensor("rope_freqs.weight")) {
+    throw fail('tensor "rope_freqs.weight" (Llama 3.1 RoPE frequency factors) is not supported');
+  }
+  for (const t of g.tensors) {
+    if (hfTensorName(t.name) === null) throw fail(`unexpected tensor "${t.name}" in a llama GGUF`);
+  }
+
+  const hidden = g.number("llama.embedding_length");
+  const layers = g.number("llama.block_count");
+  const intermediate = g.number("llama.feed_forward_length");
+  const heads = g.number("llama.attention.head_count");
+  const kvHeads = g.number("llama.attention.head_count_kv", heads);
+  if (heads <= 0 || kvHeads <= 0 || heads % kvHeads !== 0) {
+    throw fail(`llama.attention.head_count ${heads} is not a multiple of head_count_kv ${kvHeads}`);
+  }
+  const headDim = g.number("llama.attention.key_length", hidden / heads);
+  const valueDim = g.number("llama.attention.value_length", headDim);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0 || valueDim !== headDim) {
+    throw fail(`head size ${headDim} (key) / ${valueDim} (value) is not supported`);
+  }
+  const ropeDim = g.number("llama.rope.dimension_count", headDim);
+  if (ropeDim !== headDim) {
+    throw fail(`partial rotary embeddings (llama.rope.dimension_count ${ropeDim} < head size ${headDim})`);
+  }
+  let ropeScaling: JsonObject | null = null;
+  const scalingType = g.string("llama.rope.scaling.type", "none");
+  if (scalingType === "linear") {
+    ropeScaling = { rope_type: "linear", factor: shortestF32(g.number("llama.rope.scaling.factor")) };
+  } else if (scalingType !== "none") {
+    throw fail(`RoPE scaling "${scalingType}" is not supported (only none and linear)`);
+  }
+
+  const embd = g.tensorInfo("token_embd.weight");
+  const vocabSize = embd.shape[0]!;
+  const tokenCount = g.has("tokenizer.ggml.tokens") ? g.strings("tokenizer.ggml.tokens").length : vocabSize;
+  if (embd.shape.length !== 2 || embd.shape[1] !== hidden || tokenCount > vocabSize) {
+    throw fail(
+      `token_embd.weight has shape [${embd.shape}], expected [vocab, ${hidden}] with vocab >= ${tokenCount} tokens`,
+    );
+  }
+
+  // Expected shapes, row-major [out, in].
+  const expected = new Map<string, number[]>([
+    ["token_embd.weight", [vocabSize, hidden]],
+    ["output_norm.weight", [hidden]],
+  ]);
+  for (let l = 0; l < layers; l++) {
+    const b = `blk.${l}.`;
+    expected.set(`${b}attn_norm.weight`, [hidden]);
+    expected.set(`${b}attn_q.weight`, [heads * headDim, hidden]);
+    expected.set(`${b}attn_k.weight`, [kvHeads * headDim, hidden]);
+    expected.set(`${b}attn_v.weight`, [kvHeads * headDim, hidden]);
+    expected.set(`${b}attn_output.weight`, [hidden, heads * headDim]);
+    expected.set(`${b}ffn_norm.weight`, [hidden]);
+    expected.set(`${b}ffn_gate.weight`, [intermediate, hidden]);
+    expected.set(`${b}ffn_up.weight`, [intermediate, hidden]);
+    expected.set(`${b}ffn_down.weight`, [hidden, intermediate]);
+  }
+  if (g.hasTensor("output.weight")) expected.set("output.weight", [vocabSize, hidden]);
+  for (const [name, shape] of expected) {
+    if (!g.hasTensor(name)) throw fail(`missing tensor "${name}"`);
+    const got = g.tensorInfo(name).shape;
+    if (got.join(",") !== shape.join(",")) {
+      throw fail(`tensor "${name}" has shape [${got}], expected [${shape}]`);
+    }
+  }
+  for (const t of g.tensors) {
+    if (!expected.has(t.name)) throw fail(`unexpected tensor "${t.name}" (block_count is ${layers})`);
+  }
+
+  const embdBytes = g.readTensorBytes("token_embd.weight");
+  let tied = true;
+  if (g.hasTensor("output.weight")) {
+    const out = g.tensorInfo("output.weight");
+    tied = out.type === embd.type && sameBytes(g.readTensorBytes("output.weight"), embdBytes);
+  }
+
+  const tensors: TensorToWrite[] = [];
+  const numelByDtype = new Map<DType, number>();
+  for (const t of g.tensors) {
+    if (tied && t.name === "output.weight") continue;
+    const dtype = DTYPES[t.type]!;
+    numelByDtype.set(dtype, (numelByDtype.get(dtype) ?? 0) + t.numel);
+    let data = t.name === "token_embd.weight" ? embdBytes : g.readTensorBytes(t.name);
+    const rowBytes = (t.shape[t.shape.length - 1]! * data.length) / t.numel;
+    if (t.name.endsWith(".attn_q.weight")) data = permuteRopeRowsToHf(data, heads, rowBytes);
+    if (t.name.endsWith(".attn_k.weight")) data = permuteRopeRowsToHf(data, kvHeads, rowBytes);
+    tensors.push({ name: hfTensorName(t.name)!, dtype, shape: t.shape, data });
+  }
+  const torchDtype = [...numelByDtype].sort((a, b) => b[1] - a[1])[0]![0];
+
+  const tokenizer = g.has("tokenizer.ggml.model") ? tokenizerFromGguf(g) : null;
+  const tokenId = (key: string): number | null => {
+    const v = g.get(key);
+    if (typeof v !== "number" && typeof v !== "bigint") return null;
+    const n = Number(v);
+    return n >= 0 && n < vocabSize ? n : null;
+  };
+  const bos = tokenId("tokenizer.ggml.bos_token_id");
+  const eos = tokenId("tokenizer.ggml.eos_token_id");
+  const contextLength = g.number("llama.context_length", 2048);
+  if (tokenizer) {
+    tokenizer.config["model_max_length"] = contextLength;
+    const template = g.get("tokenizer.chat_template");
+    if (typeof template === "string") tokenizer.config["chat_template"] = template;
+  }
+
+  const config: JsonObject = {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: hidden,
+    intermediate_size: intermediate,
+    num_hidden_layers: layers,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    head_dim: headDim,
+    vocab_size: vocabSize,
+    max_position_embeddings: contextLength,
+    rms_norm_eps: shortestF32(g.number("llama.attention.layer_norm_rms_epsilon", 1e-5)),
+    rope_theta: shortestF32(g.number("llama.rope.freq_base", 10000)),
+    rope_scaling: ropeScaling,
+    hidden_act: "silu",
+    tie_word_embeddings: tied,
+    attention_bias: false,
+    mlp_bias: false,
+    bos_token_id: bos,
+    eos_token_id: eos,
+    torch_dtype: torchDtype,
+  };
+  const generationConfig: JsonObject = {};
+  if (bos !== null) generationConfig["bos_token_id"] = bos;
+  if (eos !== null) generationConfig["eos_token_id"] = eos;
+  return { config, tensors, tokenizer, generationConfig };
+}
+
+/** Converts a llama GGUF file into a Hugging Face model directory, written atomically. */
+export async function convertGguf(opts: ConvertGgufOptions): Promise<void> {
+  const m = readGgufAsHf(opts.model);
+  await writeDirAtomic(
+    opts.out,
+    (dir) => {
+      writeJsonAtomic(join(dir, "config.json"), m.config);
+      writeSafetensors(join(dir, "model.safetensors"), m.tensors, { format: "pt" });
+      if (m.tokenizer) {
+        writeJsonAtomic(join(dir, "tokenizer.json"), m.tokenizer.tokenizer);
+        writeJsonAtomic(join(dir, "tokenizer_config.json"), m.tokenizer.config);
+      }
+      writeJsonAtomic(join(dir, "generation_config.json"), m.generationConfig);
+    },
+    { replace: opts.force },
+  );
+}

@@ -1,0 +1,71 @@
+/**
+ * What `--model` may name: a Hugging Face model directory (used as is) or a llama.cpp `.gguf` file,
+ * which is converted once (see convert-gguf.ts) into a cache folder and that folder used from then on.
+ *
+ * Cache: `$LORA_TS_CACHE/gguf/<key>` when LORA_TS_CACHE is set, else `$XDG_CACHE_HOME/lora-ts/gguf/<key>`
+ * or `~/.cache/lora-ts/gguf/<key>`, where key = sha256 of the file's real path, size and mtime — a
+ * changed file gets a new folder. The folder is assembled under a temporary name and renamed into
+ * place, so an interrupted conversion never leaves a half-written folder that would later be reused.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { convertGguf } from "./convert-gguf.js";
+
+/** The cache root (…/lora-ts, or $LORA_TS_CACHE). */
+export function cacheRoot(): string {
+  const env = process.env["LORA_TS_CACHE"];
+  if (env) return env;
+  const xdg = process.env["XDG_CACHE_HOME"];
+  return join(xdg || join(homedir(), ".cache"), "lora-ts");
+}
+
+/** The cache folder a GGUF file converts into (whether or not it exists yet). */
+export function ggufCacheDir(file: string): string {
+  const real = realpathSync(file);
+  const st = statSync(real);
+  const key = createHash("sha256").update(`${real}\0${st.size}\0${st.mtimeMs}`).digest("hex");
+  return join(cacheRoot(), "gguf", key);
+}
+
+function hasGgufMagic(file: string): boolean {
+  const b = Buffer.alloc(4);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    return readSync(fd, b, 0, 4, 0) === 4 && b.toString("latin1") === "GGUF";
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function complete(dir: string): boolean {
+  return existsSync(join(dir, "config.json")) && existsSync(join(dir, "model.safetensors"));
+}
+
+/**
+ * A model directory for `p`: a directory (or anything that is not a `.gguf` file) is returned
+ * unchanged; a GGUF file (`.gguf`, or any file starting with the GGUF magic) is converted into its cache folder once, and that folder returned.
+ */
+export async function resolveModelPath(p: string): Promise<string> {
+  let isFile = false;
+  try {
+    isFile = statSync(p).isFile();
+  } catch {
+    return p; // missing: let the model loader report it
+  }
+  if (!isFile || !(p.toLowerCase().endsWith(".gguf") || hasGgufMagic(p))) return p;
+  const dir = ggufCacheDir(p);
+  if (complete(dir)) return dir;
+  try {
+    // `force` replaces a leftover incomplete folder; the new one is swapped in only when whole.
+    await convertGguf({ model: p, out: dir, force: true });
+  } catch (e) {
+    if (complete(dir)) return dir; // another process finished the same conversion first
+    throw e;
+  }
+  return dir;
+}
