@@ -15,7 +15,7 @@ export function baseContext(g: Graph, store: WeightStore): ModuleContext {
   // Keyed by location, so an alias (a tied "lm_head.weight") shares the embedding's initializer.
   const memo = new Map<string, Value>();
 
-  const param = (name: string): Value => {
+  return contextFromParams(g, (name: string): Value => {
     const info = store.info(name);
     const key = `${info.file}:${info.offset}`;
     let v = memo.get(key);
@@ -26,8 +26,14 @@ export function baseContext(g: Graph, store: WeightStore): ModuleContext {
     v = o.cast(g.initializer(name, info.dtype, info.shape, source), "float32");
     memo.set(key, v);
     return v;
-  };
+  });
+}
 
+/**
+ * The layer logic over any source of float32 parameters by checkpoint name: frozen initializers
+ * (baseContext) or graph inputs (full fine-tuning, where every weight is trained).
+ */
+export function contextFromParams(g: Graph, param: (name: string) => Value): ModuleContext {
   const weight = (name: string, shape: number[]): Value => {
     const w = param(name);
     if (w.rank !== shape.length || w.shape.some((d, i) => d !== shape[i]))

@@ -25,3 +25,18 @@ export interface ModuleContext {
   /** Rows of the embedding table at `path` ("<path>.weight" is [vocab, dim]). */
   embedding(ids: Value, path: string): Value;
 }
+
+/** An adaptable layer of a model, as listModules (modules.ts) finds it. */
+export interface ModuleInfo {
+  path: string;
+  kind: "linear" | "embedding";
+  /** Linear: in features; embedding: vocabulary size. */
+  inFeatures: number;
+  /** Linear: out features; embedding: embedding dim. */
+  outFeatures: number;
+  fanInFanOut?: boolean;
+  /** The output head (lm_head), which "all-linear" leaves out. */
+  isOutputHead?: boolean;
+  /** Whether the base layer has a bias. */
+  bias?: boolean;
+}

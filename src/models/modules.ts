@@ -9,22 +9,8 @@ import * as o from "../graph/ops.js";
 import { expectedTensors } from "../io/hf-model.js";
 import type { ModelConfig } from "./config.js";
 import { buildModel } from "./index.js";
-import type { LinearSpec, ModuleContext } from "./module.js";
+import type { LinearSpec, ModuleContext, ModuleInfo } from "./module.js";
 import { declareInputs } from "./transformer.js";
-
-export interface ModuleInfo {
-  path: string;
-  kind: "linear" | "embedding";
-  /** Linear: in features; embedding: vocabulary size. */
-  inFeatures: number;
-  /** Linear: out features; embedding: embedding dim. */
-  outFeatures: number;
-  fanInFanOut?: boolean;
-  /** The output head (lm_head), which "all-linear" leaves out. */
-  isOutputHead?: boolean;
-  /** Whether the base layer has a bias. */
-  bias?: boolean;
-}
 
 export function listModules(cfg: ModelConfig): ModuleInfo[] {
   const g = new Graph();
@@ -54,10 +40,13 @@ export function listModules(cfg: ModelConfig): ModuleInfo[] {
         isOutputHead: spec.path === "lm_head",
         bias: spec.bias,
       });
-      return o.reshape(nn.linear(x, g.input(`${spec.path}#w${found.length}`, "float32", [spec.outFeatures, spec.inFeatures])), [
-        ...x.shape.slice(0, -1),
-        spec.outFeatures,
-      ]);
+      return o.reshape(
+        nn.linear(
+          x,
+          g.input(`${spec.path}#w${found.length}`, "float32", [spec.outFeatures, spec.inFeatures]),
+        ),
+        [...x.shape.slice(0, -1), spec.outFeatures],
+      );
     },
     embedding(ids: Value, path: string): Value {
       const table = param(`${path}.weight`);

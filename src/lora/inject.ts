@@ -1,0 +1,116 @@
+/**
+ * LoRA in the model graph. The LoRA context wraps the base ModuleContext; for each selected module
+ * it adds the low-rank path to the frozen layer:
+ *
+ *     linear:     y = x·Wᵀ + b + s · (drop(x)·Aᵀ)·Bᵀ          A [r, in], B [out, r]
+ *     embedding:  y = E[ids] + s · Aᵀ[ids]·Bᵀ                 A [r, vocab], B [dim, r]
+ *
+ * B·A is never formed: the path costs r·(in + out) multiply-adds per token. A and B are graph
+ * INPUTS named by their PEFT keys, so one session serves any adapter (or none: B = 0) and training
+ * feeds the current parameters each step. The rank is a symbolic dim per module, so adapters of
+ * different ranks share a session.
+ */
+import type { Value } from "../graph/ir.js";
+import * as nn from "../graph/nn.js";
+import * as o from "../graph/ops.js";
+import type { LinearSpec, ModuleContext } from "../models/module.js";
+import { loraKeys } from "./adapter.js";
+import type { SelectedModule } from "./targets.js";
+
+export interface LoraGraphOptions {
+  /**
+   * true: multiply by the module's scaling inside the graph (training: A and B are the parameters);
+   * false: the caller feeds B already multiplied by s (serving: one graph for every adapter).
+   */
+  scaleInGraph: boolean;
+  /**
+   * Training only: dropout on the adapter input. `rate` is a float32 [] graph input (fed 0 to
+   * evaluate with the same session), `seed` an int64 [] input: a fresh value per step gives fresh,
+   * reproducible masks.
+   */
+  dropout?: { rate: Value; seed: Value };
+}
+
+export interface LoraContext extends ModuleContext {
+  /** The A/B graph inputs, by PEFT key, in the order they were created. */
+  readonly loraInputs: Map<string, Value>;
+}
+
+export function loraContext(
+  base: ModuleContext,
+  selected: readonly SelectedModule[],
+  opts: LoraGraphOptions,
+): LoraContext {
+  const g = base.graph;
+  const byPath = new Map(selected.map((m) => [m.path, m]));
+  const loraInputs = new Map<string, Value>();
+  let moduleIndex = 0;
+
+  const pair = (m: SelectedModule): { A: Value; B: Value } => {
+    const keys = loraKeys(m.path, m.kind);
+    const r = `r${loraInputs.size / 2}`; // symbolic rank, one per module
+    const A = g.input(keys.A, "float32", [r, m.in]);
+    const B = g.input(keys.B, "float32", [m.out, r]);
+    loraInputs.set(keys.A, A);
+    loraInputs.set(keys.B, B);
+    return { A, B };
+  };
+
+  const scaled = (y: Value, m: SelectedModule): Value =>
+    opts.scaleInGraph && m.scaling !== 1 ? o.mul(y, m.scaling) : y;
+
+  const drop = (x: Value): Value => {
+    moduleIndex++;
+    if (!opts.dropout) return x;
+    return o.mul(x, dropoutMask(x, opts.dropout.seed, moduleIndex, opts.dropout.rate));
+  };
+
+  return {
+    graph: g,
+    loraInputs,
+    param: (name) => base.param(name),
+    linear(x: Value, spec: LinearSpec): Value {
+      const y = base.linear(x, spec);
+      const m = byPath.get(spec.path);
+      if (!m || m.kind !== "linear") return y;
+      const { A, B } = pair(m);
+      return o.add(y, scaled(nn.linear(nn.linear(drop(x), A), B), m));
+    },
+    embedding(ids: Value, path: string): Value {
+      const y = base.embedding(ids, path);
+      const m = byPath.get(path);
+      if (!m || m.kind !== "embedding") return y;
+      const { A, B } = pair(m);
+      const rows = nn.embedding(o.transpose(A, [1, 0]), ids); // Aᵀ[ids]: [..., r]
+      return o.add(y, scaled(nn.linear(rows, B), m));
+    },
+  };
+}
+
+const MINSTD_M = 2147483647; // 2^31 - 1
+const MINSTD_A = 48271;
+
+/**
+ * Inverted-dropout mask (0 or 1/(1-p)) shaped like x, from a counter-based hash of
+ * (seed, module, element index): two rounds of the MINSTD generator in int64 arithmetic. Being a pure
+ * function of its inputs (no RNG state inside onnxruntime), the same seed gives the same mask in any
+ * session, which is what makes a resumed run identical to an uninterrupted one.
+ */
+function dropoutMask(x: Value, seed: Value, moduleIndex: number, rate: Value): Value {
+  const g = x.graph;
+  const n = o.reduceProd(o.shapeOf(x), [0], false);
+  const idx = g.addNode("Range", [o.scalar(g, 0, "int64"), n, o.scalar(g, 1, "int64")], {}, [
+    { dtype: "int64", shape: [o.mulDims(...x.shape)] },
+  ]).outputs[0]!;
+  const mod = (a: Value) =>
+    g.addNode("Mod", [a, o.scalar(g, MINSTD_M, "int64")], {}, [{ dtype: "int64", shape: a.shape }])
+      .outputs[0]!;
+  const salt = o.add(o.mul(seed, 1_000_003), moduleIndex * 7919);
+  let h = mod(o.add(mod(idx), mod(salt)));
+  h = mod(o.add(h, 1)); // never 0, a fixed point of MINSTD
+  h = mod(o.mul(h, MINSTD_A));
+  h = mod(o.mul(h, MINSTD_A));
+  const u = o.div(o.cast(h, "float32"), MINSTD_M);
+  const keep = o.cast(o.not(o.less(u, rate)), "float32");
+  return o.reshapeAs(o.div(keep, o.sub(1, rate)), x);
+}

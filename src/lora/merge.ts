@@ -1,0 +1,250 @@
+/**
+ * Merge arithmetic on Float32Arrays (products accumulated in float64), and combining adapters.
+ *
+ *   linear     W [out, in]:  W' = W + s·B·A                 (A [r, in], B [out, r])
+ *   Conv1D     W [in, out]:  W' = W + (s·B·A)ᵀ              (fan_in_fan_out)
+ *   embedding  W [vocab, dim]: W' = W + (B·A)ᵀ·s            (A [r, vocab], B [dim, r])
+ *
+ * as PEFT's Linear/Embedding.get_delta_weight (peft/tuners/lora/layer.py).
+ */
+import { LoraTsError } from "../util/errors.js";
+import { type Adapter, type AdapterTensor, loraKeys, parseAdapterKey } from "./adapter.js";
+import { type LoraConfig, scaling } from "./config.js";
+
+export interface Matrix {
+  shape: readonly number[];
+  data: Float32Array;
+}
+
+/**
+ * ΔW in the base weight's storage layout: [out, in] for a linear layer, [in, out] for Conv1D
+ * (fanInFanOut), [vocab, dim] for an embedding.
+ */
+export function deltaWeight(
+  A: Matrix,
+  B: Matrix,
+  s: number,
+  opts: { fanInFanOut?: boolean; embedding?: boolean } = {},
+): Float32Array {
+  if (A.shape.length !== 2 || B.shape.length !== 2 || A.shape[0] !== B.shape[1]) {
+    throw new LoraTsError(
+      `deltaWeight: A [${A.shape.join(", ")}] and B [${B.shape.join(", ")}] do not chain (A [r, n], B [m, r])`,
+    );
+  }
+  const [r, n] = A.shape as [number, number];
+  const m = B.shape[0]!;
+  const transpose = opts.embedding === true || opts.fanInFanOut === true;
+  const out = new Float32Array(m * n);
+  const acc = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    acc.fill(0);
+    for (let k = 0; k < r; k++) {
+      const b = B.data[i * r + k]!;
+      if (b === 0) continue;
+      const o = k * n;
+      for (let j = 0; j < n; j++) acc[j]! += b * A.data[o + j]!;
+    }
+    if (transpose) for (let j = 0; j < n; j++) out[j * m + i] = acc[j]! * s;
+    else for (let j = 0; j < n; j++) out[i * n + j] = acc[j]! * s;
+  }
+  return out;
+}
+
+/** W += delta, in place. */
+export function mergeInto(W: Float32Array, delta: Float32Array): Float32Array {
+  if (W.length !== delta.length)
+    throw new LoraTsError(`merge: weight has ${W.length} values, delta ${delta.length}`);
+  for (let i = 0; i < W.length; i++) W[i]! += delta[i]!;
+  return W;
+}
+
+/** W -= delta, in place: undoes mergeInto to float32 rounding. */
+export function unmerge(W: Float32Array, delta: Float32Array): Float32Array {
+  if (W.length !== delta.length)
+    throw new LoraTsError(`unmerge: weight has ${W.length} values, delta ${delta.length}`);
+  for (let i = 0; i < W.length; i++) W[i]! -= delta[i]!;
+  return W;
+}
+
+/** ΔW of one module of an adapter, in the base weight's layout; undefined if it has none. */
+export function adapterDelta(
+  adapter: Adapter,
+  path: string,
+  opts: { fanInFanOut?: boolean } = {},
+): Float32Array | undefined {
+  for (const kind of ["linear", "embedding"] as const) {
+    const keys = loraKeys(path, kind);
+    const A = adapter.tensors.get(keys.A);
+    const B = adapter.tensors.get(keys.B);
+    if (A && B) {
+      return deltaWeight(A, B, scaling(adapter.config, path), {
+        fanInFanOut: kind === "linear" && opts.fanInFanOut === true,
+        embedding: kind === "embedding",
+      });
+    }
+  }
+  return undefined;
+}
+
+/** config.r, or the largest rank_pattern value (PEFT's `_check_add_weighted_adapter`). */
+function maxRank(cfg: LoraConfig): number {
+  return Math.max(cfg.r, ...Object.values(cfg.rank_pattern));
+}
+
+/**
+ * A new adapter from several, as PEFT's add_weighted_adapter (peft/tuners/lora/model.py):
+ *
+ * - "linear" (all ranks equal): per module, with cᵢ = wᵢ·sᵢ,
+ *   A' = Σ sign(cᵢ)·√|cᵢ|·Aᵢ and B' = Σ √|cᵢ|·Bᵢ. This is not the weighted sum of the deltas
+ *   (there are cross terms Bᵢ·Aⱼ) unless a single weight is non-zero: weights [1, 0] reproduce the
+ *   first adapter exactly.
+ * - "cat": A' = [c₁·A₁; c₂·A₂; …] (rows), B' = [B₁, B₂, …] (columns), so
+ *   B'·A' = Σ wᵢ·sᵢ·Bᵢ·Aᵢ exactly, with rank Σ rᵢ.
+ *
+ * The new config is the first adapter's with r = lora_alpha = the new rank (so s = 1: the scalings
+ * are folded into the tensors), no rank/alpha patterns, use_rslora false and init true.
+ * (PEFT keeps the first adapter's use_rslora, which would scale its result by √r; we do not.)
+ * A module with a smaller rank than the new r is zero-padded, as PEFT's pre-allocated tensors are.
+ */
+export function combineAdapters(
+  adapters: readonly Adapter[],
+  weights: readonly number[],
+  type: "linear" | "cat",
+): Adapter {
+  if (adapters.length === 0) throw new LoraTsError("combine: no adapters given");
+  if (weights.length !== adapters.length) {
+    throw new LoraTsError(`combine: ${adapters.length} adapters but ${weights.length} weights`);
+  }
+  if (type !== "linear" && type !== "cat")
+    throw new LoraTsError(`combine: unknown combination type ${JSON.stringify(type)} (linear, cat)`);
+  for (const w of weights)
+    if (!Number.isFinite(w)) throw new LoraTsError(`combine: weight ${w} is not a finite number`);
+  const name = (i: number): string => adapters[i]!.source ?? `adapter ${i + 1}`;
+  const first = adapters[0]!.config;
+  for (let i = 0; i < adapters.length; i++) {
+    const c = adapters[i]!.config;
+    if (c.bias !== "none")
+      throw new LoraTsError(
+        `combine: ${name(i)} trains biases (bias ${JSON.stringify(c.bias)}), which cannot be combined`,
+      );
+    for (const f of ["layers_to_transform", "layers_pattern", "exclude_modules"] as const) {
+      if (JSON.stringify(c[f]) !== JSON.stringify(first[f])) {
+        throw new LoraTsError(
+          `combine: ${name(i)} has a different ${f} (${JSON.stringify(c[f])} vs ${JSON.stringify(first[f])})`,
+        );
+      }
+    }
+  }
+  const ranks = adapters.map((a) => maxRank(a.config));
+  let newRank: number;
+  if (type === "linear") {
+    if (new Set(ranks).size !== 1) {
+      throw new LoraTsError(
+        `combine linear: all adapters must have the same r, got ${ranks.join(", ")} (use cat)`,
+      );
+    }
+    newRank = ranks[0]!;
+  } else newRank = ranks.reduce((a, b) => a + b, 0);
+
+  // target_modules: union of lists; regexes joined with "|"; a mix is refused (as PEFT).
+  const tms = adapters.map((a) => a.config.target_modules);
+  let targetModules: string[] | string;
+  if (tms.every((t) => Array.isArray(t))) {
+    targetModules = [...new Set(tms.flatMap((t) => t as string[]))];
+  } else if (tms.every((t) => typeof t === "string")) {
+    const uniq = [...new Set(tms as string[])];
+    if (uniq.length > 1 && uniq.some((t) => t.toLowerCase() === "all-linear")) {
+      throw new LoraTsError('combine: cannot join target_modules "all-linear" with other patterns');
+    }
+    targetModules = uniq.length === 1 ? uniq[0]! : uniq.map((t) => `(${t})`).join("|");
+  } else {
+    throw new LoraTsError("combine: target_modules must all be lists or all be strings");
+  }
+
+  // Modules, in first-seen order, with each adapter's A, B and scaling.
+  type Entry = { A: AdapterTensor; B: AdapterTensor; s: number; w: number };
+  const modules = new Map<string, { kind: "linear" | "embedding"; entries: Entry[] }>();
+  adapters.forEach((ad, i) => {
+    for (const key of ad.tensors.keys()) {
+      const p = parseAdapterKey(key);
+      if (p.role !== "A") {
+        if (p.role !== "B")
+          throw new LoraTsError(
+            `combine: ${name(i)} has tensor ${JSON.stringify(key)}, which is not a LoRA A/B`,
+          );
+        continue;
+      }
+      const keys = loraKeys(p.path, p.kind!);
+      const B = ad.tensors.get(keys.B);
+      if (!B) throw new LoraTsError(`combine: ${name(i)} has ${keys.A} but no ${keys.B}`);
+      let m = modules.get(p.path);
+      if (!m) {
+        m = { kind: p.kind!, entries: [] };
+        modules.set(p.path, m);
+      }
+      if (m.kind !== p.kind)
+        throw new LoraTsError(
+          `combine: module ${p.path} is linear in one adapter and an embedding in another`,
+        );
+      m.entries.push({ A: ad.tensors.get(keys.A)!, B, s: scaling(ad.config, p.path), w: weights[i]! });
+    }
+  });
+
+  const tensors = new Map<string, AdapterTensor>();
+  for (const [path, { kind, entries }] of modules) {
+    const n = entries[0]!.A.shape[1]!;
+    const o = entries[0]!.B.shape[0]!;
+    for (const e of entries) {
+      if (e.A.shape[1] !== n || e.B.shape[0] !== o)
+        throw new LoraTsError(`combine: module ${path} has different shapes across adapters`);
+    }
+    const A = new Float32Array(newRank * n);
+    const B = new Float32Array(o * newRank);
+    if (type === "linear") {
+      const r = entries[0]!.A.shape[0]!;
+      for (const e of entries) {
+        if (e.A.shape[0] !== r)
+          throw new LoraTsError(
+            `combine linear: module ${path} has ranks ${entries.map((x) => x.A.shape[0]).join(", ")}`,
+          );
+      }
+      const accA = new Float64Array(r * n);
+      const accB = new Float64Array(o * r);
+      for (const e of entries) {
+        const c = e.w * e.s;
+        const wB = Math.sqrt(Math.abs(c));
+        const wA = c >= 0 ? wB : -wB;
+        for (let i = 0; i < r * n; i++) accA[i]! += wA * e.A.data[i]!;
+        for (let i = 0; i < o * r; i++) accB[i]! += wB * e.B.data[i]!;
+      }
+      A.set(accA); // rows 0..r-1; the rest (if the config rank is larger) stay zero
+      for (let i = 0; i < o; i++) for (let k = 0; k < r; k++) B[i * newRank + k] = accB[i * r + k]!;
+    } else {
+      let off = 0;
+      for (const e of entries) {
+        const r = e.A.shape[0]!;
+        const c = e.w * e.s;
+        for (let i = 0; i < r * n; i++) A[off * n + i] = c * e.A.data[i]!;
+        for (let i = 0; i < o; i++)
+          for (let k = 0; k < r; k++) B[i * newRank + off + k] = e.B.data[i * r + k]!;
+        off += r;
+      }
+    }
+    const keys = loraKeys(path, kind);
+    tensors.set(keys.A, { shape: [newRank, n], data: A, dtype: "float32" });
+    tensors.set(keys.B, { shape: [o, newRank], data: B, dtype: "float32" });
+  }
+
+  const config: LoraConfig = {
+    ...first,
+    raw: { ...first.raw },
+    r: newRank,
+    lora_alpha: newRank,
+    use_rslora: false,
+    rank_pattern: {},
+    alpha_pattern: {},
+    init_lora_weights: true,
+    target_modules: targetModules,
+  };
+  return { config, tensors };
+}
