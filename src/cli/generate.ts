@@ -4,9 +4,25 @@ import { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
-import { parseIds, parseNumber } from "./parse.js";
+import { chooseAdapter, collect, parseAdapterSpecs, parseIds, parseNumber } from "./parse.js";
 
-interface GenerateFlags {
+interface AdapterFlags {
+  adapter?: string[];
+  use?: string;
+}
+
+const ADAPTER_HELP = "LoRA adapter directory, or name=DIR (repeatable)";
+const USE_HELP = 'adapter to use when several are loaded ("none": the base model)';
+
+/** Loads the model with the --adapter flags; returns it with the feeds of the --use choice. */
+async function loadWithAdapters(model: string, f: AdapterFlags) {
+  const specs = parseAdapterSpecs(f.adapter);
+  const use = chooseAdapter(specs, f.use);
+  const lm = await CausalLM.load(model, { adapters: specs });
+  return { lm, feeds: lm.adapterFeeds(use) };
+}
+
+interface GenerateFlags extends AdapterFlags {
   model: string;
   prompt?: string;
   promptIds?: string;
@@ -23,6 +39,8 @@ export function registerGenerate(program: Command): void {
     .command("generate")
     .description("continue a prompt with the model (greedy unless --temperature > 0)")
     .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
+    .option("--adapter <dir>", ADAPTER_HELP, collect)
+    .option("--use <name>", USE_HELP)
     .option("--prompt <text>", "prompt text, encoded by the model's tokenizer")
     .option("--prompt-ids <ids>", "prompt token ids instead of text, e.g. 1,2,3")
     .option("--max-new-tokens <n>", "tokens to generate", "64")
@@ -35,7 +53,7 @@ export function registerGenerate(program: Command): void {
       if ((f.prompt === undefined) === (f.promptIds === undefined)) {
         throw new LoraTsError("generate: give exactly one of --prompt and --prompt-ids");
       }
-      const lm = await CausalLM.load(f.model);
+      const { lm, feeds } = await loadWithAdapters(f.model, f);
       let promptIds: number[];
       if (f.promptIds !== undefined) {
         promptIds = parseIds("--prompt-ids", f.promptIds);
@@ -60,6 +78,7 @@ export function registerGenerate(program: Command): void {
           topK: f.topK === undefined ? undefined : parseNumber("--top-k", f.topK, { integer: true, min: 1 }),
           topP: f.topP === undefined ? undefined : parseNumber("--top-p", f.topP, { min: 0 }),
           random: () => rng.float(),
+          extraFeeds: feeds,
           onToken: f.json
             ? undefined
             : (_, id) => {
@@ -82,12 +101,14 @@ export function registerGenerate(program: Command): void {
     .command("logits")
     .description("print the float32 logits at every position (a verification aid for small models)")
     .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
+    .option("--adapter <dir>", ADAPTER_HELP, collect)
+    .option("--use <name>", USE_HELP)
     .requiredOption("--ids <ids>", "token ids, e.g. 1,2,3")
     .option("--json", 'print {"logits":[[...],...]}')
-    .action(async (f: { model: string; ids: string; json?: boolean }) => {
+    .action(async (f: AdapterFlags & { model: string; ids: string; json?: boolean }) => {
       const ids = parseIds("--ids", f.ids);
-      const lm = await CausalLM.load(f.model);
-      const rows = await lm.logits(ids);
+      const { lm, feeds } = await loadWithAdapters(f.model, f);
+      const rows = await lm.logits(ids, feeds);
       if (f.json) process.stdout.write(`${JSON.stringify({ logits: rows.map((r) => Array.from(r)) })}\n`);
       else for (const r of rows) process.stdout.write(`${Array.from(r, (v) => v.toFixed(5)).join(" ")}\n`);
       await lm.release();

@@ -1,7 +1,13 @@
 /** `lora-ts info --model DIR [--json]`: what a model is, without building any graph. */
+
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { openModelDir } from "../io/hf-model.js";
 import { resolveModelPath } from "../io/model-path.js";
+import { parseLoraConfig, parseLoraSpec } from "../lora/config.js";
+import { countParams, selectTargets } from "../lora/targets.js";
+import { listModules } from "../models/modules.js";
+import { LoraTsError } from "../util/errors.js";
 
 export interface ModelSummary {
   architecture: string;
@@ -42,14 +48,70 @@ export function modelSummary(dir: string): ModelSummary {
   };
 }
 
+function printLoraAccounting(
+  dir: string,
+  baseParams: number,
+  f: { json?: boolean; lora?: string; loraConfig?: string },
+): void {
+  if (f.lora !== undefined && f.loraConfig !== undefined)
+    throw new LoraTsError("info: give --lora or --lora-config, not both");
+  const model = openModelDir(dir);
+  const cfg =
+    f.loraConfig !== undefined
+      ? parseLoraConfig(readJson(f.loraConfig), f.loraConfig)
+      : parseLoraSpec(f.lora!);
+  const selected = selectTargets(cfg, listModules(model.config), { modelType: model.config.modelType });
+  model.weights.close();
+  const count = countParams(selected, baseParams);
+  if (f.json) {
+    process.stdout.write(`${JSON.stringify(count)}\n`);
+    return;
+  }
+  const n = (x: number) => x.toLocaleString("en-US");
+  process.stdout.write(
+    `trainable ${n(count.trainable_params)} of ${n(count.total_params)} parameters (${count.trainable_percent.toFixed(2)}%)\n\n`,
+  );
+  const width = Math.max(6, ...count.modules.map((m) => m.name.length));
+  process.stdout.write(
+    `${"module".padEnd(width)}  ${"shape".padStart(12)}  ${"r".padStart(3)}  ${"r·(in+out)".padStart(10)}\n`,
+  );
+  for (const m of count.modules) {
+    const shape = `${m.out}×${m.in}`;
+    process.stdout.write(
+      `${m.name.padEnd(width)}  ${shape.padStart(12)}  ${String(m.r).padStart(3)}  ${n(m.params).padStart(10)}\n`,
+    );
+  }
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new LoraTsError(`${file}: cannot read`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new LoraTsError(`${file}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+  }
+}
+
 export function registerInfo(program: Command): void {
   program
     .command("info")
     .description("architecture, parameter count, dtype, layers, hidden size, heads and vocabulary of a model")
     .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
+    .option("--lora <spec>", "LoRA accounting, e.g. r=8,alpha=16,target=q_proj,v_proj")
+    .option("--lora-config <file>", "LoRA accounting from an adapter_config.json")
     .option("--json", "print JSON")
-    .action(async (f: { model: string; json?: boolean }) => {
-      const s = modelSummary(await resolveModelPath(f.model));
+    .action(async (f: { model: string; json?: boolean; lora?: string; loraConfig?: string }) => {
+      const dir = await resolveModelPath(f.model);
+      const s = modelSummary(dir);
+      if (f.lora !== undefined || f.loraConfig !== undefined) {
+        printLoraAccounting(dir, s.parameters, f);
+        return;
+      }
       if (f.json) {
         process.stdout.write(`${JSON.stringify(s)}\n`);
         return;

@@ -29,3 +29,42 @@ export function parseNumber(
   }
   return n;
 }
+
+export interface AdapterSpec {
+  name: string;
+  dir: string;
+}
+
+/** `--adapter DIR` or `--adapter name=DIR`, repeatable. An unnamed adapter is called "default". */
+export function parseAdapterSpecs(values: string[] | undefined): AdapterSpec[] {
+  const specs = (values ?? []).map((v) => {
+    const eq = v.indexOf("=");
+    return eq > 0 ? { name: v.slice(0, eq), dir: v.slice(eq + 1) } : { name: "default", dir: v };
+  });
+  const names = specs.map((s) => s.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup)
+    throw new LoraTsError(`--adapter: the name "${dup}" is given twice (use name=DIR for several adapters)`);
+  return specs;
+}
+
+/** Which adapter a call uses: --use NAME, "none" for the base model, or the only one loaded. */
+export function chooseAdapter(specs: AdapterSpec[], use: string | undefined): string | null {
+  if (use === "none" || (use === undefined && specs.length === 0)) return null;
+  if (use === undefined) {
+    if (specs.length === 1) return specs[0]!.name;
+    throw new LoraTsError(
+      `several adapters are loaded (${specs.map((s) => s.name).join(", ")}): choose one with --use`,
+    );
+  }
+  if (!specs.some((s) => s.name === use)) {
+    throw new LoraTsError(
+      `--use ${use}: no such adapter (loaded: ${specs.map((s) => s.name).join(", ") || "none"})`,
+    );
+  }
+  return use;
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { LoraTsError } from "../util/errors.js";
+import { registerAdapterCommands } from "./adapters.js";
 import { registerConvert } from "./convert.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
@@ -22,6 +23,7 @@ export function buildCli(): Command {
   registerConvert(program);
   registerGenerate(program);
   registerInfo(program);
+  registerAdapterCommands(program);
   return program;
 }
 

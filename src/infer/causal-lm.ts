@@ -7,18 +7,25 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.js";
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
+import { openModelDir } from "../io/hf-model.js";
 import { resolveModelPath } from "../io/model-path.js";
+import { loraContext } from "../lora/inject.js";
+import { AdapterSet } from "../lora/serve.js";
 import {
   type CacheTensors,
   type ContextWrapper,
   emptyCache,
   type ForwardResult,
   type ForwardRunner,
-  loadForward,
+  forwardRunner,
 } from "../models/index.js";
+import { listModules } from "../models/modules.js";
+import { LoraTsError } from "../util/errors.js";
 
 export interface LoadOptions {
-  /** Wraps the base layers, e.g. with LoRA adapters; their tensors are then passed as `extra` feeds. */
+  /** LoRA adapters to serve beside the base model, chosen per call by name. */
+  adapters?: { name: string; dir: string }[];
+  /** Wraps the base layers some other way; its inputs are then passed as `extra` feeds. */
   wrapContext?: ContextWrapper;
   session?: SessionOptions;
 }
@@ -27,14 +34,40 @@ export class CausalLM {
   private constructor(
     readonly runner: ForwardRunner,
     readonly tokenizer: Tokenizer | null,
+    /** The served adapters, or null when none were loaded. */
+    readonly adapters: AdapterSet | null,
   ) {}
 
   /** `dir`: a Hugging Face model directory, or a .gguf file (converted once into a cache folder). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
     dir = await resolveModelPath(dir);
     const tokenizer = existsSync(join(dir, "tokenizer.json")) ? Tokenizer.fromDir(dir) : null;
-    const runner = await loadForward(dir, { kvCache: true, attentionMask: true, ...opts });
-    return new CausalLM(runner, tokenizer);
+    const model = openModelDir(dir);
+    let adapters: AdapterSet | null = null;
+    let wrapContext = opts.wrapContext;
+    if (opts.adapters && opts.adapters.length > 0) {
+      const set = new AdapterSet(listModules(model.config), model.config.modelType);
+      for (const a of opts.adapters) set.load(a.name, a.dir);
+      const union = set.union();
+      wrapContext = (base) => loraContext(base, union, { scaleInGraph: false });
+      adapters = set;
+    }
+    const runner = await forwardRunner(model, {
+      kvCache: true,
+      attentionMask: true,
+      session: opts.session,
+      wrapContext,
+    });
+    return new CausalLM(runner, tokenizer, adapters);
+  }
+
+  /** Graph feeds that select a served adapter by name (null: the base model). */
+  adapterFeeds(name: string | null): Record<string, TensorValue> {
+    if (!this.adapters) {
+      if (name !== null) throw new LoraTsError(`no adapters are loaded, so "${name}" cannot be used`);
+      return {};
+    }
+    return this.adapters.feeds(name);
   }
 
   get config() {

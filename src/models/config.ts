@@ -166,7 +166,7 @@ function parseGpt2(j: Json, file: string): ModelConfig {
     ropeTheta: 0,
     ropeScaling: null,
     maxPositions: f.int("n_positions", 1024),
-    tieWordEmbeddings: true,
+    tieWordEmbeddings: f.bool("tie_word_embeddings", true),
     qkvBias: true,
     oBias: true,
     mlpBias: true,

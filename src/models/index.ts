@@ -117,13 +117,16 @@ export function buildForwardGraph(
   return g;
 }
 
+export type ForwardOptions = ForwardSignature & { session?: SessionOptions; wrapContext?: ContextWrapper };
+
 /** Opens a Hugging Face model folder and creates a logits session over its weights. */
-export async function loadForward(
-  dir: string,
-  opts: ForwardSignature & { session?: SessionOptions; wrapContext?: ContextWrapper } = {},
-): Promise<ForwardRunner> {
+export async function loadForward(dir: string, opts: ForwardOptions = {}): Promise<ForwardRunner> {
+  return forwardRunner(openModelDir(dir), opts);
+}
+
+/** A logits session over an opened model folder (closed with the runner, or here on failure). */
+export async function forwardRunner(model: HfModel, opts: ForwardOptions = {}): Promise<ForwardRunner> {
   const { session: sessionOptions, wrapContext, ...signature } = opts;
-  const model = openModelDir(dir);
   try {
     const g = buildForwardGraph(model, signature, wrapContext);
     const externalDir = model.weights.externalDir;

@@ -1,0 +1,50 @@
+/** `lora-ts merge` and `lora-ts combine`: adapters in, a model or a new adapter out. */
+import type { Command } from "commander";
+import { loadAdapter, saveAdapter } from "../lora/adapter.js";
+import { combineAdapters } from "../lora/merge.js";
+import { type MergeDtype, mergeModel } from "../lora/merge-model.js";
+import { LoraTsError } from "../util/errors.js";
+import { collect, parseAdapterSpecs, parseNumber } from "./parse.js";
+
+export function registerAdapterCommands(program: Command): void {
+  program
+    .command("merge")
+    .description(
+      "merge an adapter into the base weights (W' = W + s·B·A) and write a complete model directory",
+    )
+    .requiredOption("--model <dir>", "base model directory or .gguf file (only read)")
+    .requiredOption("--adapter <dir>", "PEFT adapter directory")
+    .requiredOption("--out <dir>", "output model directory (must not exist, unless --force)")
+    .option("--dtype <dtype>", "weights dtype: same, f32, bf16 or f16", "same")
+    .option("--force", "replace an existing output directory")
+    .action(async (f: { model: string; adapter: string; out: string; dtype: string; force?: boolean }) => {
+      if (!["same", "f32", "bf16", "f16"].includes(f.dtype)) {
+        throw new LoraTsError(`--dtype ${f.dtype}: use same, f32, bf16 or f16`);
+      }
+      const { merged } = await mergeModel({ ...f, dtype: f.dtype as MergeDtype });
+      process.stdout.write(`merged ${merged.length} weights; wrote ${f.out}\n`);
+    });
+
+  program
+    .command("combine")
+    .description("combine adapters into a new one: linear (equal ranks) or cat (ranks concatenated)")
+    .requiredOption("--adapter <dir>", "adapter directory, or name=DIR (repeatable, at least one)", collect)
+    .requiredOption("--weights <w>", "one weight per adapter, e.g. 0.7,0.3")
+    .option("--type <type>", "linear or cat", "linear")
+    .requiredOption("--out <dir>", "output adapter directory")
+    .action((f: { adapter: string[]; weights: string; type: string; out: string }) => {
+      const specs = parseAdapterSpecs(
+        f.adapter.map((a, i) => (a.includes("=") ? a : `adapter${i + 1}=${a}`)),
+      );
+      const weights = f.weights.split(",").map((w) => parseNumber("--weights", w));
+      if (f.type !== "linear" && f.type !== "cat")
+        throw new LoraTsError(`--type ${f.type}: use linear or cat`);
+      const combined = combineAdapters(
+        specs.map((s) => loadAdapter(s.dir)),
+        weights,
+        f.type,
+      );
+      saveAdapter(f.out, combined);
+      process.stdout.write(`wrote ${f.out}\n`);
+    });
+}

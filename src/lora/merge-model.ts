@@ -1,0 +1,97 @@
+/**
+ * `lora-ts merge`: W' = W + s·B·A written into a complete Hugging Face model directory, so inference
+ * costs nothing extra. The output is assembled in a temporary folder and renamed into place; the base
+ * model's files are only read.
+ */
+import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { DType } from "../graph/dtype.js";
+import { f32ToBf16, f32ToF16 } from "../graph/half.js";
+import { openModelDir } from "../io/hf-model.js";
+import { resolveModelPath } from "../io/model-path.js";
+import { writeSafetensors } from "../io/safetensors.js";
+import { listModules } from "../models/modules.js";
+import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { LoraTsError } from "../util/errors.js";
+import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
+import { adapterDelta, mergeInto } from "./merge.js";
+
+export type MergeDtype = "same" | "f32" | "bf16" | "f16";
+
+export interface MergeOptions {
+  model: string;
+  adapter: string | Adapter;
+  out: string;
+  dtype?: MergeDtype;
+  force?: boolean;
+}
+
+const OUT_DTYPE: Record<Exclude<MergeDtype, "same">, DType> = {
+  f32: "float32",
+  bf16: "bfloat16",
+  f16: "float16",
+};
+
+function encode(data: Float32Array, dtype: DType) {
+  if (dtype === "bfloat16") return f32ToBf16(data);
+  if (dtype === "float16") return f32ToF16(data);
+  return data;
+}
+
+export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[] }> {
+  const dir = await resolveModelPath(opts.model);
+  const model = openModelDir(dir);
+  const cfg = model.config;
+  const modules = listModules(cfg);
+  const adapter = typeof opts.adapter === "string" ? loadAdapter(opts.adapter) : opts.adapter;
+  const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });
+  if ([...adapter.tensors.keys()].some((k) => k.endsWith(".bias"))) {
+    throw new LoraTsError(`${adapter.source ?? "adapter"}: merging trained biases is not supported yet`);
+  }
+  const wantDtype =
+    (opts.dtype ?? "same") === "same" ? null : OUT_DTYPE[opts.dtype as Exclude<MergeDtype, "same">];
+  if (opts.dtype && opts.dtype !== "same" && !wantDtype)
+    throw new LoraTsError(`--dtype ${opts.dtype}: use same, f32, bf16 or f16`);
+
+  // A tied model whose head or embedding is adapted must be untied: unmerged, the LoRA acts on one of
+  // the two uses of the table only, so after merging they differ.
+  const embedPath = cfg.family === "gpt2" ? "transformer.wte" : "model.embed_tokens";
+  const untie = cfg.tieWordEmbeddings && selected.some((s) => s.path === "lm_head" || s.path === embedPath);
+  const deltas = new Map<string, Float32Array>();
+  for (const s of selected) {
+    const delta = adapterDelta(adapter, s.path, { fanInFanOut: s.fanInFanOut });
+    if (delta) deltas.set(`${s.path}.weight`, delta);
+  }
+  const names = model.weights.names();
+  if (untie) names.push("lm_head.weight");
+  const tensors = names.map((name) => {
+    const info = { ...model.weights.info(name) };
+    if (name === "lm_head.weight") info.shape = [cfg.vocabSize, cfg.hidden];
+    const dtype = wantDtype ?? info.dtype;
+    const delta = deltas.get(name);
+    if (!delta && dtype === info.dtype)
+      return { name, dtype, shape: info.shape, data: model.weights.readTyped(name) };
+    const w = model.weights.readFloat32(name);
+    return { name, dtype, shape: info.shape, data: encode(delta ? mergeInto(w, delta) : w, dtype) };
+  });
+
+  await writeDirAtomic(
+    opts.out,
+    (tmp) => {
+      // Everything but the weights (tokenizer, generation config, ...) is copied as it is.
+      for (const f of readdirSync(dir)) {
+        const isWeights =
+          f.endsWith(".safetensors") || f === "model.safetensors.index.json" || f === "config.json";
+        if (!isWeights && statSync(join(dir, f)).isFile()) copyFileSync(join(dir, f), join(tmp, f));
+      }
+      const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+      if (untie) config["tie_word_embeddings"] = false;
+      if (wantDtype) config["torch_dtype"] = wantDtype;
+      writeJsonAtomic(join(tmp, "config.json"), config);
+      writeSafetensors(join(tmp, "model.safetensors"), tensors, { format: "pt" });
+    },
+    { replace: opts.force },
+  );
+  model.weights.close();
+  return { merged: [...deltas.keys()] };
+}

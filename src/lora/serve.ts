@@ -1,0 +1,82 @@
+/**
+ * Several adapters beside one base model. The serving graph is built once over the union of the
+ * modules any loaded adapter targets; choosing an adapter per call is only a matter of which tensors
+ * are fed: the chosen adapter's A and s·B, and zeros (rank 1) for modules it does not touch.
+ * Choosing none feeds zeros everywhere, which gives exactly the base model's outputs.
+ */
+import type { TensorValue } from "../graph/runtime.js";
+import type { ModuleInfo } from "../models/module.js";
+import { LoraTsError } from "../util/errors.js";
+import { type Adapter, loadAdapter, loraKeys, validateAdapter } from "./adapter.js";
+import type { SelectedModule } from "./targets.js";
+
+interface Loaded {
+  adapter: Adapter;
+  selected: SelectedModule[];
+  feeds?: Record<string, TensorValue>;
+}
+
+export class AdapterSet {
+  private readonly loaded = new Map<string, Loaded>();
+
+  constructor(
+    readonly modules: readonly ModuleInfo[],
+    readonly modelType: string,
+  ) {}
+
+  get names(): string[] {
+    return [...this.loaded.keys()];
+  }
+
+  /** Adds an adapter under `name`, checking every tensor against the model. */
+  add(name: string, adapter: Adapter): void {
+    if (this.loaded.has(name)) throw new LoraTsError(`adapter name "${name}" is used twice`);
+    const selected = validateAdapter(adapter, this.modules, { modelType: this.modelType });
+    const bias = [...adapter.tensors.keys()].find((k) => k.endsWith(".bias"));
+    if (bias)
+      throw new LoraTsError(
+        `${adapter.source ?? name}: tensor "${bias}": trained biases are not supported when serving yet`,
+      );
+    this.loaded.set(name, { adapter, selected });
+  }
+
+  load(name: string, dir: string): void {
+    this.add(name, loadAdapter(dir));
+  }
+
+  /** Every module some adapter targets (rank and scaling are per adapter, fed at run time). */
+  union(): SelectedModule[] {
+    const byPath = new Map<string, SelectedModule>();
+    for (const { selected } of this.loaded.values()) {
+      for (const s of selected) if (!byPath.has(s.path)) byPath.set(s.path, { ...s, scaling: 1 });
+    }
+    // Keep the model's module order, so graph inputs are declared in a stable order.
+    return this.modules.flatMap((m) => byPath.get(m.path) ?? []);
+  }
+
+  /** Graph feeds for the chosen adapter, or for the base model (null). */
+  feeds(name: string | null): Record<string, TensorValue> {
+    const chosen = name === null ? undefined : this.loaded.get(name);
+    if (name !== null && !chosen) {
+      throw new LoraTsError(`no adapter named "${name}" (loaded: ${this.names.join(", ") || "none"})`);
+    }
+    if (chosen?.feeds) return chosen.feeds;
+    const mine = new Map(chosen?.selected.map((s) => [s.path, s]));
+    const feeds: Record<string, TensorValue> = {};
+    for (const u of this.union()) {
+      const keys = loraKeys(u.path, u.kind);
+      const s = mine.get(u.path);
+      if (s && chosen) {
+        const A = chosen.adapter.tensors.get(keys.A)!;
+        const B = chosen.adapter.tensors.get(keys.B)!;
+        feeds[keys.A] = { dtype: "float32", dims: A.shape, data: A.data };
+        feeds[keys.B] = { dtype: "float32", dims: B.shape, data: B.data.map((v) => v * s.scaling) };
+      } else {
+        feeds[keys.A] = { dtype: "float32", dims: [1, u.in], data: new Float32Array(u.in) };
+        feeds[keys.B] = { dtype: "float32", dims: [u.out, 1], data: new Float32Array(u.out) };
+      }
+    }
+    if (chosen) chosen.feeds = feeds;
+    return feeds;
+  }
+}

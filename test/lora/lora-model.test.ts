@@ -1,0 +1,227 @@
+/**
+ * LoRA on real model graphs: unmerged adapter == merged model, B = 0 == base (bit for bit), several
+ * named adapters on one session, linear combination [1, 0] == the first adapter, and the CLI flags.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { CausalLM } from "../../src/infer/causal-lm.js";
+import { convertLlama2c } from "../../src/io/convert-llama2c.js";
+import { openModelDir } from "../../src/io/hf-model.js";
+import { type Adapter, createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { makeLoraConfig } from "../../src/lora/config.js";
+import { combineAdapters } from "../../src/lora/merge.js";
+import { mergeModel } from "../../src/lora/merge-model.js";
+import { selectTargets } from "../../src/lora/targets.js";
+import { parseModelConfig } from "../../src/models/config.js";
+import { gpt2TensorShapes } from "../../src/models/gpt2.js";
+import { listModules } from "../../src/models/modules.js";
+import { Rng } from "../../src/util/rng.js";
+import { runCli } from "../helpers/cli.js";
+import { needsShared, sharedPath } from "../helpers/shared.js";
+import { gpt2Config, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+
+const IDS = [1, 403, 407, 261, 378, 1, 25, 62, 3, 91, 200, 311];
+
+/** An adapter on `targets` with random A and non-zero random B (or B = 0 when zeroB). */
+function randomAdapter(
+  modelDir: string,
+  targets: string[],
+  seed: number,
+  opts: { zeroB?: boolean; r?: number } = {},
+): Adapter {
+  const model = openModelDir(modelDir);
+  const config = makeLoraConfig({ r: opts.r ?? 4, lora_alpha: 8, target_modules: targets });
+  const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
+  model.weights.close();
+  const { adapter } = createAdapter(config, selected, { seed });
+  const rng = new Rng(seed + 1);
+  for (const [key, t] of adapter.tensors) {
+    if (opts.zeroB && /lora_B|lora_embedding_B/.test(key)) t.data.fill(0);
+    else if (!opts.zeroB) rng.fillNormal(t.data, 0, 0.1);
+  }
+  return adapter;
+}
+
+/** Logits of IDS (taken modulo the vocabulary) with the named adapter (default: the first given). */
+async function logitsOf(model: string, adapters: { name: string; dir: string }[] = [], use?: string | null) {
+  const lm = await CausalLM.load(model, { adapters });
+  const ids = IDS.map((i) => i % lm.config.vocabSize);
+  const rows = await lm.logits(ids, lm.adapterFeeds(use === undefined ? (adapters[0]?.name ?? null) : use));
+  await lm.release();
+  return rows;
+}
+
+function maxDiff(a: Float32Array[], b: Float32Array[]): number {
+  let m = 0;
+  a.forEach((row, t) => {
+    row.forEach((v, i) => {
+      m = Math.max(m, Math.abs(v - b[t]![i]!));
+    });
+  });
+  return m;
+}
+
+async function stories(): Promise<string> {
+  const dir = join(tempDir(), "stories260K");
+  await convertLlama2c({
+    model: sharedPath("models/stories260K/stories260K.bin"),
+    tokenizer: sharedPath("models/stories260K/tok512.bin"),
+    out: dir,
+  });
+  return dir;
+}
+
+const ALL_TARGETS = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+  "embed_tokens",
+];
+const skip = needsShared("models/stories260K/stories260K.bin");
+
+test("stories260K: an adapter on q,k,v,o,gate,up,down and the embedding, unmerged == merged within 1e-4", {
+  skip,
+}, async () => {
+  const model = await stories();
+  const adapterDir = join(tempDir(), "adapter");
+  saveAdapter(adapterDir, randomAdapter(model, ALL_TARGETS, 7));
+  const merged = join(tempDir(), "merged");
+  const { merged: names } = await mergeModel({ model, adapter: adapterDir, out: merged });
+  assert.equal(names.length, 5 * 7 + 1);
+  const base = await logitsOf(model);
+  const unmergedLogits = await logitsOf(model, [{ name: "a", dir: adapterDir }]);
+  const mergedLogits = await logitsOf(merged);
+  assert.ok(maxDiff(base, unmergedLogits) > 0.1, "the adapter must change the logits");
+  const d = maxDiff(unmergedLogits, mergedLogits);
+  assert.ok(d < 1e-4, `unmerged vs merged: max |diff| ${d}`);
+});
+
+test("stories260K: an adapter with B = 0 gives bit-identical logits to the base model", {
+  skip,
+}, async () => {
+  const model = await stories();
+  const adapterDir = join(tempDir(), "zero");
+  saveAdapter(adapterDir, randomAdapter(model, ALL_TARGETS, 3, { zeroB: true }));
+  const base = await logitsOf(model);
+  const withZero = await logitsOf(model, [{ name: "z", dir: adapterDir }]);
+  assert.equal(maxDiff(base, withZero), 0);
+  base.forEach((row, t) => assert.deepEqual(new Uint8Array(row.buffer), new Uint8Array(withZero[t]!.buffer)));
+});
+
+test("stories260K: two named adapters on one session, --use, none, and linear combination [1, 0]", {
+  skip,
+}, async () => {
+  const model = await stories();
+  const a = join(tempDir(), "a");
+  const b = join(tempDir(), "b");
+  saveAdapter(a, randomAdapter(model, ["q_proj", "v_proj"], 11));
+  saveAdapter(b, randomAdapter(model, ["k_proj", "o_proj", "up_proj"], 12, { r: 2 }));
+  const both = [
+    { name: "a", dir: a },
+    { name: "b", dir: b },
+  ];
+  const lm = await CausalLM.load(model, { adapters: both });
+  const viaA = await lm.logits(IDS, lm.adapterFeeds("a"));
+  const viaB = await lm.logits(IDS, lm.adapterFeeds("b"));
+  const viaNone = await lm.logits(IDS, lm.adapterFeeds(null));
+  await lm.release();
+  assert.ok(maxDiff(viaA, await logitsOf(model, [{ name: "a", dir: a }], "a")) < 1e-5);
+  assert.ok(maxDiff(viaB, await logitsOf(model, [{ name: "b", dir: b }], "b")) < 1e-5);
+  assert.equal(maxDiff(viaNone, await logitsOf(model)), 0);
+  assert.ok(maxDiff(viaA, viaB) > 0.1);
+
+  // Linear combination with weights [1, 0] (equal ranks) reproduces the first adapter.
+  const a2 = join(tempDir(), "a2");
+  saveAdapter(a2, randomAdapter(model, ["q_proj", "v_proj"], 13));
+  const { loadAdapter } = await import("../../src/lora/adapter.js");
+  const combined = join(tempDir(), "combined");
+  saveAdapter(combined, combineAdapters([loadAdapter(a), loadAdapter(a2)], [1, 0], "linear"));
+  const d = maxDiff(viaA, await logitsOf(model, [{ name: "c", dir: combined }]));
+  assert.ok(d < 1e-4, `combination [1, 0] vs first adapter: ${d}`);
+
+  // The CLI: logits with --use, generate with two adapters.
+  const cliLogits = (args: string[]) => {
+    const r = runCli(["logits", "--model", model, "--ids", IDS.join(","), "--json", ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { logits: number[][] }).logits.map((row) => Float32Array.from(row));
+  };
+  const named = ["--adapter", `a=${a}`, "--adapter", `b=${b}`];
+  assert.ok(maxDiff(cliLogits([...named, "--use", "b"]), viaB) < 1e-5);
+  assert.ok(maxDiff(cliLogits(["--adapter", a]), viaA) < 1e-5);
+  const gen = runCli([
+    "generate",
+    "--model",
+    model,
+    ...named,
+    "--use",
+    "a",
+    "--prompt-ids",
+    "1",
+    "--max-new-tokens",
+    "8",
+    "--json",
+  ]);
+  assert.equal(gen.code, 0, gen.stderr);
+  assert.equal((JSON.parse(gen.stdout) as { ids: number[] }).ids.length, 8);
+  const noUse = runCli(["generate", "--model", model, ...named, "--prompt-ids", "1"]);
+  assert.equal(noUse.code, 1);
+  assert.match(noUse.stderr, /^error: several adapters are loaded \(a, b\): choose one with --use\n$/);
+});
+
+test("GPT-2 (Conv1D, fan_in_fan_out): c_attn + c_fc + wte adapter, unmerged == merged; merge --dtype bf16", async () => {
+  const cfg = gpt2Config();
+  const shapes = gpt2TensorShapes(parseModelConfig(cfg, "config.json"));
+  shapes.delete("lm_head.weight");
+  const model = writeModelDir(tempDir(), cfg, randomWeights(shapes, 21));
+  const adapterDir = join(tempDir(), "adapter");
+  saveAdapter(adapterDir, randomAdapter(model, ["c_attn", "c_fc", "wte"], 5));
+  const merged = join(tempDir(), "merged");
+  const r = runCli(["merge", "--model", model, "--adapter", adapterDir, "--out", merged]);
+  assert.equal(r.code, 0, r.stderr);
+  const d = maxDiff(await logitsOf(model, [{ name: "x", dir: adapterDir }]), await logitsOf(merged));
+  assert.ok(d < 1e-4, `unmerged vs merged: ${d}`);
+  // Writing over an existing directory needs --force; the base is never touched.
+  const again = runCli(["merge", "--model", model, "--adapter", adapterDir, "--out", merged]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already exists/);
+  const bf16 = join(tempDir(), "merged-bf16");
+  assert.equal(
+    runCli(["merge", "--model", model, "--adapter", adapterDir, "--out", bf16, "--dtype", "bf16"]).code,
+    0,
+  );
+  const m = openModelDir(bf16);
+  assert.equal(m.weights.info("transformer.h.0.attn.c_attn.weight").dtype, "bfloat16");
+  m.weights.close();
+});
+
+test("an adapter whose shapes do not fit the model is a one-line error naming the key", async () => {
+  const cfg = gpt2Config();
+  const shapes = gpt2TensorShapes(parseModelConfig(cfg, "config.json"));
+  shapes.delete("lm_head.weight");
+  const model = writeModelDir(tempDir(), cfg, randomWeights(shapes, 22));
+  const other = writeModelDir(
+    tempDir(),
+    gpt2Config({ n_embd: 12 }),
+    randomWeights(
+      (() => {
+        const s = gpt2TensorShapes(parseModelConfig(gpt2Config({ n_embd: 12 }), "config.json"));
+        s.delete("lm_head.weight");
+        return s;
+      })(),
+      23,
+    ),
+  );
+  const adapterDir = join(tempDir(), "adapter");
+  saveAdapter(adapterDir, randomAdapter(other, ["c_attn"], 5));
+  const r = runCli(["logits", "--model", model, "--adapter", adapterDir, "--ids", "1,2"]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /^error: .*tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight": shape \[4, 12\].*\n$/,
+  );
+});
