@@ -10,6 +10,7 @@ import { registerAdapterCommands } from "./adapters.js";
 import { registerConvert } from "./convert.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerTrain } from "./train.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -24,6 +25,7 @@ export function buildCli(): Command {
   registerGenerate(program);
   registerInfo(program);
   registerAdapterCommands(program);
+  registerTrain(program);
   return program;
 }
 

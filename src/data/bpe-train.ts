@@ -210,7 +210,10 @@ export function trainBpe(texts: Iterable<string>, options: BpeTrainOptions): Bpe
     if (lastWordOf.get(key) === wi) return;
     lastWordOf.set(key, wi);
     let list = where.get(key);
-    if (!list) where.set(key, (list = []));
+    if (!list) {
+      list = [];
+      where.set(key, list);
+    }
     list.push(wi);
   };
   for (let wi = 0; wi < words.length; wi++) {

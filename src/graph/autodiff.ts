@@ -6,6 +6,7 @@
  * written with ordinary ONNX ops (onnxruntime's inference build has no *Grad kernels).
  */
 import { GraphBuildError } from "../util/errors.js";
+import { isFloat } from "./dtype.js";
 import type { Node, Value } from "./ir.js";
 import { add, fill, zerosLike } from "./ops.js";
 import { fmtShape, shapeEq } from "./shape.js";
@@ -40,10 +41,12 @@ export function hasGradRule(op: string, domain = ""): boolean {
  */
 export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
   const g = loss.graph;
-  // Forward pass: which values depend on some wrt value.
+  // Forward pass: which values depend on some wrt value. Integer and bool values (shapes, indices,
+  // masks) carry no gradient, even when computed from a differentiable value (e.g. Shape(x)).
   const active = new Set<Value>(wrt);
   for (const n of g.nodes) {
-    if (n.inputs.some((x) => x && active.has(x))) for (const o of n.outputs) active.add(o);
+    if (n.inputs.some((x) => x && active.has(x)))
+      for (const o of n.outputs) if (isFloat(o.dtype)) active.add(o);
   }
   if (!active.has(loss)) {
     // No path at all: every gradient is zero.

@@ -36,6 +36,7 @@ import { basename, dirname, join } from "node:path";
 import type { DType } from "../graph/dtype.js";
 import { f32ToBf16, f32ToF16 } from "../graph/half.js";
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../io/safetensors.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
 import { type LoraConfig, loraConfigToJson, parseLoraConfig } from "./config.js";
 import { initLoraPair } from "./init.js";
@@ -269,7 +270,12 @@ export function loadAdapter(
  * dtype: "float32" (default, as PEFT), "same" (each tensor in the dtype it was loaded from),
  * "float16" or "bfloat16".
  */
-export function saveAdapter(
+/**
+ * Writes adapter_config.json and adapter_model.safetensors into an existing directory, each file
+ * atomically (temp + rename). saveAdapter assembles a whole directory; the trainer writes its final
+ * adapter beside its checkpoints with this.
+ */
+export function writeAdapterFiles(
   dir: string,
   adapter: Adapter,
   opts: { dtype?: "float32" | "same" | "float16" | "bfloat16" } = {},
@@ -286,8 +292,18 @@ export function saveAdapter(
     const dt: SourceDtype = dtypeOpt === "same" ? (t.dtype ?? "float32") : dtypeOpt;
     list.push({ name, dtype: dt as DType, shape: t.shape, data: convert(t.data, dt) });
   }
-  const configJson = `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`;
+  writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), list, { format: "pt" });
+  writeFileAtomic(
+    join(dir, ADAPTER_CONFIG_NAME),
+    `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`,
+  );
+}
 
+export function saveAdapter(
+  dir: string,
+  adapter: Adapter,
+  opts: { dtype?: "float32" | "same" | "float16" | "bfloat16" } = {},
+): void {
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
@@ -302,8 +318,7 @@ export function saveAdapter(
         if (!own.has(name)) cpSync(join(dir, name), join(tmp, name), { recursive: true });
       }
     }
-    writeSafetensors(join(tmp, ADAPTER_WEIGHTS_NAME), list, { format: "pt" });
-    writeTextSync(join(tmp, ADAPTER_CONFIG_NAME), configJson);
+    writeAdapterFiles(tmp, adapter, opts);
     if (existsSync(dir)) {
       const old = join(parent, `.${basename(dir)}.${process.pid}.${randomBytes(4).toString("hex")}.old`);
       renameSync(dir, old);
@@ -321,18 +336,6 @@ export function saveAdapter(
     rmSync(tmp, { recursive: true, force: true });
     if (e instanceof LoraTsError) throw e;
     throw new LoraTsError(`${dir}: cannot write adapter (${(e as Error).message.split("\n")[0]})`);
-  }
-}
-
-function writeTextSync(path: string, text: string): void {
-  const fd = openSync(path, "wx");
-  try {
-    const buf = Buffer.from(text, "utf8");
-    let done = 0;
-    while (done < buf.length) done += writeSync(fd, buf, done);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -1,0 +1,74 @@
+/**
+ * Loss and perplexity over the tokens training would score (completion / assistant tokens unless
+ * trainOnInputs), as `lora-ts eval` prints them: the mean over every scored token of the data set.
+ */
+import { DataLoader, padIdOf } from "../data/batching.js";
+import { buildExamples, type Example } from "../data/examples.js";
+import { readDataset } from "../data/formats.js";
+import { Tokenizer } from "../data/tokenizer.js";
+import { openModelDir } from "../io/hf-model.js";
+import { resolveModelPath } from "../io/model-path.js";
+import { loadAdapter, validateAdapter } from "../lora/adapter.js";
+import { listModules } from "../models/modules.js";
+import { LoraTsError } from "../util/errors.js";
+import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
+
+export interface LossResult {
+  loss: number;
+  perplexity: number;
+  tokens: number;
+}
+
+/** Token-weighted mean loss of `examples` through a built step (dropout off). */
+export async function meanLoss(
+  step: TrainStep,
+  values: readonly Float32Array[],
+  examples: readonly Example[],
+  opts: { batchSize: number; padId: number },
+): Promise<LossResult> {
+  let lossSum = 0;
+  let tokens = 0;
+  const loader = new DataLoader(examples, { batchSize: opts.batchSize, padId: opts.padId, shuffle: false });
+  for (let i = 0; i < loader.batchesPerEpoch; i++) {
+    const b = loader.next();
+    const targets = shiftLabels(b.labels, b.batch, b.seq);
+    const n = scoredTokens(targets);
+    if (n === 0) continue;
+    const { loss } = await step.run({ ...b, targets }, values, { train: false });
+    lossSum += loss * n;
+    tokens += n;
+  }
+  const loss = lossSum / Math.max(tokens, 1);
+  return { loss, perplexity: Math.exp(loss), tokens };
+}
+
+export interface EvaluateOptions {
+  model: string;
+  adapter?: string;
+  data: string;
+  maxLength?: number;
+  batchSize?: number;
+  trainOnInputs?: boolean;
+}
+
+export async function evaluate(o: EvaluateOptions): Promise<LossResult> {
+  const dir = await resolveModelPath(o.model);
+  const model = openModelDir(dir);
+  const tok = Tokenizer.fromDir(dir);
+  const maxLength = Math.min(o.maxLength ?? 512, model.config.maxPositions);
+  const { examples } = buildExamples(readDataset(o.data), tok, { maxLength, trainOnInputs: o.trainOnInputs });
+  if (examples.length === 0) throw new LoraTsError(`${o.data}: no example has a token to score`);
+  let selected: ReturnType<typeof validateAdapter> = [];
+  let values: Float32Array[] = [];
+  const adapter = o.adapter ? loadAdapter(o.adapter) : null;
+  if (adapter)
+    selected = validateAdapter(adapter, listModules(model.config), { modelType: model.config.modelType });
+  const step = await buildTrainStep(model, { mode: "lora", selected, dropout: 0 }, {}, false);
+  if (adapter) values = step.params.map((p) => adapter.tensors.get(p.name)!.data);
+  try {
+    return await meanLoss(step, values, examples, { batchSize: o.batchSize ?? 4, padId: padIdOf(tok) });
+  } finally {
+    await step.release();
+    model.weights.close();
+  }
+}

@@ -1,0 +1,60 @@
+/** What a training run reports as it goes: the progress bar, metrics.jsonl and the report read these. */
+
+export interface StepMetrics {
+  type: "train";
+  /** Optimizer steps done (1-based after the first update). */
+  step: number;
+  epoch: number;
+  /** Mean token loss of this step's batches. */
+  loss: number;
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Scored tokens in this step. */
+  tokens: number;
+  tokensPerSec: number;
+  elapsedSec: number;
+}
+
+export interface EvalMetrics {
+  type: "eval";
+  step: number;
+  loss: number;
+  perplexity: number;
+  /** Scored tokens in the validation set. */
+  tokens: number;
+}
+
+export type Metrics = StepMetrics | EvalMetrics;
+
+export interface TrainStart {
+  totalSteps: number;
+  /** Step the run starts from (> 0 when resumed). */
+  startStep: number;
+  trainableParams: number;
+  totalParams: number;
+  mode: "lora" | "full";
+}
+
+export interface TrainSummary {
+  mode: "lora" | "full";
+  outDir: string;
+  steps: number;
+  seconds: number;
+  trainableParams: number;
+  totalParams: number;
+  finalTrainLoss: number | null;
+  firstEvalLoss: number | null;
+  finalEvalLoss: number | null;
+  /** Bytes of what was saved (adapter or full model) and of the base model's weights. */
+  savedBytes: number;
+  baseBytes: number;
+}
+
+export interface TrainerEvents {
+  onStart?(info: TrainStart): void;
+  onStep?(m: StepMetrics): void;
+  onEval?(m: EvalMetrics): void;
+  onCheckpoint?(dir: string, step: number): void;
+  onEnd?(summary: TrainSummary): void;
+}

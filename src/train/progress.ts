@@ -1,0 +1,235 @@
+/**
+ * What the user sees while a run trains. On a terminal: one redrawn progress bar (cli-progress) with
+ * step/total, loss (EMA-smoothed and the last value), learning rate, tokens/s and ETA; eval results and
+ * checkpoints are printed as their own lines above it. Elsewhere (CI logs, pipes, files): one plain line
+ * every N steps, N chosen so a run prints about 20 of them, plus the first and the last step.
+ */
+import cliProgress from "cli-progress";
+import type { EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
+
+/** Where progress goes: a terminal (isTTY true) gets a bar, anything else plain lines. */
+export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+
+export interface ProgressOptions {
+  /** Default process.stderr, so that stdout stays clean for results. */
+  stream?: ProgressStream;
+  /** false: report nothing. Default true. */
+  enabled?: boolean;
+  /** Plain-line mode: print every this many steps (default: about 20 lines per run). */
+  everySteps?: number;
+  /** Smoothing factor of the loss EMA (default 0.9). */
+  emaBeta?: number;
+}
+
+/** Lines per run in plain-line mode, besides the first and last step. */
+export const PLAIN_LINES_PER_RUN = 20;
+
+/** Running exponential moving average with bias correction (as Adam and TensorBoard do). */
+export class LossEma {
+  private m = 0;
+  private n = 0;
+  constructor(readonly beta = 0.9) {}
+  push(x: number): number {
+    if (!Number.isFinite(x)) return this.value;
+    this.n++;
+    this.m = this.beta * this.m + (1 - this.beta) * x;
+    return this.value;
+  }
+  get value(): number {
+    return this.n === 0 ? Number.NaN : this.m / (1 - this.beta ** this.n);
+  }
+}
+
+export function formatDuration(sec: number): string {
+  if (!Number.isFinite(sec) || sec < 0) return "?";
+  const s = Math.round(sec);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(m / 60);
+  return `${h}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+function fmtLoss(x: number, digits = 4): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : String(x);
+}
+
+function fmtLr(x: number): string {
+  return Number.isFinite(x) ? x.toExponential(2) : String(x);
+}
+
+function fmtRate(x: number): string {
+  if (!Number.isFinite(x)) return "?";
+  if (x >= 100_000) return `${(x / 1000).toFixed(0)}k`;
+  if (x >= 10_000) return `${(x / 1000).toFixed(1)}k`;
+  return x >= 100 ? x.toFixed(0) : x.toFixed(1);
+}
+
+export function evalLine(m: EvalMetrics): string {
+  return `eval @ step ${m.step}: loss ${fmtLoss(m.loss, 3)}, perplexity ${fmtLoss(m.perplexity, 2)}`;
+}
+
+export function checkpointLine(dir: string, step: number): string {
+  return `checkpoint @ step ${step}: ${dir}`;
+}
+
+interface Shown {
+  step: number;
+  total: number | null;
+  ema: number;
+  last: number;
+  lr: number;
+  tps: number;
+  etaSec: number;
+}
+
+function plainStepLine(s: Shown): string {
+  const width = s.total === null ? 0 : String(s.total).length;
+  const stepStr = s.total === null ? String(s.step) : `${String(s.step).padStart(width)}/${s.total}`;
+  const eta = s.total === null ? "" : ` | ETA ${formatDuration(s.etaSec)}`;
+  return (
+    `step ${stepStr} | loss ${fmtLoss(s.ema)} (last ${fmtLoss(s.last)}) | lr ${fmtLr(s.lr)}` +
+    ` | ${fmtRate(s.tps)} tok/s${eta}`
+  );
+}
+
+/** The internals of cli-progress's MultiBar that we touch (its redraw timer). */
+interface MultiBarInternals {
+  update(): void;
+  timer: NodeJS.Timeout | null;
+}
+
+export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
+  if (opts.enabled === false) return {};
+  const stream: ProgressStream = opts.stream ?? process.stderr;
+  const tty = stream.isTTY === true;
+  const ema = new LossEma(opts.emaBeta ?? 0.9);
+
+  let start: TrainStart | null = null;
+  let t0: number | null = null;
+  let firstStep: number | null = null; // step the timing is measured from (exclusive)
+  let every = opts.everySteps ?? 0;
+  let lastShown: Shown | null = null;
+  let lastPrintedStep = -1;
+
+  // Terminal mode: a MultiBar with a single bar, because it can print log lines above the bar.
+  let multi: cliProgress.MultiBar | null = null;
+  let bar: cliProgress.SingleBar | null = null;
+
+  const write = (line: string) => {
+    stream.write(`${line}\n`);
+  };
+
+  const ensureBar = (total: number, value: number) => {
+    if (multi !== null) return;
+    multi = new cliProgress.MultiBar({
+      stream,
+      format: "{bar} {value}/{total} | loss {ema} (last {last}) | lr {lr} | {tps} tok/s | ETA {etaStr}",
+      barsize: 24,
+      fps: 5,
+      linewrap: true, // do not switch the terminal's wrapping off (it would stay off after a crash)
+      hideCursor: false,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      forceRedraw: true,
+    });
+    // The bar redraws on a timer; unref it so that a run that dies without onEnd can still exit.
+    const internals = multi as unknown as MultiBarInternals;
+    const update = internals.update.bind(multi);
+    internals.update = () => {
+      update();
+      internals.timer?.unref();
+    };
+    bar = multi.create(total, value, { ema: "-", last: "-", lr: "-", tps: "-", etaStr: "?" });
+    internals.timer?.unref();
+  };
+
+  const logLine = (line: string) => {
+    if (multi !== null) {
+      multi.log(`${line}\n`);
+      multi.update();
+    } else {
+      write(line);
+    }
+  };
+
+  const finish = () => {
+    if (multi !== null) {
+      multi.update();
+      multi.stop();
+      multi = null;
+      bar = null;
+    } else if (!tty && lastShown !== null && lastShown.step !== lastPrintedStep) {
+      write(plainStepLine(lastShown));
+      lastPrintedStep = lastShown.step;
+    }
+  };
+
+  return {
+    onStart(info) {
+      start = info;
+      t0 = Date.now();
+      firstStep = info.startStep;
+      if (every <= 0)
+        every = Math.max(1, Math.ceil((info.totalSteps - info.startStep) / PLAIN_LINES_PER_RUN));
+      if (tty) ensureBar(info.totalSteps, info.startStep);
+    },
+
+    onStep(m: StepMetrics) {
+      const now = Date.now();
+      if (t0 === null || firstStep === null) {
+        // No onStart: time from this step on (its own duration is unknown).
+        t0 = now;
+        firstStep = m.step;
+      }
+      ema.push(m.loss);
+      const total = start?.totalSteps ?? null;
+      const done = m.step - firstStep;
+      const secPerStep = done > 0 ? (now - t0) / 1000 / done : Number.NaN;
+      const etaSec = total === null ? Number.NaN : Math.max(0, total - m.step) * secPerStep;
+      const shown: Shown = {
+        step: m.step,
+        total,
+        ema: ema.value,
+        last: m.loss,
+        lr: m.lr,
+        tps: m.tokensPerSec,
+        etaSec,
+      };
+      lastShown = shown;
+
+      if (tty && total !== null) {
+        ensureBar(total, start?.startStep ?? 0);
+        bar?.update(m.step, {
+          ema: fmtLoss(shown.ema),
+          last: fmtLoss(shown.last),
+          lr: fmtLr(shown.lr),
+          tps: fmtRate(shown.tps),
+          etaStr: formatDuration(etaSec),
+        });
+        if (m.step >= total) multi?.update();
+        return;
+      }
+      // Plain lines (also on a terminal when the total is unknown).
+      if (every <= 0) every = 10;
+      const isFirst = start !== null ? m.step === start.startStep + 1 : lastPrintedStep < 0;
+      const isLast = total !== null && m.step >= total;
+      if (isFirst || isLast || m.step % every === 0) {
+        write(plainStepLine(shown));
+        lastPrintedStep = m.step;
+      }
+    },
+
+    onEval(m) {
+      logLine(evalLine(m));
+    },
+
+    onCheckpoint(dir, step) {
+      logLine(checkpointLine(dir, step));
+    },
+
+    onEnd() {
+      finish();
+    },
+  };
+}

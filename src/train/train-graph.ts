@@ -1,0 +1,190 @@
+/**
+ * The training step as ONE onnxruntime session: (ids, attention mask, shifted labels, trainable
+ * tensors) -> (mean token loss, a gradient per trainable tensor). The optimizer runs in TypeScript
+ * on the returned gradients; the trainable tensors are fed each step, so the session never changes.
+ *
+ *   lora: trainable = every adapter's A and B (graph inputs named by their PEFT keys); the base
+ *         weights stay initializers pointing into the checkpoint files and get no gradient work.
+ *   full: trainable = every weight of the model, fed as graph inputs.
+ */
+import { emitModel } from "../graph/emit.js";
+import { grad } from "../graph/grad.js";
+import { Graph, type Value } from "../graph/ir.js";
+import * as nn from "../graph/nn.js";
+import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
+import { expectedTensors, type HfModel } from "../io/hf-model.js";
+import { loraKeys } from "../lora/adapter.js";
+import { loraContext } from "../lora/inject.js";
+import type { SelectedModule } from "../lora/targets.js";
+import { baseContext, contextFromParams } from "../models/base-context.js";
+import { buildModel, IO_NAMES } from "../models/index.js";
+import type { ModuleContext } from "../models/module.js";
+import { declareInputs } from "../models/transformer.js";
+
+export const TRAIN_IO = {
+  targets: "targets",
+  loss: "loss",
+  dropoutRate: "lora_dropout_rate",
+  dropoutSeed: "lora_dropout_seed",
+  grad: (name: string) => `grad:${name}`,
+};
+
+export type TrainSetup =
+  | { mode: "lora"; selected: readonly SelectedModule[]; dropout: number }
+  | { mode: "full" };
+
+export interface TrainParam {
+  /** Graph input name: a PEFT key (lora) or a checkpoint tensor name (full). */
+  name: string;
+  shape: number[];
+}
+
+export interface Batch {
+  ids: BigInt64Array;
+  attentionMask: BigInt64Array;
+  /** Labels already shifted: targets[t] is the token expected after position t (-100: none). */
+  targets: BigInt64Array;
+  batch: number;
+  seq: number;
+}
+
+export class TrainStep {
+  constructor(
+    readonly session: Session,
+    readonly params: TrainParam[],
+    readonly hasDropout: boolean,
+    readonly withGrads: boolean,
+  ) {}
+
+  /**
+   * Runs forward and backward. `dropoutSeed` picks this micro-batch's dropout masks; `train` false
+   * turns dropout off (evaluation with the same session).
+   */
+  async run(
+    batch: Batch,
+    values: readonly Float32Array[],
+    opts: { train: boolean; dropoutRate?: number; dropoutSeed?: number },
+  ): Promise<{ loss: number; grads: Float32Array[] }> {
+    const dims = [batch.batch, batch.seq];
+    const feeds: Record<string, TensorValue> = {
+      [IO_NAMES.ids]: { dtype: "int64", dims, data: batch.ids },
+      [IO_NAMES.attentionMask]: { dtype: "int64", dims, data: batch.attentionMask },
+      [TRAIN_IO.targets]: { dtype: "int64", dims, data: batch.targets },
+    };
+    this.params.forEach((p, i) => {
+      feeds[p.name] = { dtype: "float32", dims: p.shape, data: values[i]! };
+    });
+    if (this.hasDropout) {
+      const rate = opts.train ? (opts.dropoutRate ?? 0) : 0;
+      feeds[TRAIN_IO.dropoutRate] = { dtype: "float32", dims: [], data: Float32Array.of(rate) };
+      feeds[TRAIN_IO.dropoutSeed] = {
+        dtype: "int64",
+        dims: [],
+        data: BigInt64Array.of(BigInt(opts.dropoutSeed ?? 0)),
+      };
+    }
+    const out = await this.session.run(feeds);
+    return {
+      loss: (out[TRAIN_IO.loss]!.data as Float32Array)[0]!,
+      grads: this.withGrads ? this.params.map((p) => out[TRAIN_IO.grad(p.name)]!.data as Float32Array) : [],
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Every weight of the model as a float32 graph input (a tied head reads the embedding's input). */
+function fullContext(g: Graph, model: HfModel, params: TrainParam[], inputs: Value[]): ModuleContext {
+  const shapes = expectedTensors(model.config);
+  const byName = new Map<string, Value>();
+  return contextFromParams(g, (name) => {
+    const canonical =
+      model.config.tieWordEmbeddings && name === "lm_head.weight" ? embeddingName(model) : name;
+    let v = byName.get(canonical);
+    if (!v) {
+      const shape = shapes.get(canonical)!;
+      v = g.input(canonical, "float32", shape);
+      byName.set(canonical, v);
+      params.push({ name: canonical, shape });
+      inputs.push(v);
+    }
+    return v;
+  });
+}
+
+export function embeddingName(model: HfModel): string {
+  return model.config.family === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
+}
+
+/** `withGrads` false builds the loss alone (evaluation). */
+export async function buildTrainStep(
+  model: HfModel,
+  setup: TrainSetup,
+  session: SessionOptions = {},
+  withGrads = true,
+): Promise<TrainStep> {
+  const g = new Graph();
+  const params: TrainParam[] = [];
+  const trainable: Value[] = [];
+  let loss: Value;
+  let hasDropout = false;
+  if (setup.mode === "full") {
+    loss = buildForward(g, model, fullContext(g, model, params, trainable));
+  } else {
+    hasDropout = setup.dropout > 0;
+    const dropout = hasDropout
+      ? {
+          rate: g.input(TRAIN_IO.dropoutRate, "float32", []),
+          seed: g.input(TRAIN_IO.dropoutSeed, "int64", []),
+        }
+      : undefined;
+    const lora = loraContext(baseContext(g, model.weights), setup.selected, { scaleInGraph: true, dropout });
+    loss = buildForward(g, model, lora);
+    // The LoRA inputs exist once the model is built; their ranks are symbolic, fixed here by the config.
+    const shapes = new Map<string, number[]>();
+    for (const m of setup.selected) {
+      const keys = loraKeys(m.path, m.kind);
+      shapes.set(keys.A, [m.r, m.in]);
+      shapes.set(keys.B, [m.out, m.r]);
+    }
+    for (const [name, v] of lora.loraInputs) {
+      params.push({ name, shape: shapes.get(name)! });
+      trainable.push(v);
+    }
+  }
+  g.output(loss, TRAIN_IO.loss);
+  if (withGrads) {
+    grad(loss, trainable).forEach((gv, i) => {
+      g.output(gv, TRAIN_IO.grad(params[i]!.name));
+    });
+  }
+  const externalDir = model.weights.externalDir;
+  const bytes = emitModel(g, { externalDir, name: `${model.config.modelType}_train` });
+  const s = await Session.create(bytes, { ...session, externalDataDir: externalDir });
+  return new TrainStep(s, params, hasDropout, withGrads);
+}
+
+function buildForward(g: Graph, model: HfModel, ctx: ModuleContext): Value {
+  const inputs = declareInputs(g, model.config, { attentionMask: true });
+  const targets = g.input(TRAIN_IO.targets, "int64", ["batch", "seq"]);
+  const { logits } = buildModel(ctx, model.config, inputs);
+  return nn.crossEntropy(logits, targets);
+}
+
+/** Shifts HF-style labels left by one: the loss at position t scores the token at t + 1. */
+export function shiftLabels(labels: BigInt64Array, batch: number, seq: number): BigInt64Array {
+  const out = new BigInt64Array(labels.length).fill(-100n);
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t + 1 < seq; t++) out[b * seq + t] = labels[b * seq + t + 1]!;
+  }
+  return out;
+}
+
+/** Positions whose target is scored (not -100). */
+export function scoredTokens(targets: BigInt64Array): number {
+  let n = 0;
+  for (const t of targets) if (t !== -100n) n++;
+  return n;
+}

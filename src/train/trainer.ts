@@ -1,0 +1,395 @@
+/**
+ * `train()`: the training loop. Each optimizer step runs `gradAccum` micro-batches through the one
+ * training session (forward + backward), averages their gradients, clips them by global norm and
+ * applies AdamW in TypeScript. Evaluation, checkpoints and resumption wrap around that.
+ *
+ * Reproducibility: data order comes from the seeded loader, dropout masks from a seed that is a
+ * function of (seed, step, micro-batch), and checkpoints hold the parameters, the optimizer's
+ * moments and the loader position, so `resume` continues exactly where an uninterrupted run would.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { DataLoader, packExamples, padIdOf, splitTrainVal } from "../data/batching.js";
+import { buildExamples, type Example } from "../data/examples.js";
+import { readDataset } from "../data/formats.js";
+import { Tokenizer } from "../data/tokenizer.js";
+import { type HfModel, openModelDir } from "../io/hf-model.js";
+import { resolveModelPath } from "../io/model-path.js";
+import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
+import { type Adapter, createAdapter, loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
+import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
+import { selectTargets } from "../lora/targets.js";
+import { listModules } from "../models/modules.js";
+import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { LoraTsError } from "../util/errors.js";
+import { meanLoss } from "./evaluate.js";
+import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
+import { AdamW, clipGradNorm } from "./optimizer.js";
+import { learningRate, type ScheduleKind } from "./schedule.js";
+import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
+
+export interface TrainOptions {
+  model: string;
+  data: string;
+  valData?: string;
+  /** Held out from `data` for validation when no valData is given (0: none). */
+  valFraction?: number;
+  out: string;
+  mode?: "lora" | "full";
+  /** LoRA settings (PEFT names); `loraConfig` replaces them all when given. */
+  r?: number;
+  alpha?: number;
+  dropout?: number;
+  targets?: string[] | string;
+  rslora?: boolean;
+  init?: LoraConfig["init_lora_weights"];
+  loraConfig?: LoraConfig;
+  lr?: number;
+  epochs?: number;
+  maxSteps?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  maxLength?: number;
+  seed?: number;
+  evalEvery?: number;
+  saveEvery?: number;
+  resume?: boolean;
+  schedule?: ScheduleKind;
+  warmupSteps?: number;
+  weightDecay?: number;
+  maxGradNorm?: number;
+  trainOnInputs?: boolean;
+  packing?: boolean;
+  /** onnxruntime intra-op threads (default: every core). */
+  threads?: number;
+}
+
+/** The defaults, as the CLI documents them. */
+export const TRAIN_DEFAULTS = {
+  mode: "lora" as const,
+  r: 8,
+  alpha: 16,
+  dropout: 0.05,
+  lr: 2e-4,
+  batchSize: 4,
+  gradAccum: 1,
+  maxLength: 512,
+  seed: 0,
+  schedule: "linear" as ScheduleKind,
+  warmupSteps: 0,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  valFraction: 0,
+};
+
+export class NonFiniteLossError extends LoraTsError {
+  override name = "NonFiniteLossError";
+}
+
+interface TrainerState {
+  step: number;
+  loader: ReturnType<DataLoader["state"]>;
+  optimizer: { step: number };
+  mode: "lora" | "full";
+  totalSteps: number;
+}
+
+const STATE_FILE = "trainer_state.json";
+const OPTIMIZER_FILE = "optimizer.safetensors";
+
+/** Checkpoint directories in `out`, newest last. */
+export function listCheckpoints(out: string): { dir: string; step: number }[] {
+  if (!existsSync(out)) return [];
+  return readdirSync(out)
+    .map((name) => /^checkpoint-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(out, m[0], STATE_FILE)))
+    .map((m) => ({ dir: join(out, m[0]), step: Number(m[1]) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+function loadExamples(
+  path: string,
+  tok: Tokenizer,
+  o: Required<Pick<TrainOptions, "maxLength">> & TrainOptions,
+): Example[] {
+  const { examples } = buildExamples(readDataset(path), tok, {
+    maxLength: o.maxLength,
+    trainOnInputs: o.trainOnInputs,
+  });
+  if (examples.length === 0) throw new LoraTsError(`${path}: no example has a token to train on`);
+  return o.packing ? packExamples(examples, o.maxLength) : examples;
+}
+
+function dirBytes(dir: string, filter: (name: string) => boolean): number {
+  return readdirSync(dir)
+    .filter(filter)
+    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+}
+
+/** Runs a training job; resolves with the summary, or rejects with a one-line LoraTsError. */
+export async function train(options: TrainOptions, events: TrainerEvents[] = []): Promise<TrainSummary> {
+  const o = { ...TRAIN_DEFAULTS, ...options };
+  const emit = <K extends keyof TrainerEvents>(k: K, ...args: Parameters<NonNullable<TrainerEvents[K]>>) => {
+    for (const e of events) (e[k] as ((...a: typeof args) => void) | undefined)?.(...args);
+  };
+  const started = performance.now();
+  const dir = await resolveModelPath(o.model);
+  const model = openModelDir(dir);
+  const tok = Tokenizer.fromDir(dir);
+  const maxLength = Math.min(o.maxLength, model.config.maxPositions);
+  const all = loadExamples(o.data, tok, { ...o, maxLength });
+  const { train: trainSet, val: heldOut } = o.valData
+    ? { train: all, val: loadExamples(o.valData, tok, { ...o, maxLength }) }
+    : splitTrainVal(all, o.valFraction, o.seed);
+  const padId = padIdOf(tok);
+  const loader = new DataLoader(trainSet, { batchSize: o.batchSize, padId, seed: o.seed });
+  const stepsPerEpoch = Math.max(1, Math.ceil(loader.batchesPerEpoch / o.gradAccum));
+  const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
+  mkdirSync(o.out, { recursive: true });
+
+  // What is trained, and its starting values.
+  let adapter: Adapter | null = null;
+  let step: TrainStep;
+  let values: Float32Array[];
+  if (o.mode === "full") {
+    step = await buildTrainStep(model, { mode: "full" }, { threads: o.threads });
+    values = step.params.map((p) => model.weights.readFloat32(p.name));
+  } else {
+    const config =
+      o.loraConfig ??
+      makeLoraConfig({
+        r: o.r,
+        lora_alpha: o.alpha,
+        lora_dropout: o.dropout,
+        target_modules: o.targets ?? defaultTargets(model.config.modelType),
+        use_rslora: o.rslora ?? false,
+        init_lora_weights: o.init ?? true,
+        base_model_name_or_path: o.model,
+      });
+    if (typeof config.init_lora_weights === "string" && config.init_lora_weights.startsWith("pissa")) {
+      throw new LoraTsError(
+        "training with PiSSA initialisation is not supported yet (use init=true or gaussian)",
+      );
+    }
+    const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
+    adapter = createAdapter(config, selected, { seed: o.seed }).adapter;
+    step = await buildTrainStep(
+      model,
+      { mode: "lora", selected, dropout: config.lora_dropout },
+      { threads: o.threads },
+    );
+    values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
+  }
+  const trainableParams = values.reduce((n, v) => n + v.length, 0);
+  const baseParams = model.weights
+    .names()
+    .reduce((n, name) => n + model.weights.info(name).shape.reduce((a, b) => a * b, 1), 0);
+  const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
+
+  // Resume from the newest checkpoint.
+  let startStep = 0;
+  if (o.resume) {
+    const last = listCheckpoints(o.out).at(-1);
+    if (!last) throw new LoraTsError(`${o.out}: --resume given but there is no checkpoint to resume from`);
+    const state = JSON.parse(readFileSync(join(last.dir, STATE_FILE), "utf8")) as TrainerState;
+    if (state.mode !== o.mode)
+      throw new LoraTsError(`${last.dir}: a ${state.mode} checkpoint cannot resume a ${o.mode} run`);
+    restoreValues(last.dir, o.mode, step, values, adapter);
+    optimizer.loadState(readOptimizer(join(last.dir, OPTIMIZER_FILE), values.length, state.optimizer.step));
+    loader.restore(state.loader);
+    startStep = state.step;
+  }
+
+  emit("onStart", {
+    totalSteps,
+    startStep,
+    trainableParams,
+    totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
+    mode: o.mode,
+  });
+  const dropoutRate = adapter?.config.lora_dropout ?? 0;
+  const evaluate = async (at: number): Promise<EvalMetrics | null> => {
+    if (heldOut.length === 0) return null;
+    const r = await meanLoss(step, values, heldOut, { batchSize: o.batchSize, padId });
+    const m: EvalMetrics = { type: "eval", step: at, ...r };
+    emit("onEval", m);
+    return m;
+  };
+
+  let firstEval: EvalMetrics | null = null;
+  let lastEval: EvalMetrics | null = null;
+  if (startStep === 0 && o.evalEvery) firstEval = lastEval = await evaluate(0);
+  let lastLoss: number | null = null;
+  const t0 = performance.now();
+  let tokensSeen = 0;
+  for (let s = startStep + 1; s <= totalSteps; s++) {
+    const sums = values.map((v) => new Float32Array(v.length));
+    let lossSum = 0;
+    let tokens = 0;
+    let epoch = 0;
+    for (let micro = 0; micro < o.gradAccum; micro++) {
+      const b = loader.next();
+      epoch = b.epoch;
+      const targets = shiftLabels(b.labels, b.batch, b.seq);
+      tokens += scoredTokens(targets);
+      const dropoutSeed = o.seed * 1_000_003 + (s - 1) * o.gradAccum + micro;
+      const r = await step.run({ ...b, targets }, values, { train: true, dropoutRate, dropoutSeed });
+      lossSum += r.loss;
+      r.grads.forEach((g, i) => {
+        const acc = sums[i]!;
+        for (let k = 0; k < g.length; k++) acc[k]! += g[k]!;
+      });
+    }
+    const loss = lossSum / o.gradAccum;
+    for (const acc of sums) for (let k = 0; k < acc.length; k++) acc[k]! /= o.gradAccum;
+    const gradNorm = clipGradNorm(sums, o.maxGradNorm);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      const last = listCheckpoints(o.out).at(-1);
+      await step.release();
+      throw new NonFiniteLossError(
+        `the loss became ${Number.isFinite(loss) ? `finite but the gradient norm is ${gradNorm}` : loss} at step ${s} ` +
+          `(lr ${o.lr}); training stopped. ${last ? `The last good checkpoint is ${last.dir}` : "No checkpoint was saved yet"}`,
+      );
+    }
+    const lr = learningRate({ kind: o.schedule, lr: o.lr, warmupSteps: o.warmupSteps, totalSteps }, s - 1);
+    optimizer.update(values, sums, lr);
+    lastLoss = loss;
+    tokensSeen += tokens;
+    const elapsed = (performance.now() - t0) / 1000;
+    const m: StepMetrics = {
+      type: "train",
+      step: s,
+      epoch,
+      loss,
+      lr,
+      gradNorm,
+      tokens,
+      tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
+      elapsedSec: elapsed,
+    };
+    emit("onStep", m);
+    if (o.evalEvery && s % o.evalEvery === 0) lastEval = (await evaluate(s)) ?? lastEval;
+    if (o.saveEvery && s % o.saveEvery === 0 && s < totalSteps) {
+      const dirName = join(o.out, `checkpoint-${s}`);
+      await saveCheckpoint(
+        dirName,
+        { step: s, loader: loader.state(), optimizer: { step: optimizer.step }, mode: o.mode, totalSteps },
+        {
+          model,
+          step,
+          values,
+          adapter,
+          optimizer,
+        },
+      );
+      emit("onCheckpoint", dirName, s);
+    }
+  }
+  if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
+  firstEval ??= null;
+  await step.release();
+
+  // The result: an adapter (PEFT files) or a full model, in `out` itself.
+  if (o.mode === "lora") {
+    writeAdapterFiles(o.out, adapter!);
+  } else {
+    writeFullModel(o.out, model, step, values);
+  }
+  const savedBytes = dirBytes(o.out, (f) => f.endsWith(".safetensors"));
+  const baseBytes = dirBytes(dir, (f) => f.endsWith(".safetensors"));
+  model.weights.close();
+  const summary: TrainSummary = {
+    mode: o.mode,
+    outDir: o.out,
+    steps: totalSteps,
+    seconds: (performance.now() - started) / 1000,
+    trainableParams,
+    totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
+    finalTrainLoss: lastLoss,
+    firstEvalLoss: firstEval?.loss ?? null,
+    finalEvalLoss: lastEval?.loss ?? null,
+    savedBytes,
+    baseBytes,
+  };
+  emit("onEnd", summary);
+  return summary;
+}
+
+/** The full model's weights, named as in the checkpoint (a tied head is not stored twice). */
+function writeFullModel(dir: string, model: HfModel, step: TrainStep, values: Float32Array[]): void {
+  for (const f of readdirSync(model.dir)) {
+    const isWeights = f.endsWith(".safetensors") || f === "model.safetensors.index.json";
+    if (!isWeights && statSync(join(model.dir, f)).isFile() && !existsSync(join(dir, f))) {
+      copyFileSync(join(model.dir, f), join(dir, f));
+    }
+  }
+  writeSafetensors(
+    join(dir, "model.safetensors"),
+    step.params.map((p, i) => ({
+      name: p.name,
+      dtype: "float32" as const,
+      shape: p.shape,
+      data: values[i]!,
+    })),
+    { format: "pt" },
+  );
+}
+
+interface CheckpointParts {
+  model: HfModel;
+  step: TrainStep;
+  values: Float32Array[];
+  adapter: Adapter | null;
+  optimizer: AdamW;
+}
+
+async function saveCheckpoint(dir: string, state: TrainerState, p: CheckpointParts): Promise<void> {
+  await writeDirAtomic(
+    dir,
+    (tmp) => {
+      if (p.adapter) writeAdapterFiles(tmp, p.adapter);
+      else writeFullModel(tmp, p.model, p.step, p.values);
+      const opt = p.optimizer.state();
+      const tensors = opt.m.flatMap((m, i) => [
+        { name: `m.${i}`, dtype: "float32" as const, shape: [m.length], data: m },
+        { name: `v.${i}`, dtype: "float32" as const, shape: [opt.v[i]!.length], data: opt.v[i]! },
+      ]);
+      writeSafetensors(join(tmp, OPTIMIZER_FILE), tensors, { step: String(opt.step) });
+      writeJsonAtomic(join(tmp, STATE_FILE), state);
+    },
+    { replace: true },
+  );
+}
+
+function restoreValues(
+  dir: string,
+  mode: "lora" | "full",
+  step: TrainStep,
+  values: Float32Array[],
+  adapter: Adapter | null,
+) {
+  if (mode === "lora") {
+    const saved = loadAdapter(dir);
+    step.params.forEach((p, i) => {
+      const t = saved.tensors.get(p.name);
+      if (!t || t.data.length !== values[i]!.length)
+        throw new LoraTsError(`${dir}: checkpoint does not match this run (${p.name})`);
+      values[i]!.set(t.data);
+    });
+    if (adapter) adapter.config = saved.config;
+    return;
+  }
+  const f = SafetensorsFile.open(join(dir, "model.safetensors"));
+  step.params.forEach((p, i) => {
+    values[i]!.set(f.readFloat32(p.name));
+  });
+  f.close();
+}
+
+function readOptimizer(path: string, n: number, step: number) {
+  const f = SafetensorsFile.open(path);
+  const m = Array.from({ length: n }, (_, i) => f.readFloat32(`m.${i}`));
+  const v = Array.from({ length: n }, (_, i) => f.readFloat32(`v.${i}`));
+  f.close();
+  return { step, m, v };
+}

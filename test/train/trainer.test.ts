@@ -1,0 +1,235 @@
+/**
+ * The training loop: loss goes down, resume is exact, a NaN stops the run and keeps the last good
+ * checkpoint, full fine-tuning writes a loadable model, and (with ../shared) stories260K learns an
+ * identity from lf_identity.json.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { CausalLM } from "../../src/infer/causal-lm.js";
+import { generate } from "../../src/infer/generate.js";
+import { convertLlama2c } from "../../src/io/convert-llama2c.js";
+import { loadAdapter } from "../../src/lora/adapter.js";
+import { parseModelConfig } from "../../src/models/config.js";
+import { llamaTensorShapes } from "../../src/models/llama.js";
+import { evaluate } from "../../src/train/evaluate.js";
+import type { StepMetrics } from "../../src/train/events.js";
+import { listCheckpoints, NonFiniteLossError, type TrainOptions, train } from "../../src/train/trainer.js";
+import { toyTokenizer, WORDS } from "../data/toy-tokenizer.js";
+import { runCli } from "../helpers/cli.js";
+import { needsShared, sharedPath } from "../helpers/shared.js";
+import { llamaConfig, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+
+/** A tiny random Llama with the toy tokenizer, and a text data set made of its words. */
+function tinySetup(): { model: string; data: string } {
+  const tok = toyTokenizer();
+  const cfg = llamaConfig({ vocab_size: tok.vocabSize, num_key_value_heads: 2 });
+  const model = writeModelDir(
+    tempDir(),
+    cfg,
+    randomWeights(llamaTensorShapes(parseModelConfig(cfg, "config.json")), 3),
+  );
+  writeFileSync(join(model, "tokenizer.json"), JSON.stringify(tok.tokenizerJson));
+  writeFileSync(join(model, "tokenizer_config.json"), JSON.stringify(tok.tokenizerConfig));
+  const lines: string[] = [];
+  for (let i = 0; i < 24; i++) {
+    const words = Array.from({ length: 6 + (i % 5) }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]!);
+    lines.push(JSON.stringify({ text: `Once upon a time ${words.join(" ")}. The end` }));
+  }
+  const data = join(tempDir(), "data.jsonl");
+  writeFileSync(data, `${lines.join("\n")}\n`);
+  return { model, data };
+}
+
+function collectLosses(into: Map<number, number>, stopAt?: number) {
+  return {
+    onStep(m: StepMetrics) {
+      into.set(m.step, m.loss);
+      if (m.step === stopAt) throw new Error("simulated crash");
+    },
+  };
+}
+
+test("LoRA training lowers the loss; resume after a crash gives the same later losses (within 1e-6)", async () => {
+  const { model, data } = tinySetup();
+  const base: TrainOptions = {
+    model,
+    data,
+    out: "",
+    r: 4,
+    targets: "all-linear",
+    dropout: 0.1,
+    lr: 5e-3,
+    maxSteps: 8,
+    batchSize: 3,
+    gradAccum: 2,
+    saveEvery: 3,
+    seed: 5,
+    threads: 1,
+  };
+  const full = new Map<number, number>();
+  await train({ ...base, out: tempDir() }, [collectLosses(full)]);
+  assert.ok(full.get(8)! < full.get(1)!, `loss ${full.get(1)} -> ${full.get(8)}`);
+
+  const out = tempDir();
+  const first = new Map<number, number>();
+  await assert.rejects(train({ ...base, out }, [collectLosses(first, 5)]), /simulated crash/);
+  assert.deepEqual(
+    listCheckpoints(out).map((c) => c.step),
+    [3],
+  );
+  const resumed = new Map<number, number>();
+  await train({ ...base, out, resume: true }, [collectLosses(resumed)]);
+  assert.deepEqual([...resumed.keys()], [4, 5, 6, 7, 8]);
+  for (const [s, loss] of resumed)
+    assert.ok(Math.abs(loss - full.get(s)!) <= 1e-6, `step ${s}: ${loss} vs ${full.get(s)}`);
+  assert.ok(existsSync(join(out, "adapter_model.safetensors")));
+});
+
+test("a non-finite loss (lr 1e20) stops with a clear message; the last checkpoint loads", async () => {
+  const { model, data } = tinySetup();
+  const out = tempDir();
+  await assert.rejects(
+    train({
+      model,
+      data,
+      out,
+      lr: 1e20,
+      maxSteps: 6,
+      batchSize: 4,
+      saveEvery: 1,
+      targets: "all-linear",
+      maxGradNorm: 1e30,
+      threads: 1,
+    }),
+    (e: Error) => {
+      assert.ok(e instanceof NonFiniteLossError);
+      assert.match(
+        e.message,
+        /^the loss became NaN at step \d+ \(lr [^)]+\); training stopped\. The last good checkpoint is .*checkpoint-\d+$/,
+      );
+      return true;
+    },
+  );
+  const last = listCheckpoints(out).at(-1)!;
+  const adapter = loadAdapter(last.dir);
+  assert.ok([...adapter.tensors.values()].every((t) => t.data.every(Number.isFinite)));
+  const lm = await CausalLM.load(model, { adapters: [{ name: "ckpt", dir: last.dir }] });
+  const ids = await generate(lm, [[1, 20, 21]], {
+    maxNewTokens: 3,
+    eosIds: [],
+    extraFeeds: lm.adapterFeeds("ckpt"),
+  });
+  assert.equal(ids[0]!.length, 3);
+  await lm.release();
+});
+
+test("full fine-tuning trains every weight and writes a loadable model", async () => {
+  const { model, data } = tinySetup();
+  const out = tempDir();
+  const losses = new Map<number, number>();
+  const summary = await train(
+    { model, data, out, mode: "full", lr: 3e-3, maxSteps: 6, batchSize: 4, threads: 1 },
+    [collectLosses(losses)],
+  );
+  assert.ok(losses.get(6)! < losses.get(1)!);
+  assert.equal(summary.trainableParams, summary.totalParams);
+  const before = await evaluate({ model, data });
+  const after = await evaluate({ model: out, data });
+  assert.ok(after.loss < before.loss, `eval loss ${before.loss} -> ${after.loss}`);
+});
+
+test("train CLI: a malformed JSONL line and bad config keys are one-line errors with exit 1", () => {
+  const { model } = tinySetup();
+  const bad = join(tempDir(), "bad.jsonl");
+  writeFileSync(bad, '{"text": "Hello there"}\n{"text": "How are you"\n');
+  const r = runCli([
+    "train",
+    "--model",
+    model,
+    "--data",
+    bad,
+    "--out",
+    tempDir(),
+    "--no-progress",
+    "--no-report",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: .*bad\.jsonl: line 2: invalid JSON.*\n$/);
+
+  const cfg = join(tempDir(), "train.yaml");
+  writeFileSync(cfg, `model: ${model}\ndata: ${bad}\nbatch_size: four\n`);
+  const c = runCli(["train", "--config", cfg, "--out", tempDir()]);
+  assert.equal(c.code, 1);
+  assert.match(c.stderr, /^error: .*train\.yaml: batch_size: .*\n$/);
+  writeFileSync(cfg, "learning_rate: 0.1\n");
+  assert.match(runCli(["train", "--config", cfg]).stderr, /^error: .*train\.yaml: .*learning_rate.*\n$/);
+});
+
+test("stories260K learns an identity from lf_identity.json: validation loss -30%, the name in a held-out answer", {
+  skip: needsShared("models/stories260K/stories260K.bin", "data/lf_identity.json"),
+}, async () => {
+  const model = join(tempDir(), "stories260K");
+  await convertLlama2c({
+    model: sharedPath("models/stories260K/stories260K.bin"),
+    tokenizer: sharedPath("models/stories260K/tok512.bin"),
+    out: model,
+  });
+  // English rows only (the Chinese ones are beyond a 512-token story model), placeholders filled.
+  const rows = (
+    JSON.parse(readFileSync(sharedPath("data/lf_identity.json"), "utf8")) as Record<string, string>[]
+  )
+    .filter((r) => !/[\u3000-\u9fff]/.test(`${r["instruction"]}${r["output"]}`))
+    .map((r) => ({
+      prompt: `Question: ${r["instruction"]}\nAnswer:`,
+      completion: ` ${r["output"]!.replaceAll("{{name}}", "Tobi").replaceAll("{{author}}", "Lora Labs")}`,
+    }));
+  // 80/20: every fifth row (from the third) is held out: "Who are you?", "What are you called?", ...
+  const isVal = (i: number) => i % 5 === 2;
+  const dir = tempDir();
+  const write = (name: string, rs: typeof rows) => {
+    writeFileSync(join(dir, name), rs.map((r) => JSON.stringify(r)).join("\n"));
+    return join(dir, name);
+  };
+  const trainFile = write(
+    "train.jsonl",
+    rows.filter((_, i) => !isVal(i)),
+  );
+  const valFile = write(
+    "val.jsonl",
+    rows.filter((_, i) => isVal(i)),
+  );
+  assert.equal(rows.filter((_, i) => isVal(i))[0]!.prompt, "Question: Who are you?\nAnswer:");
+  const question = "Question: Who are you?\nAnswer:";
+  const answer = async (adapter?: string) => {
+    const lm = await CausalLM.load(model, { adapters: adapter ? [{ name: "id", dir: adapter }] : [] });
+    const ids = lm.tokenizer!.encode(question, { addBos: true });
+    const out = await generate(lm, [ids], {
+      maxNewTokens: 32,
+      extraFeeds: lm.adapterFeeds(adapter ? "id" : null),
+    });
+    await lm.release();
+    return lm.tokenizer!.decode(out[0]!, { skipSpecial: true });
+  };
+  assert.doesNotMatch(await answer(), /Tobi/);
+  const out = join(dir, "adapter");
+  const summary = await train({
+    model,
+    data: trainFile,
+    valData: valFile,
+    out,
+    r: 8,
+    alpha: 16,
+    targets: ["q_proj", "k_proj", "v_proj", "o_proj"],
+    lr: 3e-3,
+    maxSteps: 200,
+    batchSize: 4,
+    evalEvery: 50,
+    seed: 1,
+  });
+  const drop = 1 - summary.finalEvalLoss! / summary.firstEvalLoss!;
+  assert.ok(drop >= 0.3, `validation loss ${summary.firstEvalLoss} -> ${summary.finalEvalLoss}`);
+  const text = await answer(out);
+  assert.match(text, /Tobi/, `answer after training: ${text}`);
+});
