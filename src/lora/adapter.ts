@@ -19,18 +19,14 @@
  */
 import { randomBytes } from "node:crypto";
 import {
-  closeSync,
   cpSync,
   existsSync,
-  fsyncSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
-  writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { DType } from "../graph/dtype.js";

@@ -72,14 +72,14 @@ export function loraContext(
     linear(x: Value, spec: LinearSpec): Value {
       const y = base.linear(x, spec);
       const m = byPath.get(spec.path);
-      if (!m || m.kind !== "linear") return y;
+      if (m?.kind !== "linear") return y;
       const { A, B } = pair(m);
       return o.add(y, scaled(nn.linear(nn.linear(drop(x), A), B), m));
     },
     embedding(ids: Value, path: string): Value {
       const y = base.embedding(ids, path);
       const m = byPath.get(path);
-      if (!m || m.kind !== "embedding") return y;
+      if (m?.kind !== "embedding") return y;
       const { A, B } = pair(m);
       const rows = nn.embedding(o.transpose(A, [1, 0]), ids); // Aᵀ[ids]: [..., r]
       return o.add(y, scaled(nn.linear(rows, B), m));

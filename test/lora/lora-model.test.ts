@@ -110,7 +110,9 @@ test("stories260K: an adapter with B = 0 gives bit-identical logits to the base 
   const base = await logitsOf(model);
   const withZero = await logitsOf(model, [{ name: "z", dir: adapterDir }]);
   assert.equal(maxDiff(base, withZero), 0);
-  base.forEach((row, t) => assert.deepEqual(new Uint8Array(row.buffer), new Uint8Array(withZero[t]!.buffer)));
+  for (const [t, row] of base.entries()) {
+    assert.deepEqual(new Uint8Array(row.buffer), new Uint8Array(withZero[t]!.buffer));
+  }
 });
 
 test("stories260K: two named adapters on one session, --use, none, and linear combination [1, 0]", {
