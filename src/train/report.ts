@@ -806,22 +806,20 @@ export function terminalChart(
 
 export interface ReportOptions {
   /**
-   * metrics.jsonl of the run. When it exists at the end, its records (the whole history, including steps
-   * from before a resume) are merged with those this reporter saw.
+   * metrics.jsonl of the run (default outDir/metrics.jsonl; null: none). When it exists at the end, its
+   * records from before the first step this reporter saw (the history before a resume) are added.
    */
-  metricsPath?: string;
+  metricsPath?: string | null;
   /** Where the terminal chart and summary go (default process.stdout). */
   stream?: NodeJS.WritableStream;
   /** Print the terminal chart (default true). */
   terminal?: boolean;
 }
 
-function mergeMetrics(a: readonly Metrics[], b: readonly Metrics[]): Metrics[] {
-  const byKey = new Map<string, Metrics>();
-  for (const m of [...a, ...b]) byKey.set(`${m.type}:${m.step}`, m);
-  return [...byKey.values()].sort(
-    (x, y) => x.step - y.step || (x.type === y.type ? 0 : x.type === "train" ? -1 : 1),
-  );
+function withHistory(file: readonly Metrics[], seen: readonly Metrics[]): Metrics[] {
+  const firstSeen = seen.length > 0 ? Math.min(...seen.map((m) => m.step)) : Number.POSITIVE_INFINITY;
+  const before = file.filter((m) => m.step < firstSeen);
+  return [...before, ...seen];
 }
 
 /** Collects the metrics and, at the end of the run, writes report.html and loss.png into outDir and prints a text chart and the summary. */
@@ -836,11 +834,12 @@ export function reportEvents(outDir: string, opts: ReportOptions = {}): TrainerE
     },
     onEnd(summary) {
       let metrics: Metrics[] = seen;
-      if (opts.metricsPath !== undefined && existsSync(opts.metricsPath)) {
+      const history = opts.metricsPath === undefined ? join(outDir, "metrics.jsonl") : opts.metricsPath;
+      if (history !== null && existsSync(history)) {
         try {
-          metrics = mergeMetrics(readMetrics(opts.metricsPath), seen);
+          metrics = withHistory(readMetrics(history), seen);
         } catch {
-          metrics = seen;
+          metrics = seen; // an unreadable log must not cost the report
         }
       }
       mkdirSync(outDir, { recursive: true });

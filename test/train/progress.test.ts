@@ -122,6 +122,36 @@ test("no onStart, disabled: nothing throws", () => {
   assert.deepEqual(Object.keys(off), []);
 });
 
+/** The lines a terminal would show after `text`: handles \n, CR, ESC[nG (column), ESC[nK (erase), and ignores other escapes. */
+function emulate(text: string): string[] {
+  const lines: string[][] = [[]];
+  let row = 0;
+  let col = 0;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: this parses terminal escape codes
+  const re = /\x1b\[([0-9;?]*)([A-Za-z])|\r|\n|[^\x1b\r\n]/gu;
+  for (const m of text.matchAll(re)) {
+    const t = m[0];
+    if (t === "\n") {
+      row++;
+      col = 0;
+      lines[row] ??= [];
+    } else if (t === "\r") {
+      col = 0;
+    } else if (m[2] === "G") {
+      col = Number(m[1] || 1) - 1;
+    } else if (m[2] === "K") {
+      const line = lines[row]!;
+      if (m[1] === "2") line.length = 0;
+      else if (m[1] === "" || m[1] === "0") line.length = Math.min(line.length, col);
+    } else if (m[2] === undefined) {
+      const line = lines[row]!;
+      while (line.length < col) line.push(" ");
+      line[col++] = t;
+    }
+  }
+  return lines.map((l) => l.join("").trimEnd()).filter((l) => l !== "");
+}
+
 test("TTY: a redrawn bar with step/total, loss, lr, tokens/s, ETA; eval lines above it", () => {
   const out = new Capture(true, 150);
   const ev = progressReporter({ stream: out as unknown as ProgressStream });
@@ -129,18 +159,13 @@ test("TTY: a redrawn bar with step/total, loss, lr, tokens/s, ETA; eval lines ab
   run(ev, 1, 20, 10);
   ev.onEnd?.({} as never);
   assert.ok(out.text.includes("\x1b"), "cursor control codes");
-  // strip ANSI escapes and split on CR/LF to get what was drawn
-  const drawn = out.text
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
-    .split(/[\r\n]/)
-    .filter((l) => l.trim() !== "");
-  console.log(JSON.stringify(drawn));
-  assert.ok(drawn.includes("eval @ step 10: loss 1.234, perplexity 3.43"));
-  assert.ok(drawn.includes("eval @ step 20: loss 1.234, perplexity 3.43"));
-  const bars = drawn.filter((l) => l.includes("/20 |"));
+  const screen = emulate(out.text);
+  assert.equal(screen.length, 3, JSON.stringify(screen));
+  assert.equal(screen[0], "eval @ step 10: loss 1.234, perplexity 3.43");
+  assert.equal(screen[1], "eval @ step 20: loss 1.234, perplexity 3.43");
   assert.match(
-    bars.at(-1)!,
-    /20\/20 \| loss \d\.\d{4} \(last 2\.0500\) \| lr 2\.00e-4 \| 2048 tok\/s \| ETA 0s/,
+    screen[2]!,
+    /^=+ 20\/20 \| loss \d\.\d{4} \(last 2\.0500\) \| lr 2\.00e-4 \| 2048 tok\/s \| ETA 0s$/,
   );
   assert.ok(out.text.endsWith("\n"));
 });

@@ -300,6 +300,20 @@ test("reportEvents writes report.html and loss.png and prints chart + summary; m
     assert.ok(printed.includes("┤"));
     assert.ok(printed.includes("Trainable parameters:"));
     assert.ok(printed.includes(join(dir, "report.html")));
+
+    // default metricsPath is outDir/metrics.jsonl; null turns the history off
+    const again = reportEvents(dir, { stream });
+    const off = reportEvents(dir, { stream, metricsPath: null });
+    for (const m of metrics.filter((x) => x.step > 30)) {
+      for (const e of [again, off]) {
+        if (m.type === "train") e.onStep?.(m);
+        else e.onEval?.(m);
+      }
+    }
+    again.onEnd?.({ ...summary, outDir: dir, steps: 40 });
+    assert.equal(pathPoints(readFileSync(join(dir, "report.html"), "utf8"), "train-raw"), 20 + 10);
+    off.onEnd?.({ ...summary, outDir: dir, steps: 40 });
+    assert.equal(pathPoints(readFileSync(join(dir, "report.html"), "utf8"), "train-raw"), 10);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
