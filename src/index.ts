@@ -1,7 +1,37 @@
 /**
- * lora-ts library entry point. The engine: build graphs with the op builders, derive gradients with
- * `grad`, emit ONNX and run it with onnxruntime-node.
+ * lora-ts, the library. The high-level API trains, serves and merges LoRA adapters on Hugging Face
+ * models; the engine underneath (graph builder, autodiff, ONNX emission, onnxruntime sessions) is
+ * exported too, for building other models.
  */
+
+// ---- models, generation, training, adapters
+export { DEFAULT_MODEL_DIR, runDemo } from "./cli/demo.js";
+export { Tokenizer } from "./data/tokenizer.js";
+/** Loads a Hugging Face model folder (or .gguf file), optionally with named LoRA adapters. */
+export { CausalLM, CausalLM as Model, type LoadOptions } from "./infer/causal-lm.js";
+export { type GenerateOptions, generate } from "./infer/generate.js";
+export { convertGguf } from "./io/convert-gguf.js";
+export { convertLlama2c } from "./io/convert-llama2c.js";
+export { openModelDir } from "./io/hf-model.js";
+export { type Adapter, loadAdapter, saveAdapter } from "./lora/adapter.js";
+export { type LoraConfig, makeLoraConfig, parseLoraConfig } from "./lora/config.js";
+export { combineAdapters, deltaWeight, mergeInto, unmerge } from "./lora/merge.js";
+export { type MergeOptions, mergeModel as merge } from "./lora/merge-model.js";
+export { countParams, selectTargets } from "./lora/targets.js";
+export type { ModelConfig } from "./models/config.js";
+export { listModules } from "./models/modules.js";
+export { evaluate } from "./train/evaluate.js";
+export type { TrainerEvents, TrainSummary } from "./train/events.js";
+export { progressReporter } from "./train/progress.js";
+export { reportEvents } from "./train/report.js";
+export { type TrainOptions, train } from "./train/trainer.js";
+
+import { CausalLM, type LoadOptions } from "./infer/causal-lm.js";
+export function loadModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
+  return CausalLM.load(dir, opts);
+}
+
+// ---- the engine
 export type { AnyTypedArray, DType } from "./graph/dtype.js";
 export { emitModel } from "./graph/emit.js";
 export { grad } from "./graph/grad.js";

@@ -8,6 +8,7 @@ import { Command } from "commander";
 import { LoraTsError } from "../util/errors.js";
 import { registerAdapterCommands } from "./adapters.js";
 import { registerConvert } from "./convert.js";
+import { registerDemo } from "./demo.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerTrain } from "./train.js";
@@ -26,6 +27,7 @@ export function buildCli(): Command {
   registerInfo(program);
   registerAdapterCommands(program);
   registerTrain(program);
+  registerDemo(program);
   return program;
 }
 

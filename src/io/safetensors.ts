@@ -28,6 +28,7 @@ import {
 } from "node:fs";
 import { type AnyTypedArray, DTYPE_BYTES, type DType, isFloat } from "../graph/dtype.js";
 import { toFloat32 } from "../graph/half.js";
+import { kindOf, preview } from "../util/describe.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
 
 /** Safetensors dtype names this engine reads, and the DType each maps to. */
@@ -523,25 +524,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function isNonNegativeInt(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-}
-
-/** "an array", "a string", "null", ... for messages about a value of the wrong type. */
-function kindOf(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (v === undefined) return "undefined";
-  return typeof v === "object" ? "an object" : `a ${typeof v}`;
-}
-
-/** A short one-line rendering of an arbitrary JSON value for an error message. */
-function preview(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 function errorMessage(e: unknown): string {

@@ -10,6 +10,7 @@
  * Unknown fields (PEFT adds new ones every release) are kept verbatim in `raw` and written back by
  * `loraConfigToJson`, so an adapter made by a newer PEFT survives a load/save round trip.
  */
+import { kindOf, preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
 
 export type LoraBias = "none" | "all" | "lora_only";
@@ -67,28 +68,7 @@ export function defaultTargets(modelType: string): string[] {
 
 /** A config with PEFT's defaults, overridden by `fields`. */
 export function makeLoraConfig(fields: Partial<Omit<LoraConfig, "raw" | "peft_type">> = {}): LoraConfig {
-  const cfg: LoraConfig = {
-    peft_type: "LORA",
-    task_type: "CAUSAL_LM",
-    base_model_name_or_path: null,
-    r: 8,
-    lora_alpha: 8,
-    lora_dropout: 0,
-    target_modules: null,
-    exclude_modules: null,
-    bias: "none",
-    fan_in_fan_out: false,
-    use_rslora: false,
-    init_lora_weights: true,
-    layers_to_transform: null,
-    layers_pattern: null,
-    rank_pattern: {},
-    alpha_pattern: {},
-    modules_to_save: null,
-    inference_mode: false,
-    use_dora: false,
-    raw: {},
-  };
+  const cfg = { ...structuredClone(PEFT_DEFAULTS), task_type: "CAUSAL_LM", raw: {} } as LoraConfig;
   Object.assign(cfg, fields);
   return parseLoraConfig(loraConfigToJson(cfg));
 }
@@ -180,7 +160,7 @@ export function parseLoraConfig(json: unknown, file?: string): LoraConfig {
     throw new LoraTsError(`${where}LoRA config field ${field}: ${problem}`);
   };
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new LoraTsError(`${where}LoRA config must be a JSON object, got ${kind(json)}`);
+    throw new LoraTsError(`${where}LoRA config must be a JSON object, got ${kindOf(json)}`);
   }
   const o = json as Record<string, unknown>;
   const get = (k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
@@ -471,20 +451,4 @@ function checkRegex(pattern: string, fail: (problem: string) => never): void {
   } catch (e) {
     fail(`${JSON.stringify(pattern)} is not a valid regular expression (${(e as Error).message})`);
   }
-}
-
-function kind(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  return `a ${typeof v}`;
-}
-
-function preview(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

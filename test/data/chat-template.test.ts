@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   ChatTemplate,
   DEFAULT_CHAT_TEMPLATE,
@@ -14,14 +13,10 @@ import { type ChatMessage, parseDataset } from "../../src/data/formats.js";
 import { llama2cTokenizerJson, Tokenizer, tokenizerConfigJson } from "../../src/data/tokenizer.js";
 import { readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import { LoraTsError } from "../../src/util/errors.js";
+import { REPO_ROOT } from "../helpers/shared.js";
 import { pieces, toyTokenizer } from "./toy-tokenizer.js";
 
-function repoRoot(): string {
-  let d = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(d, "package.json"))) d = path.dirname(d);
-  return d;
-}
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(repoRoot(), "../shared");
+const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(REPO_ROOT, "../shared");
 const tok512 = path.join(shared, "models/stories260K/tok512.bin");
 const fastchat = path.join(shared, "data/fastchat_dummy_conversation.json");
 const SKIP_SHARED = existsSync(tok512) && existsSync(fastchat) ? false : "needs ../shared (absent)";

@@ -9,7 +9,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
 import { convertGguf, permuteRopeRowsToHf, readGgufAsHf } from "../../src/io/convert-gguf.js";
@@ -20,18 +19,10 @@ import { permuteRopeToHf } from "../../src/io/llama2c.js";
 import { ggufCacheDir, resolveModelPath } from "../../src/io/model-path.js";
 import { SafetensorsFile } from "../../src/io/safetensors.js";
 import { LoraTsError } from "../../src/util/errors.js";
+import { REPO_ROOT, SHARED } from "../helpers/shared.js";
 
-function repoRoot(): string {
-  let d = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(d, "package.json"))) {
-    const up = path.dirname(d);
-    if (up === d) throw new Error("package.json not found above the test file");
-    d = up;
-  }
-  return d;
-}
-const root = repoRoot();
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(root, "../shared");
+const root = REPO_ROOT;
+const shared = SHARED;
 const storiesDir = path.join(shared, "models/stories260K");
 const storiesGguf = path.join(storiesDir, "stories260K.gguf");
 const SKIP = existsSync(storiesGguf) ? false : "needs ../shared (absent)";

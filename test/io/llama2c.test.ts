@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   llama2cFloatCount,
   llama2cHfConfig,
@@ -13,17 +12,9 @@ import {
   readLlama2cTokenizer,
 } from "../../src/io/llama2c.js";
 import { FileFormatError } from "../../src/util/errors.js";
+import { REPO_ROOT } from "../helpers/shared.js";
 
-function repoRoot(): string {
-  let d = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(d, "package.json"))) {
-    const up = path.dirname(d);
-    if (up === d) throw new Error("package.json not found above the test file");
-    d = up;
-  }
-  return d;
-}
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(repoRoot(), "../shared");
+const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(REPO_ROOT, "../shared");
 const storiesDir = path.join(shared, "models/stories260K");
 const sharedMissing = !existsSync(path.join(storiesDir, "stories260K.bin"));
 const SKIP = sharedMissing ? "needs ../shared (absent)" : false;

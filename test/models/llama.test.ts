@@ -11,6 +11,7 @@ import { expectedTensors } from "../../src/io/hf-model.js";
 import { llama2cHfConfig, readLlama2cCheckpoint } from "../../src/io/llama2c.js";
 import { parseModelConfig } from "../../src/models/config.js";
 import { type ForwardRunner, loadForward } from "../../src/models/index.js";
+import { sharedPath } from "../helpers/shared.js";
 import {
   llamaConfig,
   logitsRow,
@@ -316,7 +317,7 @@ test("KV cache with a left-padded batch: masked decode steps match unpadded runs
 
 // ---------------------------------------------------------------- a real model
 
-const STORIES = join(process.cwd(), "..", "shared", "models", "stories260K");
+const STORIES = sharedPath("models", "stories260K");
 
 test("stories260K (real Llama-2 model, ../shared): logits and 200-token greedy story match", async (t) => {
   if (!existsSync(join(STORIES, "reference.json"))) {

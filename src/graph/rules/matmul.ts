@@ -8,6 +8,7 @@ import { defineGrad } from "../autodiff.js";
 import type { Value } from "../ir.js";
 import * as o from "../ops.js";
 import { product as mm } from "../ops.js";
+import { intAttr } from "./const-value.js";
 import { sumToShape } from "./reduce-to.js";
 
 /** Flatten leading (batch) dims into the row dim: [..., M, K] -> [M', K]. */
@@ -48,22 +49,13 @@ defineGrad("MatMul", ({ node, gy, needs }) => {
   return productGrads(a!, b!, gy[0]!, false, false, 1, needs);
 });
 
-function flag(
-  node: { attrs: Record<string, { kind: string; v: unknown }> },
-  name: string,
-  dflt: number,
-): number {
-  const a = node.attrs[name];
-  return a ? (a.v as number) : dflt;
-}
-
 defineGrad(
   "FusedMatMul",
   ({ node, gy, needs }) => {
     const [a, b] = node.inputs as Value[];
-    const tA = flag(node, "transA", 0) === 1;
-    const tB = flag(node, "transB", 0) === 1;
-    return productGrads(a!, b!, gy[0]!, tA, tB, flag(node, "alpha", 1), needs);
+    const tA = intAttr(node, "transA", 0) === 1;
+    const tB = intAttr(node, "transB", 0) === 1;
+    return productGrads(a!, b!, gy[0]!, tA, tB, intAttr(node, "alpha", 1), needs);
   },
   o.MS_DOMAIN,
 );
@@ -71,10 +63,10 @@ defineGrad(
 defineGrad("Gemm", ({ node, gy, needs }) => {
   const [a, b, c] = node.inputs as Value[];
   const g = gy[0]!;
-  const tA = flag(node, "transA", 0) === 1;
-  const tB = flag(node, "transB", 0) === 1;
-  const [da, db] = productGrads(a!, b!, g, tA, tB, flag(node, "alpha", 1), needs);
-  const beta = flag(node, "beta", 1);
+  const tA = intAttr(node, "transA", 0) === 1;
+  const tB = intAttr(node, "transB", 0) === 1;
+  const [da, db] = productGrads(a!, b!, g, tA, tB, intAttr(node, "alpha", 1), needs);
+  const beta = intAttr(node, "beta", 1);
   const dc = c && needs[2] ? sumToShape(beta === 1 ? g : o.mul(g, beta), c.shape) : null;
   return [da, db, dc];
 });
