@@ -32,6 +32,7 @@ const TrainConfigSchema = z
     target: z.union([z.string(), z.array(z.string())]),
     rslora: z.boolean(),
     init: z.union([z.boolean(), z.string()]),
+    bias: z.enum(["none", "all", "lora_only"]),
     lora_config: z.string(),
     lr: z.number().positive(),
     epochs: z.number().positive(),
@@ -119,6 +120,7 @@ function toTrainOptions(c: TrainConfig): TrainOptions {
     targets: target,
     rslora: c.rslora,
     init: c.init as TrainOptions["init"],
+    bias: c.bias,
     loraConfig: c.lora_config
       ? parseLoraConfig(JSON.parse(readFileSync(c.lora_config, "utf8")), c.lora_config)
       : undefined,
@@ -164,6 +166,7 @@ export function registerTrain(program: Command): void {
       "comma-separated module names, a regex, or all-linear (default: PEFT's per model)",
     )
     .option("--rslora", "scale by alpha/sqrt(r)")
+    .option("--bias <which>", "train biases too: none (default), all or lora_only")
     .option("--lora-config <file>", "an adapter_config.json to take every LoRA setting from")
     .option("--lr <lr>", "peak learning rate (default 2e-4)")
     .option("--epochs <n>", "passes over the data (default 1)")

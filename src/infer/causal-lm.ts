@@ -46,10 +46,13 @@ export class CausalLM {
     let adapters: AdapterSet | null = null;
     let wrapContext = opts.wrapContext;
     if (opts.adapters && opts.adapters.length > 0) {
-      const set = new AdapterSet(listModules(model.config), model.config.modelType);
+      const set = new AdapterSet(listModules(model.config), model.config.modelType, (path) =>
+        model.weights.readFloat32(`${path}.bias`),
+      );
       for (const a of opts.adapters) set.load(a.name, a.dir);
       const union = set.union();
-      wrapContext = (base) => loraContext(base, union, { scaleInGraph: false });
+      const biases = set.biasUnion();
+      wrapContext = (base) => loraContext(base, union, { scaleInGraph: false, biases });
       adapters = set;
     }
     const runner = await forwardRunner(model, {

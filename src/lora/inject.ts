@@ -15,6 +15,7 @@ import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import type { LinearSpec, ModuleContext } from "../models/module.js";
 import { loraKeys } from "./adapter.js";
+import type { TrainedBias } from "./bias.js";
 import type { SelectedModule } from "./targets.js";
 
 export interface LoraGraphOptions {
@@ -29,10 +30,12 @@ export interface LoraGraphOptions {
    * reproducible masks.
    */
   dropout?: { rate: Value; seed: Value };
+  /** Layers whose bias is a graph input (trained, or fed from an adapter) instead of the base's. */
+  biases?: readonly TrainedBias[];
 }
 
 export interface LoraContext extends ModuleContext {
-  /** The A/B graph inputs, by PEFT key, in the order they were created. */
+  /** The A/B (and bias) graph inputs, by PEFT key, in the order they were created. */
   readonly loraInputs: Map<string, Value>;
 }
 
@@ -43,12 +46,13 @@ export function loraContext(
 ): LoraContext {
   const g = base.graph;
   const byPath = new Map(selected.map((m) => [m.path, m]));
+  const biasByPath = new Map((opts.biases ?? []).map((b) => [b.path, b]));
   const loraInputs = new Map<string, Value>();
   let moduleIndex = 0;
 
   const pair = (m: SelectedModule): { A: Value; B: Value } => {
     const keys = loraKeys(m.path, m.kind);
-    const r = `r${loraInputs.size / 2}`; // symbolic rank, one per module
+    const r = `r_${m.path}`; // symbolic rank, one per module
     const A = g.input(keys.A, "float32", [r, m.in]);
     const B = g.input(keys.B, "float32", [m.out, r]);
     loraInputs.set(keys.A, A);
@@ -70,7 +74,15 @@ export function loraContext(
     loraInputs,
     param: (name) => base.param(name),
     linear(x: Value, spec: LinearSpec): Value {
-      const y = base.linear(x, spec);
+      const bias = spec.bias ? biasByPath.get(spec.path) : undefined;
+      let y: Value;
+      if (bias) {
+        const b = g.input(bias.key, "float32", [bias.size]);
+        loraInputs.set(bias.key, b);
+        y = o.add(base.linear(x, { ...spec, bias: false }), b);
+      } else {
+        y = base.linear(x, spec);
+      }
       const m = byPath.get(spec.path);
       if (m?.kind !== "linear") return y;
       const { A, B } = pair(m);

@@ -14,6 +14,7 @@ import { listModules } from "../models/modules.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
+import { adapterBias, trainedBiases } from "./bias.js";
 import { adapterDelta, mergeInto } from "./merge.js";
 
 export type MergeDtype = "same" | "f32" | "bf16" | "f16";
@@ -45,9 +46,6 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
   const modules = listModules(cfg);
   const adapter = typeof opts.adapter === "string" ? loadAdapter(opts.adapter) : opts.adapter;
   const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });
-  if ([...adapter.tensors.keys()].some((k) => k.endsWith(".bias"))) {
-    throw new LoraTsError(`${adapter.source ?? "adapter"}: merging trained biases is not supported yet`);
-  }
   const wantDtype =
     (opts.dtype ?? "same") === "same" ? null : OUT_DTYPE[opts.dtype as Exclude<MergeDtype, "same">];
   if (opts.dtype && opts.dtype !== "same" && !wantDtype)
@@ -62,12 +60,20 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
     const delta = adapterDelta(adapter, s.path, { fanInFanOut: s.fanInFanOut });
     if (delta) deltas.set(`${s.path}.weight`, delta);
   }
+  // Trained biases replace the base's.
+  const biases = new Map<string, Float32Array>();
+  for (const b of trainedBiases(adapter.config, modules, selected)) {
+    const data = adapterBias(adapter, b.path);
+    if (data) biases.set(`${b.path}.bias`, data);
+  }
   const names = model.weights.names();
   if (untie) names.push("lm_head.weight");
   const tensors = names.map((name) => {
     const info = { ...model.weights.info(name) };
     if (name === "lm_head.weight") info.shape = [cfg.vocabSize, cfg.hidden];
     const dtype = wantDtype ?? info.dtype;
+    const bias = biases.get(name);
+    if (bias) return { name, dtype, shape: info.shape, data: encode(bias, dtype) };
     const delta = deltas.get(name);
     if (!delta && dtype === info.dtype)
       return { name, dtype, shape: info.shape, data: model.weights.readTyped(name) };
@@ -93,5 +99,5 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
     { replace: opts.force },
   );
   model.weights.close();
-  return { merged: [...deltas.keys()] };
+  return { merged: [...deltas.keys(), ...biases.keys()] };
 }

@@ -7,12 +7,14 @@
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, loadAdapter, loraKeys, validateAdapter } from "./adapter.js";
+import { type Adapter, loadAdapter, loraKeys, PEFT_PREFIX, validateAdapter } from "./adapter.js";
+import { adapterBias, type TrainedBias, trainedBiases } from "./bias.js";
 import type { SelectedModule } from "./targets.js";
 
 interface Loaded {
   adapter: Adapter;
   selected: SelectedModule[];
+  biases: TrainedBias[];
   feeds?: Record<string, TensorValue>;
 }
 
@@ -22,6 +24,8 @@ export class AdapterSet {
   constructor(
     readonly modules: readonly ModuleInfo[],
     readonly modelType: string,
+    /** The base model's bias of a layer, fed where an adapter trains biases and the chosen one does not. */
+    private readonly baseBias: (path: string) => Float32Array,
   ) {}
 
   get names(): string[] {
@@ -32,12 +36,11 @@ export class AdapterSet {
   add(name: string, adapter: Adapter): void {
     if (this.loaded.has(name)) throw new LoraTsError(`adapter name "${name}" is used twice`);
     const selected = validateAdapter(adapter, this.modules, { modelType: this.modelType });
-    const bias = [...adapter.tensors.keys()].find((k) => k.endsWith(".bias"));
-    if (bias)
-      throw new LoraTsError(
-        `${adapter.source ?? name}: tensor "${bias}": trained biases are not supported when serving yet`,
-      );
-    this.loaded.set(name, { adapter, selected });
+    this.loaded.set(name, {
+      adapter,
+      selected,
+      biases: trainedBiases(adapter.config, this.modules, selected),
+    });
   }
 
   load(name: string, dir: string): void {
@@ -52,6 +55,18 @@ export class AdapterSet {
     }
     // Keep the model's module order, so graph inputs are declared in a stable order.
     return this.modules.flatMap((m) => byPath.get(m.path) ?? []);
+  }
+
+  /**
+   * Layers whose bias some adapter trains. In the serving graph their bias is an input under one
+   * canonical name, whichever of PEFT's two names the adapter saved it under.
+   */
+  biasUnion(): TrainedBias[] {
+    const byPath = new Map<string, TrainedBias>();
+    for (const { biases } of this.loaded.values()) {
+      for (const b of biases) byPath.set(b.path, { ...b, key: `${PEFT_PREFIX}${b.path}.bias` });
+    }
+    return [...byPath.values()];
   }
 
   /** Graph feeds for the chosen adapter, or for the base model (null). */
@@ -75,6 +90,10 @@ export class AdapterSet {
         feeds[keys.A] = { dtype: "float32", dims: [1, u.in], data: new Float32Array(u.in) };
         feeds[keys.B] = { dtype: "float32", dims: [u.out, 1], data: new Float32Array(u.out) };
       }
+    }
+    for (const b of this.biasUnion()) {
+      const data = (chosen && adapterBias(chosen.adapter, b.path)) ?? this.baseBias(b.path);
+      feeds[b.key] = { dtype: "float32", dims: [b.size], data };
     }
     if (chosen) chosen.feeds = feeds;
     return feeds;

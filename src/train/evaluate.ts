@@ -9,6 +9,7 @@ import { Tokenizer } from "../data/tokenizer.js";
 import { openModelDir } from "../io/hf-model.js";
 import { resolveModelPath } from "../io/model-path.js";
 import { loadAdapter, validateAdapter } from "../lora/adapter.js";
+import { trainedBiases } from "../lora/bias.js";
 import { listModules } from "../models/modules.js";
 import { LoraTsError } from "../util/errors.js";
 import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
@@ -59,11 +60,15 @@ export async function evaluate(o: EvaluateOptions): Promise<LossResult> {
   const { examples } = buildExamples(readDataset(o.data), tok, { maxLength, trainOnInputs: o.trainOnInputs });
   if (examples.length === 0) throw new LoraTsError(`${o.data}: no example has a token to score`);
   let selected: ReturnType<typeof validateAdapter> = [];
+  let biases: ReturnType<typeof trainedBiases> = [];
   let values: Float32Array[] = [];
   const adapter = o.adapter ? loadAdapter(o.adapter) : null;
-  if (adapter)
-    selected = validateAdapter(adapter, listModules(model.config), { modelType: model.config.modelType });
-  const step = await buildTrainStep(model, { mode: "lora", selected, dropout: 0 }, {}, false);
+  if (adapter) {
+    const modules = listModules(model.config);
+    selected = validateAdapter(adapter, modules, { modelType: model.config.modelType });
+    biases = trainedBiases(adapter.config, modules, selected);
+  }
+  const step = await buildTrainStep(model, { mode: "lora", selected, dropout: 0, biases }, {}, false);
   if (adapter) values = step.params.map((p) => adapter.tensors.get(p.name)!.data);
   try {
     return await meanLoss(step, values, examples, { batchSize: o.batchSize ?? 4, padId: padIdOf(tok) });

@@ -14,6 +14,7 @@ import * as nn from "../graph/nn.js";
 import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
 import { expectedTensors, type HfModel } from "../io/hf-model.js";
 import { loraKeys } from "../lora/adapter.js";
+import type { TrainedBias } from "../lora/bias.js";
 import { loraContext } from "../lora/inject.js";
 import type { SelectedModule } from "../lora/targets.js";
 import { baseContext, contextFromParams } from "../models/base-context.js";
@@ -30,7 +31,7 @@ export const TRAIN_IO = {
 };
 
 export type TrainSetup =
-  | { mode: "lora"; selected: readonly SelectedModule[]; dropout: number }
+  | { mode: "lora"; selected: readonly SelectedModule[]; dropout: number; biases?: readonly TrainedBias[] }
   | { mode: "full" };
 
 export interface TrainParam {
@@ -140,7 +141,11 @@ export async function buildTrainStep(
           seed: g.input(TRAIN_IO.dropoutSeed, "int64", []),
         }
       : undefined;
-    const lora = loraContext(baseContext(g, model.weights), setup.selected, { scaleInGraph: true, dropout });
+    const lora = loraContext(baseContext(g, model.weights), setup.selected, {
+      scaleInGraph: true,
+      dropout,
+      biases: setup.biases,
+    });
     loss = buildForward(g, model, lora);
     // The LoRA inputs exist once the model is built; their ranks are symbolic, fixed here by the config.
     const shapes = new Map<string, number[]>();
@@ -149,6 +154,7 @@ export async function buildTrainStep(
       shapes.set(keys.A, [m.r, m.in]);
       shapes.set(keys.B, [m.out, m.r]);
     }
+    for (const b of setup.biases ?? []) shapes.set(b.key, [b.size]);
     for (const [name, v] of lora.loraInputs) {
       params.push({ name, shape: shapes.get(name)! });
       trainable.push(v);

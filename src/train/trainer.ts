@@ -17,6 +17,7 @@ import { type HfModel, openModelDir } from "../io/hf-model.js";
 import { resolveModelPath } from "../io/model-path.js";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
 import { type Adapter, createAdapter, loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
+import { trainedBiases } from "../lora/bias.js";
 import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
 import { selectTargets } from "../lora/targets.js";
 import { listModules } from "../models/modules.js";
@@ -43,6 +44,8 @@ export interface TrainOptions {
   targets?: string[] | string;
   rslora?: boolean;
   init?: LoraConfig["init_lora_weights"];
+  /** PEFT's bias setting: "none" (default), "all" or "lora_only" biases trained too. */
+  bias?: LoraConfig["bias"];
   loraConfig?: LoraConfig;
   lr?: number;
   epochs?: number;
@@ -164,6 +167,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         target_modules: o.targets ?? defaultTargets(model.config.modelType),
         use_rslora: o.rslora ?? false,
         init_lora_weights: o.init ?? true,
+        bias: o.bias ?? "none",
         base_model_name_or_path: o.model,
       });
     if (typeof config.init_lora_weights === "string" && config.init_lora_weights.startsWith("pissa")) {
@@ -171,13 +175,17 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         "training with PiSSA initialisation is not supported yet (use init=true or gaussian)",
       );
     }
-    const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
+    const modules = listModules(model.config);
+    const selected = selectTargets(config, modules, { modelType: model.config.modelType });
     adapter = createAdapter(config, selected, { seed: o.seed }).adapter;
-    step = await buildTrainStep(
-      model,
-      { mode: "lora", selected, dropout: config.lora_dropout },
-      { threads: o.threads },
-    );
+    // Trained biases start from the base model's.
+    const biases = trainedBiases(config, modules, selected);
+    for (const b of biases) {
+      const data = model.weights.readFloat32(`${b.path}.bias`);
+      adapter.tensors.set(b.key, { shape: [b.size], data, dtype: "float32" });
+    }
+    const setup = { mode: "lora" as const, selected, dropout: config.lora_dropout, biases };
+    step = await buildTrainStep(model, setup, { threads: o.threads });
     values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
   }
   const trainableParams = values.reduce((n, v) => n + v.length, 0);

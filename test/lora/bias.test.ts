@@ -1,0 +1,119 @@
+/** PEFT's bias "all" / "lora_only": biases are trained, saved under PEFT's names, served and merged. */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { CausalLM } from "../../src/infer/causal-lm.js";
+import { openModelDir } from "../../src/io/hf-model.js";
+import { loadAdapter } from "../../src/lora/adapter.js";
+import { mergeModel } from "../../src/lora/merge-model.js";
+import { parseModelConfig } from "../../src/models/config.js";
+import { gpt2TensorShapes } from "../../src/models/gpt2.js";
+import { evaluate } from "../../src/train/evaluate.js";
+import { train } from "../../src/train/trainer.js";
+import { toyTokenizer, WORDS } from "../data/toy-tokenizer.js";
+import { gpt2Config, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+
+const IDS = [1, 30, 31, 40, 41, 50, 51, 60];
+
+function tinyGpt2(): { model: string; data: string } {
+  const tok = toyTokenizer();
+  const cfg = gpt2Config({ vocab_size: tok.vocabSize, bos_token_id: 1, eos_token_id: 2 });
+  const shapes = gpt2TensorShapes(parseModelConfig(cfg, "config.json"));
+  shapes.delete("lm_head.weight");
+  const model = writeModelDir(tempDir(), cfg, randomWeights(shapes, 8));
+  writeFileSync(join(model, "tokenizer.json"), JSON.stringify(tok.tokenizerJson));
+  writeFileSync(join(model, "tokenizer_config.json"), JSON.stringify(tok.tokenizerConfig));
+  const data = join(tempDir(), "data.jsonl");
+  const rows = Array.from({ length: 12 }, (_, i) =>
+    JSON.stringify({ text: WORDS.slice(i, i + 8).join(" ") }),
+  );
+  writeFileSync(data, rows.join("\n"));
+  return { model, data };
+}
+
+async function logits(model: string, adapters: { name: string; dir: string }[], use: string | null) {
+  const lm = await CausalLM.load(model, { adapters });
+  const rows = await lm.logits(IDS, lm.adapterFeeds(use));
+  await lm.release();
+  return rows.flatMap((r) => Array.from(r));
+}
+
+const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+
+test('bias "all": trained, saved under PEFT names, merged == unmerged, and none == base', async () => {
+  const { model, data } = tinyGpt2();
+  const out = tempDir();
+  await train({
+    model,
+    data,
+    out,
+    targets: ["c_attn"],
+    bias: "all",
+    r: 2,
+    lr: 1e-2,
+    maxSteps: 3,
+    batchSize: 4,
+    threads: 1,
+  });
+  const adapter = loadAdapter(out);
+  const keys = [...adapter.tensors.keys()];
+  assert.ok(keys.includes("base_model.model.transformer.h.0.attn.c_attn.base_layer.bias"));
+  assert.ok(keys.includes("base_model.model.transformer.h.1.mlp.c_fc.bias"));
+  assert.ok(keys.includes("base_model.model.transformer.h.0.attn.c_proj.bias"));
+  const base = openModelDir(model);
+  const before = base.weights.readFloat32("transformer.h.0.mlp.c_fc.bias");
+  base.weights.close();
+  const after = adapter.tensors.get("base_model.model.transformer.h.0.mlp.c_fc.bias")!.data;
+  assert.ok(maxDiff(Array.from(before), Array.from(after)) > 1e-4, "the bias was trained");
+
+  const merged = join(tempDir(), "merged");
+  await mergeModel({ model, adapter: out, out: merged });
+  const withAdapter = await logits(model, [{ name: "b", dir: out }], "b");
+  assert.ok(maxDiff(withAdapter, await logits(merged, [], null)) < 1e-4);
+  assert.equal(
+    maxDiff(await logits(model, [{ name: "b", dir: out }], null), await logits(model, [], null)),
+    0,
+  );
+});
+
+test('bias "lora_only" trains only the wrapped layers\' biases, and serves beside a bias-free adapter', async () => {
+  const { model, data } = tinyGpt2();
+  const a = tempDir();
+  const b = tempDir();
+  await train({
+    model,
+    data,
+    out: a,
+    targets: ["c_attn"],
+    bias: "lora_only",
+    r: 2,
+    lr: 1e-2,
+    maxSteps: 2,
+    batchSize: 4,
+    threads: 1,
+  });
+  await train({
+    model,
+    data,
+    out: b,
+    targets: ["c_fc"],
+    r: 2,
+    lr: 1e-2,
+    maxSteps: 2,
+    batchSize: 4,
+    threads: 1,
+  });
+  const biasKeys = [...loadAdapter(a).tensors.keys()].filter((k) => k.endsWith("bias"));
+  assert.deepEqual(biasKeys.sort(), [
+    "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias",
+    "base_model.model.transformer.h.1.attn.c_attn.base_layer.bias",
+  ]);
+  const both = [
+    { name: "a", dir: a },
+    { name: "b", dir: b },
+  ];
+  assert.ok(maxDiff(await logits(model, both, "a"), await logits(model, [both[0]!], "a")) < 1e-5);
+  assert.ok(maxDiff(await logits(model, both, "b"), await logits(model, [both[1]!], "b")) < 1e-5);
+  assert.equal(maxDiff(await logits(model, both, null), await logits(model, [], null)), 0);
+});
