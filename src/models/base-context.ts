@@ -11,12 +11,29 @@ import type { WeightStore } from "../io/hf-model.js";
 import { GraphBuildError } from "../util/errors.js";
 import type { LinearSpec, ModuleContext } from "./module.js";
 
-export function baseContext(g: Graph, store: WeightStore): ModuleContext {
+/**
+ * `replaced`: float32 tensors that stand in for checkpoint tensors of the same name and shape (e.g.
+ * PiSSA's residual weights), embedded in the graph instead of read from the file.
+ */
+export function baseContext(
+  g: Graph,
+  store: WeightStore,
+  replaced?: ReadonlyMap<string, Float32Array>,
+): ModuleContext {
   // Keyed by location, so an alias (a tied "lm_head.weight") shares the embedding's initializer.
   const memo = new Map<string, Value>();
 
   return contextFromParams(g, (name: string): Value => {
     const info = store.info(name);
+    const stand = replaced?.get(name);
+    if (stand) {
+      const key = `replaced:${name}`;
+      const hit = memo.get(key);
+      if (hit) return hit;
+      const v = g.initializer(name, "float32", info.shape, { kind: "data", data: stand });
+      memo.set(key, v);
+      return v;
+    }
     const key = `${info.file}:${info.offset}`;
     let v = memo.get(key);
     if (v) return v;

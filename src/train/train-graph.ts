@@ -31,7 +31,14 @@ export const TRAIN_IO = {
 };
 
 export type TrainSetup =
-  | { mode: "lora"; selected: readonly SelectedModule[]; dropout: number; biases?: readonly TrainedBias[] }
+  | {
+      mode: "lora";
+      selected: readonly SelectedModule[];
+      dropout: number;
+      biases?: readonly TrainedBias[];
+      /** Frozen weights that replace the checkpoint's (PiSSA's residuals), by module path. */
+      residuals?: ReadonlyMap<string, Float32Array>;
+    }
   | { mode: "full" };
 
 export interface TrainParam {
@@ -141,7 +148,8 @@ export async function buildTrainStep(
           seed: g.input(TRAIN_IO.dropoutSeed, "int64", []),
         }
       : undefined;
-    const lora = loraContext(baseContext(g, model.weights), setup.selected, {
+    const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
+    const lora = loraContext(baseContext(g, model.weights, replaced), setup.selected, {
       scaleInGraph: true,
       dropout,
       biases: setup.biases,

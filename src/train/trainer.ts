@@ -16,7 +16,7 @@ import { Tokenizer } from "../data/tokenizer.js";
 import { type HfModel, openModelDir } from "../io/hf-model.js";
 import { resolveModelPath } from "../io/model-path.js";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
-import { type Adapter, createAdapter, loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
+import { type Adapter, createAdapter, loadAdapter, pissaToLora, writeAdapterFiles } from "../lora/adapter.js";
 import { trainedBiases } from "../lora/bias.js";
 import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
 import { selectTargets } from "../lora/targets.js";
@@ -152,6 +152,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
 
   // What is trained, and its starting values.
   let adapter: Adapter | null = null;
+  /** PiSSA's initial A₀, B₀: the saved adapter is converted against them to fit the original base. */
+  let pissaStart: Adapter | null = null;
   let step: TrainStep;
   let values: Float32Array[];
   if (o.mode === "full") {
@@ -170,21 +172,28 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         bias: o.bias ?? "none",
         base_model_name_or_path: o.model,
       });
-    if (typeof config.init_lora_weights === "string" && config.init_lora_weights.startsWith("pissa")) {
-      throw new LoraTsError(
-        "training with PiSSA initialisation is not supported yet (use init=true or gaussian)",
-      );
-    }
     const modules = listModules(model.config);
     const selected = selectTargets(config, modules, { modelType: model.config.modelType });
-    adapter = createAdapter(config, selected, { seed: o.seed }).adapter;
+    // PiSSA: A and B from W's top singular vectors, the frozen weight becomes the residual.
+    const created = createAdapter(config, selected, {
+      seed: o.seed,
+      baseWeight: (path) => model.weights.readFloat32(`${path}.weight`),
+    });
+    adapter = created.adapter;
+    if (created.residuals.size > 0) pissaStart = cloneAdapter(adapter);
     // Trained biases start from the base model's.
     const biases = trainedBiases(config, modules, selected);
     for (const b of biases) {
       const data = model.weights.readFloat32(`${b.path}.bias`);
       adapter.tensors.set(b.key, { shape: [b.size], data, dtype: "float32" });
     }
-    const setup = { mode: "lora" as const, selected, dropout: config.lora_dropout, biases };
+    const setup = {
+      mode: "lora" as const,
+      selected,
+      dropout: config.lora_dropout,
+      biases,
+      residuals: created.residuals,
+    };
     step = await buildTrainStep(model, setup, { threads: o.threads });
     values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
   }
@@ -299,7 +308,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
 
   // The result: an adapter (PEFT files) or a full model, in `out` itself.
   if (o.mode === "lora") {
-    writeAdapterFiles(o.out, adapter!);
+    // A PiSSA adapter is saved as PEFT saves it: a rank-2r LoRA that applies to the ORIGINAL weights.
+    writeAdapterFiles(o.out, pissaStart ? pissaToLora(adapter!, pissaStart) : adapter!);
   } else {
     writeFullModel(o.out, model, step, values);
   }
@@ -321,6 +331,11 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   };
   emit("onEnd", summary);
   return summary;
+}
+
+function cloneAdapter(a: Adapter): Adapter {
+  const tensors = new Map([...a.tensors].map(([k, t]) => [k, { ...t, data: t.data.slice() }]));
+  return { ...a, tensors };
 }
 
 /** The full model's weights, named as in the checkpoint (a tied head is not stored twice). */
