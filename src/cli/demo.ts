@@ -27,7 +27,7 @@ export const DEMO_TRAINING: Omit<TrainOptions, "model" | "data" | "valData" | "o
   dropout: 0.05,
   targets: "all-linear",
   lr: 3e-3,
-  epochs: 8,
+  epochs: 16,
   batchSize: 16,
   maxLength: 64,
   evalEvery: 25,

@@ -1,0 +1,75 @@
+/**
+ * One training-benchmark configuration in its own process (so peak RSS is per configuration):
+ *
+ *   node dist/bench/train-worker.js --model DIR --targets c_attn --batch 4 --seq 256 [--steps 5 --warmup 2]
+ *
+ * Builds the LoRA training session (r=8, alpha=16, dropout 0.05, PEFT init), then runs full optimizer
+ * steps (forward, backward, AdamW) on random tokens and prints one JSON line:
+ * {"buildS","sPerStep","tokPerS","peakRssMiB","steps"}.
+ */
+import { parseArgs } from "node:util";
+import { openModelDir } from "../src/io/hf-model.js";
+import { createAdapter } from "../src/lora/adapter.js";
+import { makeLoraConfig } from "../src/lora/config.js";
+import { selectTargets } from "../src/lora/targets.js";
+import { listModules } from "../src/models/modules.js";
+import { AdamW, clipGradNorm } from "../src/train/optimizer.js";
+import { buildTrainStep, shiftLabels } from "../src/train/train-graph.js";
+import { Rng } from "../src/util/rng.js";
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: "string" },
+    targets: { type: "string" },
+    batch: { type: "string", default: "4" },
+    seq: { type: "string", default: "256" },
+    steps: { type: "string", default: "5" },
+    warmup: { type: "string", default: "2" },
+    threads: { type: "string" },
+    config: { type: "string", multiple: true },
+  },
+});
+const batch = Number(a.batch);
+const seq = Number(a.seq);
+const model = openModelDir(a.model!);
+const targets = a.targets === "all-linear" ? "all-linear" : a.targets!.split(",");
+const config = makeLoraConfig({ r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: targets });
+const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
+const { adapter } = createAdapter(config, selected, { seed: 1 });
+const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [string, string]));
+
+const t0 = performance.now();
+const step = await buildTrainStep(
+  model,
+  { mode: "lora", selected, dropout: config.lora_dropout },
+  { threads: a.threads ? Number(a.threads) : undefined, config: extra },
+);
+const buildS = (performance.now() - t0) / 1000;
+const values = step.params.map((p) => adapter.tensors.get(p.name)!.data);
+const optimizer = new AdamW(values, { lr: 2e-4, weightDecay: 0 });
+
+const rng = new Rng(7);
+const ids = BigInt64Array.from({ length: batch * seq }, () => BigInt(rng.next() % model.config.vocabSize));
+const feed = {
+  ids,
+  attentionMask: new BigInt64Array(batch * seq).fill(1n),
+  targets: shiftLabels(ids, batch, seq),
+  batch,
+  seq,
+};
+const times: number[] = [];
+const total = Number(a.warmup) + Number(a.steps);
+for (let i = 0; i < total; i++) {
+  const s0 = performance.now();
+  const r = await step.run(feed, values, { train: true, dropoutRate: config.lora_dropout, dropoutSeed: i });
+  clipGradNorm(r.grads, 1);
+  optimizer.update(values, r.grads);
+  if (i >= Number(a.warmup)) times.push((performance.now() - s0) / 1000);
+}
+times.sort((x, y) => x - y);
+const sPerStep = times[Math.floor(times.length / 2)]!;
+const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+process.stdout.write(
+  `${JSON.stringify({ buildS, sPerStep, tokPerS: (batch * seq) / sPerStep, peakRssMiB, steps: times.length })}\n`,
+);
+await step.release();
