@@ -34,8 +34,10 @@ stream.on("test:fail", (d) => {
   if (d.details?.type === "suite" && !d.details?.error?.failureType?.includes("hook")) return;
   failed++;
 });
-stream.on("end", () => {
+// The summary goes last, after the reporter has written everything.
+const report = stream.compose(spec);
+report.on("end", () => {
   console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
 });
-stream.compose(spec).pipe(process.stdout);
+report.pipe(process.stdout, { end: false });
