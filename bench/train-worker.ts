@@ -27,6 +27,8 @@ const { values: a } = parseArgs({
     warmup: { type: "string", default: "2" },
     threads: { type: "string" },
     config: { type: "string", multiple: true },
+    profile: { type: "string" },
+    arena: { type: "boolean", default: false },
   },
 });
 const batch = Number(a.batch);
@@ -42,7 +44,12 @@ const t0 = performance.now();
 const step = await buildTrainStep(
   model,
   { mode: "lora", selected, dropout: config.lora_dropout },
-  { threads: a.threads ? Number(a.threads) : undefined, config: extra },
+  {
+    threads: a.threads ? Number(a.threads) : undefined,
+    config: extra,
+    profile: a.profile,
+    ...(a.arena ? { memArena: true } : {}),
+  },
 );
 const buildS = (performance.now() - t0) / 1000;
 const values = step.params.map((p) => adapter.tensors.get(p.name)!.data);
@@ -72,4 +79,5 @@ const peakRssMiB = process.resourceUsage().maxRSS / 1024;
 process.stdout.write(
   `${JSON.stringify({ buildS, sPerStep, tokPerS: (batch * seq) / sPerStep, peakRssMiB, steps: times.length })}\n`,
 );
+if (a.profile) step.session.ort.endProfiling();
 await step.release();

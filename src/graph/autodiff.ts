@@ -74,9 +74,22 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
 
   push(loss, seed ?? fill(g, loss.shape, 1, loss.dtype));
   const lossIndex = g.nodes.indexOf(loss.producer!);
+  const inRegion = new Set<Node>();
+  for (const c of g.customGradients.values()) for (const n of c.region) inRegion.add(n);
   for (let i = lossIndex; i >= 0; i--) {
     const node = g.nodes[i]!;
     if (!node.outputs.some((o) => active.has(o))) continue;
+    const custom = g.customGradients.get(node);
+    if (custom) {
+      const gy = total(custom.output);
+      if (!gy) continue;
+      custom.backward(gy).forEach((gx, k) => {
+        const x = custom.inputs[k]!;
+        if (gx && active.has(x)) push(x, gx);
+      });
+      continue;
+    }
+    if (inRegion.has(node)) continue;
     const gy = node.outputs.map((o) => total(o));
     if (gy.every((x) => x === null)) continue;
     const needs = node.inputs.map((x) => x !== null && active.has(x));

@@ -60,6 +60,14 @@ export interface Node {
   readonly attrs: Record<string, Attr>;
 }
 
+export interface CustomGradient {
+  inputs: Value[];
+  output: Value;
+  backward: (gy: Value) => (Value | null)[];
+  /** Every node of the region (skipped by the ordinary backward walk). */
+  region: Set<Node>;
+}
+
 export interface OutputSpec {
   dtype: DType;
   shape: Shape;
@@ -78,7 +86,30 @@ export class Graph {
   readonly constCache = new Map<string, Value>();
   /** Symbolic dim name -> (graph input, axis) that carries its runtime value. */
   readonly symbolSources = new Map<string, { value: Value; axis: number }>();
+  /** Regions whose backward pass is written by hand (see `withCustomGradient`). */
+  readonly customGradients = new Map<Node, CustomGradient>();
   private nextId = 0;
+
+  /**
+   * Builds a region whose backward pass is `backward` instead of the chain of its ops' rules: useful
+   * when the region as a whole has a cheaper gradient (the LM head's cross-entropy needs no one-hot
+   * tensor). `backward(gy)` returns the gradient of each of `inputs` (null: none). The region's
+   * internal values must not be used outside it, since no gradient flows back through them.
+   */
+  withCustomGradient(
+    inputs: Value[],
+    forward: () => Value,
+    backward: (gy: Value) => (Value | null)[],
+  ): Value {
+    const first = this.nodes.length;
+    const out = forward();
+    if (!out.producer || this.nodes.indexOf(out.producer) < first) {
+      throw new Error("withCustomGradient: the region's output must be computed inside it");
+    }
+    const region = new Set(this.nodes.slice(first));
+    this.customGradients.set(out.producer, { inputs, output: out, backward, region });
+    return out;
+  }
 
   newValue(dtype: DType, shape: Shape, producer: Node | null, name?: string): Value {
     return new Value(this, this.nextId++, dtype, [...shape], name, producer);

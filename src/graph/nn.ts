@@ -43,3 +43,49 @@ export function crossEntropy(logits: Value, labels: Value, ignoreIndex = -100): 
   const safeCount = o.add(count, o.cast(o.less(count, 1), logits.dtype));
   return o.div(total, safeCount);
 }
+
+/**
+ * crossEntropy(hidden·Wᵀ, labels) for an output head W [vocab, dim], with a hand-written backward:
+ *
+ *   d hidden = (softmax(logits)·f)·W − f·W[label]        f = g·mask / count, per token
+ *
+ * The one-hot part becomes a gather of W's rows, so no [tokens, vocab] one-hot or scatter is built,
+ * and softmax(logits), computed in the forward pass, is the only [tokens, vocab] tensor kept for the
+ * backward pass (the logits are freed at once). dW (full training) is formed only when W is trained.
+ */
+export function lmHeadCrossEntropy(hidden: Value, weight: Value, labels: Value, ignoreIndex = -100): Value {
+  const g = hidden.graph;
+  const dim = hidden.dim(-1);
+  let h2: Value;
+  let probs: Value;
+  let mask: Value;
+  let safeLabels: Value;
+  let safeCount: Value;
+  return g.withCustomGradient(
+    [hidden, weight],
+    () => {
+      h2 = o.reshape(hidden, [-1, dim]);
+      const flatLabels = o.reshape(labels, [-1]);
+      const logits = o.product(h2, weight, false, true); // [N, V], freed once the forward is done
+      // The backward pass needs softmax(logits), so it is kept instead of the logits.
+      probs = o.softmax(logits, 1);
+      const lse = o.reduceLogSumExp(logits, [1], true); // [N, 1]
+      const kept = o.not(o.equal(flatLabels, o.scalar(g, ignoreIndex, "int64")));
+      safeLabels = o.where(kept, flatLabels, o.scalar(g, 0, "int64"));
+      const target = o.gatherElements(logits, o.unsqueeze(safeLabels, [1]), 1); // [N, 1]
+      mask = o.unsqueeze(o.cast(kept, hidden.dtype), [1]); // [N, 1]
+      const count = o.reduceSum(mask, [0, 1], false);
+      safeCount = o.add(count, o.cast(o.less(count, 1), hidden.dtype));
+      return o.div(o.reduceSum(o.mul(o.sub(lse, target), mask), [0, 1], false), safeCount);
+    },
+    (gy) => {
+      const f = o.div(o.mul(mask, gy), safeCount); // [N, 1]
+      const soft = o.mul(probs, f); // [N, V]
+      const dh = o.sub(o.product(soft, weight, false, false), o.mul(f, o.gather(weight, safeLabels, 0)));
+      // dW = dlogitsᵀ·h with dlogits = soft - onehot·f; pruned unless W is trained.
+      const dlogits = o.scatterElements(soft, o.unsqueeze(safeLabels, [1]), o.neg(f), 1, "add");
+      const dw = o.product(dlogits, h2, true, false);
+      return [o.reshape(dh, hidden.shape), dw];
+    },
+  );
+}

@@ -21,10 +21,14 @@ export interface SessionOptions {
   optimization?: "disabled" | "basic" | "extended" | "all";
   /** ORT's CPU arena about doubles peak memory for no speed gain here, so it is off by default. */
   memArena?: boolean;
+  /** ORT's memory-pattern planning (on by default). */
+  memPattern?: boolean;
   /** Folder that external-data locations in the model are relative to. */
   externalDataDir?: string;
   /** Extra ORT session config entries, e.g. {"session.disable_prepacking": "1"}. */
   config?: Record<string, string>;
+  /** Write onnxruntime's per-op profile (JSON) with this file prefix. */
+  profile?: string;
 }
 
 export function tensor(dtype: DType, dims: number[], data: AnyTypedArray): TensorValue {
@@ -60,8 +64,9 @@ export class Session {
       interOpNumThreads: 1,
       graphOptimizationLevel: opts.optimization ?? "all",
       enableCpuMemArena: opts.memArena ?? false,
-      enableMemPattern: true,
+      enableMemPattern: opts.memPattern ?? true,
       executionMode: "sequential",
+      ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
       extra: nest(config),
     };
     let s: ort.InferenceSession;

@@ -63,6 +63,8 @@ export interface TrainOptions {
   maxGradNorm?: number;
   trainOnInputs?: boolean;
   packing?: boolean;
+  /** Use the unfused head + loss and ORT's default session settings (a reference for tests). */
+  plainPath?: boolean;
   /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
 }
@@ -193,8 +195,13 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       dropout: config.lora_dropout,
       biases,
       residuals: created.residuals,
+      plainLoss: o.plainPath,
     };
-    step = await buildTrainStep(model, setup, { threads: o.threads });
+    // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).
+    const plainSession = o.plainPath
+      ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
+      : {};
+    step = await buildTrainStep(model, setup, { threads: o.threads, ...plainSession });
     values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
   }
   const trainableParams = values.reduce((n, v) => n + v.length, 0);

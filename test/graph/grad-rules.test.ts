@@ -143,6 +143,15 @@ const cases: Case[] = [
     inputs: [{ shape: [2, 3, 7] }, { shape: [2, 3], kind: "int64", values: [1, -100, 6, 0, 3, -100] }],
   },
   {
+    op: "LM head + cross-entropy (custom backward)",
+    build: (h, w, labels) => nn.lmHeadCrossEntropy(h, w, labels),
+    inputs: [
+      { shape: [2, 3, 4] },
+      { shape: [7, 4] },
+      { shape: [2, 3], kind: "int64", values: [1, -100, 6, 0, 6, 2] },
+    ],
+  },
+  {
     op: "SoftmaxCrossEntropyLoss mean",
     build: (s, l) => o.softmaxCrossEntropy(s, l, { reduction: "mean", ignoreIndex: -100 }),
     inputs: [{ shape: [4, 5] }, { shape: [4], kind: "int64", values: [4, -100, 0, 2] }],
