@@ -75,6 +75,10 @@ test('bias "all": trained, saved under PEFT names, merged == unmerged, and none 
     maxDiff(await logits(model, [{ name: "b", dir: out }], null), await logits(model, [], null)),
     0,
   );
+  // eval with the adapter scores like the merged model.
+  const e1 = await evaluate({ model, adapter: out, data });
+  const e2 = await evaluate({ model: merged, data });
+  assert.ok(Math.abs(e1.loss - e2.loss) < 1e-4, `${e1.loss} vs ${e2.loss}`);
 });
 
 test('bias "lora_only" trains only the wrapped layers\' biases, and serves beside a bias-free adapter', async () => {
