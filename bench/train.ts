@@ -7,7 +7,9 @@
  *
  * Models are random-weight checkpoints written by the project's own writer: GPT-2-small (124M) and
  * SmolLM-135M shapes. The peer (../shared/peers/torch_lora_bench.py) needs /usr/bin/python3 with
- * torch (Debian: apt-get install python3-torch); without it only lora-ts's figures are printed.
+ * torch: `apt-get install python3-torch libopenblas0-pthread`. Without OpenBLAS, Debian's torch 1.13
+ * (BLAS_INFO=generic) falls back to the reference BLAS at ~6 GFLOP/s and the peer is ~25× slower than
+ * it should be. Without the peer only lora-ts's figures are printed.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
