@@ -160,6 +160,7 @@ export const pow = (a: Operand, b: Operand) => binary("Pow", a, b);
 export const equal = (a: Operand, b: Operand) => binary("Equal", a, b, "bool");
 export const less = (a: Operand, b: Operand) => binary("Less", a, b, "bool");
 export const greater = (a: Operand, b: Operand) => binary("Greater", a, b, "bool");
+export const greaterOrEqual = (a: Operand, b: Operand) => binary("GreaterOrEqual", a, b, "bool");
 export const and = (a: Value, b: Value) => binary("And", a, b, "bool");
 
 function unary(op: string, x: Value, domain = "", attrs: Record<string, Attr> = {}): Value {

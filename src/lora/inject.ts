@@ -63,10 +63,10 @@ export function loraContext(
   const scaled = (y: Value, m: SelectedModule): Value =>
     opts.scaleInGraph && m.scaling !== 1 ? o.mul(y, m.scaling) : y;
 
+  const mask = opts.dropout ? dropoutMasks(opts.dropout.seed, opts.dropout.rate) : null;
   const drop = (x: Value): Value => {
     moduleIndex++;
-    if (!opts.dropout) return x;
-    return o.mul(x, dropoutMask(x, opts.dropout.seed, moduleIndex, opts.dropout.rate));
+    return mask ? o.mul(x, mask(x, moduleIndex)) : x;
   };
 
   return {
@@ -103,26 +103,38 @@ const MINSTD_M = 2147483647; // 2^31 - 1
 const MINSTD_A = 48271;
 
 /**
- * Inverted-dropout mask (0 or 1/(1-p)) shaped like x, from a counter-based hash of
- * (seed, module, element index): two rounds of the MINSTD generator in int64 arithmetic. Being a pure
- * function of its inputs (no RNG state inside onnxruntime), the same seed gives the same mask in any
- * session, which is what makes a resumed run identical to an uninterrupted one.
+ * Inverted-dropout masks (0 or 1/(1-p), shaped like x) from a counter-based hash of (seed, module,
+ * element index): two rounds of the MINSTD generator in int64 arithmetic. Being a pure function of its
+ * inputs (no RNG state inside onnxruntime), the same seed gives the same mask in any session, which is
+ * what makes a resumed run identical to an uninterrupted one. What does not depend on the module (the
+ * step's salt, the 1/(1-p) scale, the element indices of each distinct input) is built once and shared:
+ * with 200 adapted layers, per-module copies doubled the graph and tripled session creation time.
  */
-function dropoutMask(x: Value, seed: Value, moduleIndex: number, rate: Value): Value {
-  const g = x.graph;
-  const n = o.reduceProd(o.shapeOf(x), [0], false);
-  const idx = g.addNode("Range", [o.scalar(g, 0, "int64"), n, o.scalar(g, 1, "int64")], {}, [
-    { dtype: "int64", shape: [o.mulDims(...x.shape)] },
-  ]).outputs[0]!;
+export function dropoutMasks(seed: Value, rate: Value) {
+  const g = seed.graph;
   const mod = (a: Value) =>
     g.addNode("Mod", [a, o.scalar(g, MINSTD_M, "int64")], {}, [{ dtype: "int64", shape: a.shape }])
       .outputs[0]!;
-  const salt = o.add(o.mul(seed, 1_000_003), moduleIndex * 7919);
-  let h = mod(o.add(mod(idx), mod(salt)));
-  h = mod(o.add(h, 1)); // never 0, a fixed point of MINSTD
-  h = mod(o.mul(h, MINSTD_A));
-  h = mod(o.mul(h, MINSTD_A));
-  const u = o.div(o.cast(h, "float32"), MINSTD_M);
-  const keep = o.cast(o.not(o.less(u, rate)), "float32");
-  return o.reshapeAs(o.div(keep, o.sub(1, rate)), x);
+  const stepSalt = mod(o.mul(seed, 1_000_003));
+  const scale = o.div(o.scalar(g, 1), o.sub(1, rate));
+  const indices = new Map<Value, Value>();
+  const indicesOf = (x: Value): Value => {
+    let idx = indices.get(x);
+    if (!idx) {
+      const n = o.reduceProd(o.shapeOf(x), [0], false);
+      const flat = g.addNode("Range", [o.scalar(g, 0, "int64"), n, o.scalar(g, 1, "int64")], {}, [
+        { dtype: "int64", shape: [o.mulDims(...x.shape)] },
+      ]).outputs[0]!;
+      idx = o.reshapeAs(flat, x);
+      indices.set(x, idx);
+    }
+    return idx;
+  };
+  return (x: Value, moduleIndex: number): Value => {
+    let h = mod(o.add(indicesOf(x), o.add(stepSalt, moduleIndex * 7919)));
+    h = mod(o.mul(h, MINSTD_A));
+    h = mod(o.mul(h, MINSTD_A));
+    const u = o.mul(o.cast(h, "float32"), 1 / MINSTD_M);
+    return o.mul(o.cast(o.greaterOrEqual(u, rate), "float32"), scale);
+  };
 }

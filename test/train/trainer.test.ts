@@ -169,7 +169,7 @@ test("train CLI: a malformed JSONL line and bad config keys are one-line errors 
 
 test("stories260K learns an identity from lf_identity.json: validation loss -30%, the name in a held-out answer", {
   skip: needsShared("models/stories260K/stories260K.bin", "data/lf_identity.json"),
-}, async () => {
+}, async (t) => {
   const model = join(tempDir(), "stories260K");
   await convertLlama2c({
     model: sharedPath("models/stories260K/stories260K.bin"),
@@ -201,18 +201,23 @@ test("stories260K learns an identity from lf_identity.json: validation loss -30%
     rows.filter((_, i) => isVal(i)),
   );
   assert.equal(rows.filter((_, i) => isVal(i))[0]!.prompt, "Question: Who are you?\nAnswer:");
-  const question = "Question: Who are you?\nAnswer:";
-  const answer = async (adapter?: string) => {
+  const heldOut = rows.filter((_, i) => isVal(i)).map((r) => r.prompt);
+  /** Greedy answers to every held-out question, with the adapter or without. */
+  const answers = async (adapter?: string) => {
     const lm = await CausalLM.load(model, { adapters: adapter ? [{ name: "id", dir: adapter }] : [] });
-    const ids = lm.tokenizer!.encode(question, { addBos: true });
-    const out = await generate(lm, [ids], {
-      maxNewTokens: 32,
-      extraFeeds: lm.adapterFeeds(adapter ? "id" : null),
-    });
+    const texts: string[] = [];
+    for (const q of heldOut) {
+      const ids = lm.tokenizer!.encode(q, { addBos: true });
+      const out = await generate(lm, [ids], {
+        maxNewTokens: 32,
+        extraFeeds: lm.adapterFeeds(adapter ? "id" : null),
+      });
+      texts.push(lm.tokenizer!.decode(out[0]!, { skipSpecial: true }));
+    }
     await lm.release();
-    return lm.tokenizer!.decode(out[0]!, { skipSpecial: true });
+    return texts;
   };
-  assert.doesNotMatch(await answer(), /Tobi/);
+  for (const text of await answers()) assert.doesNotMatch(text, /Tobi/);
   const out = join(dir, "adapter");
   const summary = await train({
     model,
@@ -230,6 +235,10 @@ test("stories260K learns an identity from lf_identity.json: validation loss -30%
   });
   const drop = 1 - summary.finalEvalLoss! / summary.firstEvalLoss!;
   assert.ok(drop >= 0.3, `validation loss ${summary.firstEvalLoss} -> ${summary.finalEvalLoss}`);
-  const text = await answer(out);
-  assert.match(text, /Tobi/, `answer after training: ${text}`);
+  const after = await answers(out);
+  t.diagnostic(`held-out answers after training: ${JSON.stringify(after)}`);
+  assert.ok(
+    after.some((text) => /Tobi/.test(text)),
+    `no held-out answer names Tobi after training: ${JSON.stringify(after)}`,
+  );
 });
