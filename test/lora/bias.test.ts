@@ -1,35 +1,20 @@
 /** PEFT's bias "all" / "lora_only": biases are trained, saved under PEFT's names, served and merged. */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CausalLM } from "../../src/infer/causal-lm.js";
 import { openModelDir } from "../../src/io/hf-model.js";
 import { loadAdapter } from "../../src/lora/adapter.js";
 import { mergeModel } from "../../src/lora/merge-model.js";
-import { parseModelConfig } from "../../src/models/config.js";
-import { gpt2TensorShapes } from "../../src/models/gpt2.js";
 import { evaluate } from "../../src/train/evaluate.js";
 import { train } from "../../src/train/trainer.js";
-import { toyTokenizer, WORDS } from "../data/toy-tokenizer.js";
-import { gpt2Config, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+import { tinyModel, wordData } from "../helpers/tiny-model.js";
+import { tempDir } from "../models/fixtures.js";
 
 const IDS = [1, 30, 31, 40, 41, 50, 51, 60];
 
 function tinyGpt2(): { model: string; data: string } {
-  const tok = toyTokenizer();
-  const cfg = gpt2Config({ vocab_size: tok.vocabSize, bos_token_id: 1, eos_token_id: 2 });
-  const shapes = gpt2TensorShapes(parseModelConfig(cfg, "config.json"));
-  shapes.delete("lm_head.weight");
-  const model = writeModelDir(tempDir(), cfg, randomWeights(shapes, 8));
-  writeFileSync(join(model, "tokenizer.json"), JSON.stringify(tok.tokenizerJson));
-  writeFileSync(join(model, "tokenizer_config.json"), JSON.stringify(tok.tokenizerConfig));
-  const data = join(tempDir(), "data.jsonl");
-  const rows = Array.from({ length: 12 }, (_, i) =>
-    JSON.stringify({ text: WORDS.slice(i, i + 8).join(" ") }),
-  );
-  writeFileSync(data, rows.join("\n"));
-  return { model, data };
+  return { model: tinyModel("gpt2", 8), data: wordData(12) };
 }
 
 async function logits(model: string, adapters: { name: string; dir: string }[], use: string | null) {

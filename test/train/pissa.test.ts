@@ -1,32 +1,16 @@
 /** PiSSA training: the residual base + adapter starts equal to the base, and the saved (converted)
  *  adapter applied to the ORIGINAL base scores exactly what training measured. */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
 import { loadAdapter } from "../../src/lora/adapter.js";
-import { parseModelConfig } from "../../src/models/config.js";
-import { llamaTensorShapes } from "../../src/models/llama.js";
 import { evaluate } from "../../src/train/evaluate.js";
 import { train } from "../../src/train/trainer.js";
-import { toyTokenizer, WORDS } from "../data/toy-tokenizer.js";
-import { llamaConfig, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+import { tinyModel, wordData } from "../helpers/tiny-model.js";
+import { tempDir } from "../models/fixtures.js";
 
 test("PiSSA: starts at the base model; the saved rank-2r adapter reproduces the trained model on the original base", async () => {
-  const tok = toyTokenizer();
-  const cfg = llamaConfig({ vocab_size: tok.vocabSize });
-  const model = writeModelDir(
-    tempDir(),
-    cfg,
-    randomWeights(llamaTensorShapes(parseModelConfig(cfg, "config.json")), 4),
-  );
-  writeFileSync(join(model, "tokenizer.json"), JSON.stringify(tok.tokenizerJson));
-  writeFileSync(join(model, "tokenizer_config.json"), JSON.stringify(tok.tokenizerConfig));
-  const data = join(tempDir(), "data.jsonl");
-  writeFileSync(
-    data,
-    Array.from({ length: 8 }, (_, i) => JSON.stringify({ text: WORDS.slice(i, i + 9).join(" ") })).join("\n"),
-  );
+  const model = tinyModel("llama", 4);
+  const data = wordData(8);
 
   const out = tempDir();
   const summary = await train({

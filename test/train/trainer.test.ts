@@ -11,35 +11,17 @@ import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
 import { convertLlama2c } from "../../src/io/convert-llama2c.js";
 import { loadAdapter } from "../../src/lora/adapter.js";
-import { parseModelConfig } from "../../src/models/config.js";
-import { llamaTensorShapes } from "../../src/models/llama.js";
 import { evaluate } from "../../src/train/evaluate.js";
 import type { StepMetrics } from "../../src/train/events.js";
 import { listCheckpoints, NonFiniteLossError, type TrainOptions, train } from "../../src/train/trainer.js";
-import { toyTokenizer, WORDS } from "../data/toy-tokenizer.js";
 import { runCli } from "../helpers/cli.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
-import { llamaConfig, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+import { tinyModel, wordData } from "../helpers/tiny-model.js";
+import { tempDir } from "../models/fixtures.js";
 
 /** A tiny random Llama with the toy tokenizer, and a text data set made of its words. */
 function tinySetup(): { model: string; data: string } {
-  const tok = toyTokenizer();
-  const cfg = llamaConfig({ vocab_size: tok.vocabSize, num_key_value_heads: 2 });
-  const model = writeModelDir(
-    tempDir(),
-    cfg,
-    randomWeights(llamaTensorShapes(parseModelConfig(cfg, "config.json")), 3),
-  );
-  writeFileSync(join(model, "tokenizer.json"), JSON.stringify(tok.tokenizerJson));
-  writeFileSync(join(model, "tokenizer_config.json"), JSON.stringify(tok.tokenizerConfig));
-  const lines: string[] = [];
-  for (let i = 0; i < 24; i++) {
-    const words = Array.from({ length: 6 + (i % 5) }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]!);
-    lines.push(JSON.stringify({ text: `Once upon a time ${words.join(" ")}. The end` }));
-  }
-  const data = join(tempDir(), "data.jsonl");
-  writeFileSync(data, `${lines.join("\n")}\n`);
-  return { model, data };
+  return { model: tinyModel("llama", 3, { num_key_value_heads: 2 }), data: wordData(24) };
 }
 
 function collectLosses(into: Map<number, number>, stopAt?: number) {
