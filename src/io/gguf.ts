@@ -12,8 +12,10 @@
  * Only the header is read when a file is opened; tensor data is read on request with fs.readSync
  * at its offset, so multi-GB files are never read whole.
  */
+
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { FileFormatError } from "../util/errors.js";
+import { openForRead } from "../util/files.js";
 
 /** Metadata value types (gguf_type). */
 export enum GgufValueType {
@@ -347,12 +349,7 @@ export class GgufFile {
 
   /** Parses the header, metadata and tensor infos of a GGUF file (reads no tensor data). */
   static open(path: string): GgufFile {
-    let fd: number;
-    try {
-      fd = openSync(path, "r");
-    } catch (e) {
-      throw new FileFormatError(path, `cannot open: ${(e as Error).message}`);
-    }
+    const fd = openForRead(path, "GGUF file");
     try {
       const fileSize = fstatSync(fd).size;
       const r = new ChunkReader(fd, path, fileSize);

@@ -26,8 +26,10 @@
  * unless given. llama2.c's exporter writes SentencePiece pieces with "▁" replaced by " " and BOS/EOS
  * as "\n<s>\n" / "\n</s>\n"; byte pieces stay "<0xXX>".
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+
+import { closeSync, fstatSync, readSync } from "node:fs";
 import { FileFormatError } from "../util/errors.js";
+import { openForRead } from "../util/files.js";
 
 export interface Llama2cConfig {
   dim: number;
@@ -203,12 +205,7 @@ function ropeRows(w: Float32Array, nHeads: number, cols: number, toHf: boolean):
 /** Reads a llama2.c checkpoint (run.c format) into HF-named float32 tensors. */
 export function readLlama2cCheckpoint(path: string, options: ReadLlama2cOptions = {}): Llama2cCheckpoint {
   const hfRopeLayout = options.hfRopeLayout ?? true;
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new FileFormatError(path, `cannot open: ${(e as Error).message}`);
-  }
+  const fd = openForRead(path);
   try {
     const size = fstatSync(fd).size;
     const header = new Uint8Array(Math.min(HEADER_BYTES, size));
@@ -301,12 +298,7 @@ export interface Llama2cVocab {
  * tokens are read until the end of the file.
  */
 export function readLlama2cTokenizer(path: string, vocabSize?: number): Llama2cVocab {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new FileFormatError(path, `cannot open: ${(e as Error).message}`);
-  }
+  const fd = openForRead(path);
   let buf: Buffer;
   try {
     const size = fstatSync(fd).size;

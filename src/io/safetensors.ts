@@ -15,6 +15,7 @@
  * (when one is at fault) and what is wrong, because the usual cause is a truncated download or a
  * file from some other tool, and the user needs to know which file to fetch again.
  */
+
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
@@ -30,6 +31,7 @@ import { type AnyTypedArray, DTYPE_BYTES, type DType, isFloat } from "../graph/d
 import { toFloat32 } from "../graph/half.js";
 import { kindOf, preview } from "../util/describe.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
+import { openForRead } from "../util/files.js";
 
 /** Safetensors dtype names this engine reads, and the DType each maps to. */
 export const SAFETENSORS_DTYPES: Readonly<Record<string, DType>> = {
@@ -102,12 +104,7 @@ export class SafetensorsFile {
 
   /** Opens `path` and reads and validates its header (not the tensor data). */
   static open(path: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = openSync(path, "r");
-    } catch (e) {
-      throw new FileFormatError(path, `cannot open safetensors file: ${oneLine(errorMessage(e))}`);
-    }
+    const fd = openForRead(path, "safetensors file");
     try {
       const fileSize = fstatSync(fd).size;
       if (fileSize < 8) {

@@ -14,6 +14,7 @@ import {
   type ForwardInputs,
   type ForwardOutputs,
   type KeyValue,
+  outputHead,
   positionIds,
   splitHeads,
   withPast,
@@ -32,13 +33,7 @@ export function buildGpt2(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardI
     x = o.add(x, mlp(ctx, cfg, `${p}.mlp`, layerNorm(ctx, cfg, `${p}.ln_2`, x)));
   }
   const hidden = layerNorm(ctx, cfg, "transformer.ln_f", x);
-  const logits = ctx.linear(hidden, {
-    path: "lm_head",
-    inFeatures: cfg.hidden,
-    outFeatures: cfg.vocabSize,
-    bias: false,
-  });
-  return { logits, hidden, present: inputs.past ? present : null };
+  return { logits: outputHead(ctx, cfg, hidden), hidden, present: inputs.past ? present : null };
 }
 
 function layerNorm(ctx: ModuleContext, cfg: ModelConfig, path: string, x: Value): Value {

@@ -18,6 +18,7 @@ import {
   type ForwardInputs,
   type ForwardOutputs,
   type KeyValue,
+  outputHead,
   positionIds,
   ropeTables,
   splitHeads,
@@ -45,13 +46,7 @@ export function buildLlama(ctx: ModuleContext, cfg: ModelConfig, inputs: Forward
     x = o.add(h, mlp(ctx, cfg, `${p}.mlp`, m));
   }
   const hidden = o.rmsNorm(x, ctx.param("model.norm.weight"), cfg.normEps);
-  const logits = ctx.linear(hidden, {
-    path: "lm_head",
-    inFeatures: cfg.hidden,
-    outFeatures: cfg.vocabSize,
-    bias: false,
-  });
-  return { logits, hidden, present: inputs.past ? present : null };
+  return { logits: outputHead(ctx, cfg, hidden), hidden, present: inputs.past ? present : null };
 }
 
 function selfAttention(

@@ -7,12 +7,14 @@
  * "past+seq" (or "seq" without a cache). Query i sits at absolute index past + i and sees keys
  * 0..past+i whose attention-mask entry is 1.
  */
+
 import type { Graph, Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import { addDims, type Dim, mulDims } from "../graph/shape.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInverseFrequencies } from "./config.js";
+import type { ModuleContext } from "./module.js";
 
 export interface KeyValue {
   key: Value;
@@ -215,4 +217,14 @@ export function attention(q: Value, kv: KeyValue, bias: Value, scale: number): V
   const probs = o.softmax(scores, -1);
   const ctx = o.reshape(o.product(probs, kv.value, false, false), [b, kvH, groups, t, d]);
   return o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [b, t, kvH * groups * d]);
+}
+
+/** The output head (lm_head, tied or not: the context resolves the weight): logits [.., vocab]. */
+export function outputHead(ctx: ModuleContext, cfg: ModelConfig, hidden: Value): Value {
+  return ctx.linear(hidden, {
+    path: "lm_head",
+    inFeatures: cfg.hidden,
+    outFeatures: cfg.vocabSize,
+    bias: false,
+  });
 }
