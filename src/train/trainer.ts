@@ -70,8 +70,24 @@ export interface TrainOptions {
 }
 
 /** The defaults, as the CLI documents them. */
-export const TRAIN_DEFAULTS = {
-  mode: "lora" as const,
+type Defaulted =
+  | "mode"
+  | "r"
+  | "alpha"
+  | "dropout"
+  | "lr"
+  | "batchSize"
+  | "gradAccum"
+  | "maxLength"
+  | "seed"
+  | "schedule"
+  | "warmupSteps"
+  | "weightDecay"
+  | "maxGradNorm"
+  | "valFraction";
+
+export const TRAIN_DEFAULTS: Required<Pick<TrainOptions, Defaulted>> = {
+  mode: "lora",
   r: 8,
   alpha: 16,
   dropout: 0.05,
@@ -80,7 +96,7 @@ export const TRAIN_DEFAULTS = {
   gradAccum: 1,
   maxLength: 512,
   seed: 0,
-  schedule: "linear" as ScheduleKind,
+  schedule: "linear",
   warmupSteps: 0,
   weightDecay: 0,
   maxGradNorm: 1,
@@ -133,7 +149,9 @@ function dirBytes(dir: string, filter: (name: string) => boolean): number {
 
 /** Runs a training job; resolves with the summary, or rejects with a one-line LoraTsError. */
 export async function train(options: TrainOptions, events: TrainerEvents[] = []): Promise<TrainSummary> {
-  const o = { ...TRAIN_DEFAULTS, ...options };
+  // Options left undefined (e.g. flags not given) keep their defaults.
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...TRAIN_DEFAULTS, ...given } as TrainOptions & typeof TRAIN_DEFAULTS;
   const emit = <K extends keyof TrainerEvents>(k: K, ...args: Parameters<NonNullable<TrainerEvents[K]>>) => {
     for (const e of events) (e[k] as ((...a: typeof args) => void) | undefined)?.(...args);
   };

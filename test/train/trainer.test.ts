@@ -224,3 +224,46 @@ test("stories260K learns an identity from lf_identity.json: validation loss -30%
     `no held-out answer names Tobi after training: ${JSON.stringify(after)}`,
   );
 });
+
+test("train CLI: numeric flags and a YAML config train an adapter; flags not given keep their defaults; eval --json", () => {
+  const { model, data } = tinySetup();
+  const out = join(tempDir(), "a");
+  const r = runCli([
+    "train",
+    "--model",
+    model,
+    "--data",
+    data,
+    "--out",
+    out,
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "3",
+    "--r",
+    "4",
+    "--target",
+    "all-linear",
+    "--no-report",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const cfg = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8")) as Record<string, unknown>;
+  assert.equal(cfg["r"], 4);
+  assert.equal(cfg["lora_alpha"], 16);
+  assert.equal(cfg["lora_dropout"], 0.05);
+
+  const yaml = join(tempDir(), "train.yaml");
+  const out2 = join(tempDir(), "b");
+  writeFileSync(
+    yaml,
+    `model: ${model}\ndata: ${data}\nout: ${out2}\nmax_steps: 2\nbatch_size: 2\ntarget: [q_proj, v_proj]\nalpha: 8\n`,
+  );
+  const y = runCli(["train", "--config", yaml, "--r", "2", "--no-progress", "--no-report"]);
+  assert.equal(y.code, 0, y.stderr);
+  const cfg2 = JSON.parse(readFileSync(join(out2, "adapter_config.json"), "utf8")) as Record<string, unknown>;
+  assert.deepEqual([cfg2["r"], cfg2["lora_alpha"], cfg2["target_modules"]], [2, 8, ["q_proj", "v_proj"]]);
+  const e = runCli(["eval", "--model", model, "--adapter", out2, "--data", data, "--json"]);
+  assert.equal(e.code, 0, e.stderr);
+  const m = JSON.parse(e.stdout) as { loss: number; perplexity: number; tokens: number };
+  assert.ok(m.loss > 0 && Math.abs(m.perplexity - Math.exp(m.loss)) < 1e-6 * m.perplexity && m.tokens > 0);
+});
