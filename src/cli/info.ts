@@ -1,6 +1,5 @@
 /** `lora-ts info --model DIR [--json]`: what a model is, without building any graph. */
 
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { openModelDir } from "../io/hf-model.js";
 import { resolveModelPath } from "../io/model-path.js";
@@ -8,6 +7,7 @@ import { parseLoraConfig, parseLoraSpec } from "../lora/config.js";
 import { countParams, selectTargets } from "../lora/targets.js";
 import { listModules } from "../models/modules.js";
 import { LoraTsError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
 
 export interface ModelSummary {
   architecture: string;
@@ -58,7 +58,7 @@ function printLoraAccounting(
   const model = openModelDir(dir);
   const cfg =
     f.loraConfig !== undefined
-      ? parseLoraConfig(readJson(f.loraConfig), f.loraConfig)
+      ? parseLoraConfig(readJsonFile(f.loraConfig), f.loraConfig)
       : parseLoraSpec(f.lora!);
   const selected = selectTargets(cfg, listModules(model.config), { modelType: model.config.modelType });
   model.weights.close();
@@ -80,20 +80,6 @@ function printLoraAccounting(
     process.stdout.write(
       `${m.name.padEnd(width)}  ${shape.padStart(12)}  ${String(m.r).padStart(3)}  ${n(m.params).padStart(10)}\n`,
     );
-  }
-}
-
-function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    throw new LoraTsError(`${file}: cannot read`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new LoraTsError(`${file}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
   }
 }
 

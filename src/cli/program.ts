@@ -40,6 +40,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${e.message}\n`);
       return 1;
     }
+    // A file-system error that escaped a reader still names its file: one line, not a stack trace.
+    const fsError = e as NodeJS.ErrnoException;
+    if (typeof fsError.code === "string" && typeof fsError.path === "string") {
+      process.stderr.write(`error: ${fsError.path}: ${fsError.message.split("\n")[0]}\n`);
+      return 1;
+    }
     throw e;
   }
 }

@@ -16,6 +16,7 @@ import { progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
 import { listCheckpoints, type TrainOptions, train } from "../train/trainer.js";
 import { LoraTsError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
 
 const positiveInt = z.number().int().positive();
 const TrainConfigSchema = z
@@ -121,9 +122,7 @@ function toTrainOptions(c: TrainConfig): TrainOptions {
     rslora: c.rslora,
     init: c.init as TrainOptions["init"],
     bias: c.bias,
-    loraConfig: c.lora_config
-      ? parseLoraConfig(JSON.parse(readFileSync(c.lora_config, "utf8")), c.lora_config)
-      : undefined,
+    loraConfig: c.lora_config ? parseLoraConfig(readJsonFile(c.lora_config), c.lora_config) : undefined,
     lr: c.lr,
     epochs: c.epochs,
     maxSteps: c.max_steps,
