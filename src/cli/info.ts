@@ -27,7 +27,7 @@ export function modelSummary(dir: string): ModelSummary {
   const m = openModelDir(dir);
   const c = m.config;
   const names = m.weights.names();
-  const parameters = names.reduce((n, name) => n + m.weights.info(name).shape.reduce((a, b) => a * b, 1), 0);
+  const parameters = m.weights.parameterCount();
   const dtypes = [...new Set(names.map((n) => m.weights.info(n).dtype))];
   m.weights.close();
   return {

@@ -72,6 +72,11 @@ export class WeightStore {
     return [...this.entries.keys()];
   }
 
+  /** Parameters stored in the checkpoint (a tied head counted once). */
+  parameterCount(): number {
+    return this.names().reduce((n, name) => n + this.info(name).shape.reduce((a, b) => a * b, 1), 0);
+  }
+
   info(name: string): WeightInfo {
     const { file, stored } = this.entry(name);
     return {

@@ -223,9 +223,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
   }
   const trainableParams = values.reduce((n, v) => n + v.length, 0);
-  const baseParams = model.weights
-    .names()
-    .reduce((n, name) => n + model.weights.info(name).shape.reduce((a, b) => a * b, 1), 0);
+  const baseParams = model.weights.parameterCount();
   const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
 
   // Resume from the newest checkpoint.

@@ -13,10 +13,10 @@ import { type ChatMessage, parseDataset } from "../../src/data/formats.js";
 import { llama2cTokenizerJson, Tokenizer, tokenizerConfigJson } from "../../src/data/tokenizer.js";
 import { readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import { LoraTsError } from "../../src/util/errors.js";
-import { REPO_ROOT } from "../helpers/shared.js";
+import { SHARED } from "../helpers/shared.js";
 import { pieces, toyTokenizer } from "./toy-tokenizer.js";
 
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(REPO_ROOT, "../shared");
+const shared = SHARED;
 const tok512 = path.join(shared, "models/stories260K/tok512.bin");
 const fastchat = path.join(shared, "data/fastchat_dummy_conversation.json");
 const SKIP_SHARED = existsSync(tok512) && existsSync(fastchat) ? false : "needs ../shared (absent)";

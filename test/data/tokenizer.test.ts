@@ -15,9 +15,9 @@ import {
 import { GgufFile } from "../../src/io/gguf.js";
 import { type Llama2cVocab, readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import { FileFormatError } from "../../src/util/errors.js";
-import { REPO_ROOT } from "../helpers/shared.js";
+import { SHARED } from "../helpers/shared.js";
 
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(REPO_ROOT, "../shared");
+const shared = SHARED;
 const vectorsDir = path.join(shared, "tokenizer-vectors");
 const storiesDir = path.join(shared, "models/stories260K");
 const sharedMissing = !existsSync(path.join(vectorsDir, "ggml-vocab-llama-spm.gguf"));

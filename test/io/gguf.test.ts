@@ -6,9 +6,9 @@ import { after, test } from "node:test";
 import { f16ToF32, GgufFile, GgufValueType } from "../../src/io/gguf.js";
 import { permuteRopeFromHf, readLlama2cCheckpoint } from "../../src/io/llama2c.js";
 import { FileFormatError } from "../../src/util/errors.js";
-import { REPO_ROOT } from "../helpers/shared.js";
+import { SHARED } from "../helpers/shared.js";
 
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(REPO_ROOT, "../shared");
+const shared = SHARED;
 const storiesDir = path.join(shared, "models/stories260K");
 const sharedMissing = !existsSync(path.join(storiesDir, "stories260K.gguf"));
 const SKIP = sharedMissing ? "needs ../shared (absent)" : false;

@@ -12,9 +12,9 @@ import {
   readLlama2cTokenizer,
 } from "../../src/io/llama2c.js";
 import { FileFormatError } from "../../src/util/errors.js";
-import { REPO_ROOT } from "../helpers/shared.js";
+import { SHARED } from "../helpers/shared.js";
 
-const shared = process.env["LORA_TS_SHARED"] ?? path.resolve(REPO_ROOT, "../shared");
+const shared = SHARED;
 const storiesDir = path.join(shared, "models/stories260K");
 const sharedMissing = !existsSync(path.join(storiesDir, "stories260K.bin"));
 const SKIP = sharedMissing ? "needs ../shared (absent)" : false;
