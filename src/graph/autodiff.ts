@@ -83,7 +83,8 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     if (custom) {
       const gy = total(custom.output);
       if (!gy) continue;
-      custom.backward(gy).forEach((gx, k) => {
+      const needs = custom.inputs.map((x) => active.has(x));
+      custom.backward(gy, needs).forEach((gx, k) => {
         const x = custom.inputs[k]!;
         if (gx && active.has(x)) push(x, gx);
       });

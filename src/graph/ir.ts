@@ -63,7 +63,8 @@ export interface Node {
 export interface CustomGradient {
   inputs: Value[];
   output: Value;
-  backward: (gy: Value) => (Value | null)[];
+  /** `needs[k]`: whether inputs[k] wants a gradient (a region may refuse or skip the others). */
+  backward: (gy: Value, needs: boolean[]) => (Value | null)[];
   /** Every node of the region (skipped by the ordinary backward walk). */
   region: Set<Node>;
 }
@@ -93,13 +94,13 @@ export class Graph {
   /**
    * Builds a region whose backward pass is `backward` instead of the chain of its ops' rules: useful
    * when the region as a whole has a cheaper gradient (the LM head's cross-entropy needs no one-hot
-   * tensor). `backward(gy)` returns the gradient of each of `inputs` (null: none). The region's
+   * tensor). `backward(gy, needs)` returns the gradient of each of `inputs` (null: none). The region's
    * internal values must not be used outside it, since no gradient flows back through them.
    */
   withCustomGradient(
     inputs: Value[],
     forward: () => Value,
-    backward: (gy: Value) => (Value | null)[],
+    backward: (gy: Value, needs: boolean[]) => (Value | null)[],
   ): Value {
     const first = this.nodes.length;
     const out = forward();

@@ -2,7 +2,8 @@
  * Neural-network building blocks made of graph ops, shared by the model families. Their gradients
  * come from the ops' rules; each block has its own finite-difference test.
  */
-import type { Value } from "./ir.js";
+import { GraphBuildError } from "../util/errors.js";
+import { attr, type Value } from "./ir.js";
 import * as o from "./ops.js";
 
 /** y = x·Wᵀ (+ b) with W stored [out, in] as in PyTorch / Hugging Face; no transposed copy of W. */
@@ -44,48 +45,123 @@ export function crossEntropy(logits: Value, labels: Value, ignoreIndex = -100): 
   return o.div(total, safeCount);
 }
 
+/** Options of `lmHeadCrossEntropy`. */
+export interface HeadLossOptions {
+  ignoreIndex?: number;
+  /**
+   * The head weight W is trained (full fine-tuning): softmax(logits) is kept for dW. Otherwise W is
+   * frozen and d hidden is formed in the forward pass, so no [tokens, vocab] tensor outlives it.
+   */
+  trainWeight?: boolean;
+  /** Frozen W: the tokens are processed in this many row chunks, bounding the [rows, vocab] temporaries. */
+  chunks?: number;
+}
+
+/** Row chunks of the frozen-head loss: [tokens/8, vocab] temporaries (measured in bench/RESULTS.md). */
+export const HEAD_LOSS_CHUNKS = 8;
+
 /**
- * crossEntropy(hidden·Wᵀ, labels) for an output head W [vocab, dim], with a hand-written backward:
+ * crossEntropy(hidden·Wᵀ, labels) for an output head W [vocab, dim], with a hand-written backward.
+ * Per token, with f = g·mask / count (g the loss's incoming gradient):
  *
- *   d hidden = (softmax(logits)·f)·W − f·W[label]        f = g·mask / count, per token
+ *   loss  = Σ mask·(logsumexp(logits) − logits[label]) / count
+ *   d hidden = f·(softmax(logits)·W − W[label])
+ *   d W      = (softmax(logits) − onehot(label))ᵀ·(f·hidden)
  *
- * The one-hot part becomes a gather of W's rows, so no [tokens, vocab] one-hot or scatter is built,
- * and softmax(logits), computed in the forward pass, is the only [tokens, vocab] tensor kept for the
- * backward pass (the logits are freed at once). dW (full training) is formed only when W is trained.
+ * The one-hot part of d hidden is a gather of W's rows, and the per-token factor f scales [tokens, dim]
+ * rather than [tokens, vocab]. With W frozen, g is the only unknown of d hidden before the backward
+ * pass, and it is a scalar: d hidden / g is computed in the forward pass, chunk by chunk over the
+ * tokens, and each chunk's logits and softmax are freed before the next. With W trained, softmax(logits)
+ * is the one [tokens, vocab] tensor kept for the backward pass.
  */
-export function lmHeadCrossEntropy(hidden: Value, weight: Value, labels: Value, ignoreIndex = -100): Value {
+export function lmHeadCrossEntropy(
+  hidden: Value,
+  weight: Value,
+  labels: Value,
+  opts: HeadLossOptions = {},
+): Value {
   const g = hidden.graph;
+  const ignoreIndex = opts.ignoreIndex ?? -100;
   const dim = hidden.dim(-1);
-  let h2: Value;
-  let probs: Value;
-  let mask: Value;
+  const rows = o.reshape(hidden, [-1, dim]);
+  const n = rows.dim(0);
+  let perToken: Value; // f / g = mask / count, [N, 1]
   let safeLabels: Value;
-  let safeCount: Value;
+  let probs: Value; // trained W only
+  let dRowsPerG: Value; // frozen W only
   return g.withCustomGradient(
     [hidden, weight],
     () => {
-      h2 = o.reshape(hidden, [-1, dim]);
       const flatLabels = o.reshape(labels, [-1]);
-      const logits = o.product(h2, weight, false, true); // [N, V], freed once the forward is done
-      // The backward pass needs softmax(logits), so it is kept instead of the logits.
-      probs = o.softmax(logits, 1);
-      const lse = o.reduceLogSumExp(logits, [1], true); // [N, 1]
       const kept = o.not(o.equal(flatLabels, o.scalar(g, ignoreIndex, "int64")));
       safeLabels = o.where(kept, flatLabels, o.scalar(g, 0, "int64"));
-      const target = o.gatherElements(logits, o.unsqueeze(safeLabels, [1]), 1); // [N, 1]
-      mask = o.unsqueeze(o.cast(kept, hidden.dtype), [1]); // [N, 1]
+      const mask = o.unsqueeze(o.cast(kept, hidden.dtype), [1]); // [N, 1]
       const count = o.reduceSum(mask, [0, 1], false);
-      safeCount = o.add(count, o.cast(o.less(count, 1), hidden.dtype));
-      return o.div(o.reduceSum(o.mul(o.sub(lse, target), mask), [0, 1], false), safeCount);
+      const safeCount = o.add(count, o.cast(o.less(count, 1), hidden.dtype)); // max(count, 1)
+      perToken = o.div(mask, safeCount);
+      if (opts.trainWeight) {
+        const logits = o.product(rows, weight, false, true); // [N, V], freed once the forward is done
+        probs = o.softmax(logits, 1);
+        return o.reduceSum(tokenLosses(logits, safeLabels, perToken), [0, 1], false);
+      }
+      const k = opts.chunks ?? HEAD_LOSS_CHUNKS;
+      const chunkRows = rowChunks(rows, k);
+      const chunkLabels = rowChunks(o.unsqueeze(safeLabels, [1]), k);
+      const chunkFactors = rowChunks(perToken, k);
+      const losses: Value[] = [];
+      const grads: Value[] = [];
+      chunkRows.forEach((h, i) => {
+        const logits = o.product(h, weight, false, true); // [rows_i, V]
+        const label = chunkLabels[i]!;
+        losses.push(o.reduceSum(tokenLosses(logits, o.squeeze(label, [1]), chunkFactors[i]!), [0, 1], false));
+        const soft = o.softmax(logits, 1);
+        const picked = o.gather(weight, o.squeeze(label, [1]), 0); // W[label], [rows_i, dim]
+        grads.push(o.mul(o.sub(o.product(soft, weight, false, false), picked), chunkFactors[i]!));
+      });
+      dRowsPerG = g.addNode("Concat", grads, { axis: attr.i(0) }, [{ dtype: hidden.dtype, shape: [n, dim] }])
+        .outputs[0]!;
+      return losses.reduce((a, b) => o.add(a, b));
     },
-    (gy) => {
-      const f = o.div(o.mul(mask, gy), safeCount); // [N, 1]
-      const soft = o.mul(probs, f); // [N, V]
-      const dh = o.sub(o.product(soft, weight, false, false), o.mul(f, o.gather(weight, safeLabels, 0)));
-      // dW = dlogitsᵀ·h with dlogits = soft - onehot·f; pruned unless W is trained.
-      const dlogits = o.scatterElements(soft, o.unsqueeze(safeLabels, [1]), o.neg(f), 1, "add");
-      const dw = o.product(dlogits, h2, true, false);
+    (gy, needs) => {
+      if (!opts.trainWeight) {
+        if (needs[1]) throw new GraphBuildError("lmHeadCrossEntropy: a gradient for W needs trainWeight");
+        return [o.reshape(o.mul(dRowsPerG, gy), hidden.shape), null];
+      }
+      const f = o.mul(perToken, gy); // [N, 1]
+      const dh = o.mul(o.sub(o.product(probs, weight, false, false), o.gather(weight, safeLabels, 0)), f);
+      if (!needs[1]) return [o.reshape(dh, hidden.shape), null];
+      // dW = (softmax − onehot)ᵀ·(f·h): the one-hot part scatters −f·h into W's label rows.
+      const fh = o.mul(rows, f);
+      const dw = o.sub(
+        o.product(probs, fh, true, false),
+        o.scatterND(o.zerosLike(weight), o.unsqueeze(safeLabels, [1]), fh, "add"),
+      );
       return [o.reshape(dh, hidden.shape), dw];
     },
   );
+}
+
+/** mask/count-weighted token losses logsumexp(logits) − logits[label], [rows, 1]. */
+function tokenLosses(logits: Value, labels: Value, weight: Value): Value {
+  const lse = o.reduceLogSumExp(logits, [1], true);
+  const target = o.gatherElements(logits, o.unsqueeze(labels, [1]), 1);
+  return o.mul(o.sub(lse, target), weight);
+}
+
+/**
+ * `k` row blocks of x [N, ...] for a run-time N: sizes ⌊N/k⌋, …, N − (k−1)·⌊N/k⌋ (blocks may be empty
+ * when N < k). Each block gets its own symbolic row count.
+ */
+function rowChunks(x: Value, k: number): Value[] {
+  if (k <= 1) return [x];
+  const g = x.graph;
+  const n = o.slice(o.shapeOf(x), [0], [1], [0]);
+  const base = o.div(n, o.i64(g, [k]));
+  const last = o.sub(n, o.mul(base, o.i64(g, [k - 1])));
+  const sizes = o.concat([...Array.from({ length: k - 1 }, () => base), last], 0);
+  const outs = Array.from({ length: k }, (_, i) => ({
+    dtype: x.dtype,
+    shape: [`headChunk${i}`, ...x.shape.slice(1)],
+  }));
+  return g.addNode("Split", [x, sizes], { axis: attr.i(0) }, outs).outputs;
 }

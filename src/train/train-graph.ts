@@ -141,7 +141,7 @@ export async function buildTrainStep(
   let loss: Value;
   let hasDropout = false;
   if (setup.mode === "full") {
-    loss = buildForward(g, model, fullContext(g, model, params, trainable), false);
+    loss = buildForward(g, model, fullContext(g, model, params, trainable), false, true);
   } else {
     hasDropout = setup.dropout > 0;
     const dropout = hasDropout
@@ -194,12 +194,18 @@ export async function buildTrainStep(
  * is taken from the final hidden state with the fused head + cross-entropy (nn.lmHeadCrossEntropy),
  * and the model's own logits are left unused (pruned from the graph).
  */
-function buildForward(g: Graph, model: HfModel, ctx: ModuleContext, plain: boolean): Value {
+function buildForward(
+  g: Graph,
+  model: HfModel,
+  ctx: ModuleContext,
+  plain: boolean,
+  trainWeight = false,
+): Value {
   const inputs = declareInputs(g, model.config, { attentionMask: true });
   const targets = g.input(TRAIN_IO.targets, "int64", ["batch", "seq"]);
   const { logits, hidden } = buildModel(ctx, model.config, inputs);
   if (plain) return nn.crossEntropy(logits, targets);
-  return nn.lmHeadCrossEntropy(hidden, ctx.param("lm_head.weight"), targets);
+  return nn.lmHeadCrossEntropy(hidden, ctx.param("lm_head.weight"), targets, { trainWeight });
 }
 
 /**

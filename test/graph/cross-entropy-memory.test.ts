@@ -1,6 +1,7 @@
 /**
- * The token cross-entropy keeps at most one [tokens, vocab] float tensor alive for the backward pass:
- * the only forward value of that shape any backward node reads is the logits themselves.
+ * What the token cross-entropy keeps alive for the backward pass: the plain loss and the fused head with
+ * a trained W keep exactly one [tokens, vocab] float tensor (logits or softmax); the fused head with a
+ * frozen W keeps none, and its forward pass only makes [tokens/k, vocab] chunks.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -10,11 +11,23 @@ import { Graph, type Value } from "../../src/graph/ir.js";
 import * as nn from "../../src/graph/nn.js";
 import { dimEq } from "../../src/graph/shape.js";
 
-for (const [name, lossOf] of [
-  ["crossEntropy(linear(h, W))", (h: Value, w: Value, l: Value) => nn.crossEntropy(nn.linear(h, w), l)],
-  ["lmHeadCrossEntropy(h, W)", (h: Value, w: Value, l: Value) => nn.lmHeadCrossEntropy(h, w, l)],
+const isTokensByVocab = (v: Value) =>
+  v.dtype === "float32" &&
+  dimEq(
+    v.shape.reduce<string | number>((a, d) => `${a}*${d}`, 1),
+    "batch*seq*1000",
+  );
+
+for (const [name, lossOf, expected] of [
+  ["crossEntropy(linear(h, W))", (h: Value, w: Value, l: Value) => nn.crossEntropy(nn.linear(h, w), l), 1],
+  [
+    "lmHeadCrossEntropy(h, W, trained W)",
+    (h: Value, w: Value, l: Value) => nn.lmHeadCrossEntropy(h, w, l, { trainWeight: true }),
+    1,
+  ],
+  ["lmHeadCrossEntropy(h, W, frozen W)", (h: Value, w: Value, l: Value) => nn.lmHeadCrossEntropy(h, w, l), 0],
 ] as const) {
-  test(`${name}: the backward pass reads a single [tokens, vocab] forward tensor`, () => {
+  test(`${name}: the backward pass reads ${expected} [tokens, vocab] forward tensor(s)`, () => {
     const g = new Graph();
     const hidden = g.input("hidden", "float32", ["batch", "seq", 16]);
     const head = g.input("head", "float32", [1000, 16]);
@@ -25,13 +38,6 @@ for (const [name, lossOf] of [
     const [dHidden] = grad(loss, [hidden]);
     g.output(loss, "loss");
     g.output(dHidden!, "d_hidden");
-
-    const isTokensByVocab = (v: Value) =>
-      v.dtype === "float32" &&
-      dimEq(
-        v.shape.reduce<string | number>((a, d) => `${a}*${d}`, 1),
-        "batch*seq*1000",
-      );
     const backward = liveNodes(g).filter((n) => g.nodes.indexOf(n) >= forwardCount);
     const kept = new Set<Value>();
     for (const n of backward)
@@ -39,8 +45,24 @@ for (const [name, lossOf] of [
     assert.ok(backward.length > 0);
     assert.equal(
       kept.size,
-      1,
+      expected,
       `forward [tokens, vocab] tensors read by the backward pass: ${[...kept].join(", ")}`,
     );
   });
 }
+
+test("lmHeadCrossEntropy with a frozen W: no [tokens, vocab] value at all, only [chunk, vocab] blocks", () => {
+  const g = new Graph();
+  const hidden = g.input("hidden", "float32", ["batch", "seq", 16]);
+  const head = g.initializer("head", "float32", [1000, 16], { kind: "data", data: new Float32Array(16000) });
+  const labels = g.input("labels", "int64", ["batch", "seq"]);
+  const loss = nn.lmHeadCrossEntropy(hidden, head, labels, { chunks: 4 });
+  const [dHidden] = grad(loss, [hidden]);
+  g.output(loss, "loss");
+  g.output(dHidden!, "d_hidden");
+  const values = liveNodes(g).flatMap((n) => n.outputs);
+  assert.equal(values.filter(isTokensByVocab).length, 0);
+  const blocks = values.filter((v) => v.rank === 2 && v.shape[1] === 1000);
+  assert.ok(blocks.length >= 4, `${blocks.length} [chunk, vocab] values`);
+  assert.throws(() => grad(loss, [head]), /needs trainWeight/);
+});

@@ -143,14 +143,24 @@ const cases: Case[] = [
     inputs: [{ shape: [2, 3, 7] }, { shape: [2, 3], kind: "int64", values: [1, -100, 6, 0, 3, -100] }],
   },
   {
-    op: "LM head + cross-entropy (custom backward)",
-    build: (h, w, labels) => nn.lmHeadCrossEntropy(h, w, labels),
+    op: "LM head + cross-entropy, trained head (custom backward)",
+    build: (h, w, labels) => nn.lmHeadCrossEntropy(h, w, labels, { trainWeight: true }),
     inputs: [
       { shape: [2, 3, 4] },
       { shape: [7, 4] },
       { shape: [2, 3], kind: "int64", values: [1, -100, 6, 0, 6, 2] },
     ],
   },
+  ...[1, 4, 8].map((chunks) => ({
+    // 6 tokens in 8 chunks: some chunks are empty.
+    op: `LM head + cross-entropy, frozen head, ${chunks} token chunks (gradient formed in the forward pass)`,
+    build: (h: Value, w: Value, labels: Value) => nn.lmHeadCrossEntropy(h, w, labels, { chunks }),
+    inputs: [
+      { shape: [2, 3, 4] },
+      { shape: [7, 4], kind: "const" as const },
+      { shape: [2, 3], kind: "int64" as const, values: [1, -100, 6, 0, 6, 2] },
+    ],
+  })),
   {
     op: "SoftmaxCrossEntropyLoss mean",
     build: (s, l) => o.softmaxCrossEntropy(s, l, { reduction: "mean", ignoreIndex: -100 }),
