@@ -211,12 +211,44 @@ export function withPast(past: KeyValue | undefined, key: Value, value: Value): 
  */
 export function attention(q: Value, kv: KeyValue, bias: Value, scale: number): Value {
   const [b, kvH, groups, t, d] = q.shape as [Dim, number, number, Dim, number];
-  const rows = mulDims(groups, t);
-  const qf = o.reshape(q, [b, kvH, rows, d]);
-  const scores = o.add(o.product(qf, kv.key, false, true, scale), bias);
-  const probs = o.softmax(scores, -1);
-  const ctx = o.reshape(o.product(probs, kv.value, false, false), [b, kvH, groups, t, d]);
+  const qf = o.reshape(q, [b, kvH, mulDims(groups, t), d]);
+  const ctx = o.reshape(attentionCore(qf, kv.key, kv.value, bias, scale), [b, kvH, groups, t, d]);
   return o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [b, t, kvH * groups * d]);
+}
+
+/**
+ * O = softmax(scale·Q·Kᵀ + bias)·V over [batch, heads, rows, d], with a backward pass that recomputes
+ * the probabilities P instead of keeping them: the [batch, heads, rows, keys] tensors are the largest
+ * activations of a training step (GPT-2-small at 8×512: 100 MB per layer), and recomputing them costs
+ * one Q·Kᵀ product per layer. With dO the incoming gradient,
+ *
+ *   dV = Pᵀ·dO    dS = P ⊙ (dO·Vᵀ − rowsum(dO ⊙ O))    dQ = scale·dS·K    dK = scale·dSᵀ·Q
+ *
+ * (rowsum(dO ⊙ O) = rowsum(P ⊙ dO·Vᵀ), read from the [rows, d] output rather than from P).
+ */
+export function attentionCore(q: Value, key: Value, value: Value, bias: Value, scale: number): Value {
+  const probsOf = () => o.softmax(o.add(o.product(q, key, false, true, scale), bias), -1);
+  let out: Value;
+  return q.graph.withCustomGradient(
+    [q, key, value],
+    () => {
+      out = o.product(probsOf(), value, false, false);
+      return out;
+    },
+    (dOut, needs) => {
+      // The gradient flowing in is built first, and the recomputation after it, so that onnxruntime's
+      // depth-first ordering runs the recomputation when the backward pass reaches this layer.
+      const dProbs = o.product(dOut, value, false, true);
+      const rowDot = o.reduceSum(o.mul(dOut, out), [-1], true);
+      const probs = probsOf();
+      const dScores = o.mul(o.sub(dProbs, rowDot), probs);
+      return [
+        needs[0] ? o.product(dScores, key, false, false, scale) : null,
+        needs[1] ? o.product(dScores, q, true, false, scale) : null,
+        needs[2] ? o.product(probs, dOut, true, false) : null,
+      ];
+    },
+  );
 }
 
 /** The output head (lm_head, tied or not: the context resolves the weight): logits [.., vocab]. */

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import type { Value } from "../../src/graph/ir.js";
 import * as nn from "../../src/graph/nn.js";
 import * as o from "../../src/graph/ops.js";
+import { attentionCore } from "../../src/models/transformer.js";
 import { type CheckOptions, checkGradient, type InputSpec } from "./gradcheck.js";
 
 const F64: CheckOptions = { dtype: "float64" };
@@ -136,6 +137,21 @@ const cases: Case[] = [
     op: "Rotary embedding",
     build: (x, cos, sin) => nn.rope(x, cos, sin),
     inputs: [{ shape: [2, 2, 3, 4] }, { shape: [3, 4], kind: "const" }, { shape: [3, 4], kind: "const" }],
+  },
+  {
+    op: "Attention core (probabilities recomputed in the backward pass)",
+    build: (q, k, v, bias) => attentionCore(q, k, v, bias, 0.5),
+    inputs: [
+      { shape: [2, 2, 3, 4] },
+      { shape: [2, 2, 5, 4] },
+      { shape: [2, 2, 5, 4] },
+      // causal-style bias: query i sees keys 0..i+2
+      {
+        shape: [1, 1, 3, 5],
+        kind: "const",
+        values: [0, 0, 0, -1e9, -1e9, 0, 0, 0, 0, -1e9, 0, 0, 0, 0, 0],
+      },
+    ],
   },
   {
     op: "Token cross-entropy (ignore -100)",
