@@ -111,12 +111,15 @@ export function lmHeadCrossEntropy(
       const losses: Value[] = [];
       const grads: Value[] = [];
       chunkRows.forEach((h, i) => {
-        const logits = o.product(h, weight, false, true); // [rows_i, V]
         const label = chunkLabels[i]!;
-        losses.push(o.reduceSum(tokenLosses(logits, o.squeeze(label, [1]), chunkFactors[i]!), [0, 1], false));
-        const soft = o.softmax(logits, 1);
-        const picked = o.gather(weight, o.squeeze(label, [1]), 0); // W[label], [rows_i, dim]
-        grads.push(o.mul(o.sub(o.product(soft, weight, false, false), picked), chunkFactors[i]!));
+        // log softmax once: the loss picks from it, and exp of it is the softmax (two passes over the
+        // [rows, V] block instead of four for softmax and logsumexp).
+        const logProbs = o.logSoftmax(o.product(h, weight, false, true), 1); // [rows_i, V]
+        const picked = o.gatherElements(logProbs, label, 1);
+        losses.push(o.reduceSum(o.mul(o.neg(picked), chunkFactors[i]!), [0, 1], false));
+        const soft = o.exp(logProbs);
+        const rowsOfW = o.gather(weight, o.squeeze(label, [1]), 0); // W[label], [rows_i, dim]
+        grads.push(o.mul(o.sub(o.product(soft, weight, false, false), rowsOfW), chunkFactors[i]!));
       });
       dRowsPerG = g.addNode("Concat", grads, { axis: attr.i(0) }, [{ dtype: hidden.dtype, shape: [n, dim] }])
         .outputs[0]!;
