@@ -29,6 +29,7 @@ const { values: a } = parseArgs({
     config: { type: "string", multiple: true },
     profile: { type: "string" },
     arena: { type: "boolean", default: false },
+    int8: { type: "boolean", default: false },
   },
 });
 const batch = Number(a.batch);
@@ -43,7 +44,7 @@ const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [
 const t0 = performance.now();
 const step = await buildTrainStep(
   model,
-  { mode: "lora", selected, dropout: config.lora_dropout },
+  { mode: "lora", selected, dropout: config.lora_dropout, int8: a.int8 },
   {
     threads: a.threads ? Number(a.threads) : undefined,
     config: extra,

@@ -52,6 +52,7 @@ const TrainConfigSchema = z
     train_on_inputs: z.boolean(),
     packing: z.boolean(),
     threads: positiveInt,
+    base_int8: z.boolean(),
   })
   .partial()
   .strict();
@@ -140,6 +141,7 @@ function toTrainOptions(c: TrainConfig): TrainOptions {
     trainOnInputs: c.train_on_inputs,
     packing: c.packing,
     threads: c.threads,
+    baseInt8: c.base_int8,
   };
 }
 
@@ -184,6 +186,7 @@ export function registerTrain(program: Command): void {
     .option("--train-on-inputs", "score prompt / user tokens too")
     .option("--packing", "pack several examples into each sequence")
     .option("--threads <n>", "onnxruntime threads (default: every core)")
+    .option("--base-int8", "frozen linear weights in int8: faster, leaner, approximate (LoRA mode)")
     .option("--no-progress", "no progress bar")
     .option("--no-report", "no report.html / loss.png / terminal chart at the end")
     .action(async (flags: Record<string, unknown>) => {

@@ -176,6 +176,8 @@ export const tanh = (x: Value) => unary("Tanh", x);
 export const sigmoid = (x: Value) => unary("Sigmoid", x);
 export const erf = (x: Value) => unary("Erf", x);
 export const abs = (x: Value) => unary("Abs", x);
+/** Round half to even. */
+export const round = (x: Value) => unary("Round", x);
 export const not = (x: Value) => unary("Not", x);
 export const identity = (x: Value) => unary("Identity", x);
 /** GELU, erf form (ORT contrib op). */

@@ -4,6 +4,7 @@
  * onnxruntime folds that Cast once at session start.
  */
 import type { Graph, Value } from "../graph/ir.js";
+import { int8Linear, quantizeRows } from "../graph/int8.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import { fmtShape } from "../graph/shape.js";
@@ -19,11 +20,12 @@ export function baseContext(
   g: Graph,
   store: WeightStore,
   replaced?: ReadonlyMap<string, Float32Array>,
+  opts: { int8?: boolean } = {},
 ): ModuleContext {
   // Keyed by location, so an alias (a tied "lm_head.weight") shares the embedding's initializer.
   const memo = new Map<string, Value>();
 
-  return contextFromParams(g, (name: string): Value => {
+  const ctx = contextFromParams(g, (name: string): Value => {
     const info = store.info(name);
     const stand = replaced?.get(name);
     if (stand) {
@@ -44,6 +46,21 @@ export function baseContext(
     memo.set(key, v);
     return v;
   });
+  if (!opts.int8) return ctx;
+  return {
+    ...ctx,
+    linear(x: Value, spec: LinearSpec): Value {
+      const { path, inFeatures: i, outFeatures: out } = spec;
+      const name = `${path}.weight`;
+      const expected = spec.fanInFanOut ? [i, out] : [out, i];
+      const shape = replaced?.has(name) ? expected : store.info(name).shape;
+      if (shape.length !== 2 || shape[0] !== expected[0] || shape[1] !== expected[1])
+        throw new GraphBuildError(`${name}: shape ${fmtShape(shape)}, the model expects ${fmtShape(expected)}`);
+      const w = quantizeRows(replaced?.get(name) ?? store.readFloat32(name), out, i, spec.fanInFanOut === true);
+      const y = int8Linear(x, w, name);
+      return spec.bias ? o.add(y, ctx.param(`${path}.bias`)) : y;
+    },
+  };
 }
 
 /**

@@ -40,6 +40,8 @@ export type TrainSetup =
       residuals?: ReadonlyMap<string, Float32Array>;
       /** The unfused loss (logits, then cross-entropy): the reference the fused path is tested against. */
       plainLoss?: boolean;
+      /** Frozen linear weights as int8 (DynamicQuantizeMatMul) in both the forward and backward products. */
+      int8?: boolean;
     }
   | { mode: "full" };
 
@@ -151,7 +153,8 @@ export async function buildTrainStep(
         }
       : undefined;
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
-    const lora = loraContext(baseContext(g, model.weights, replaced), setup.selected, {
+    const base = baseContext(g, model.weights, replaced, { int8: setup.int8 });
+    const lora = loraContext(base, setup.selected, {
       scaleInGraph: true,
       dropout,
       biases: setup.biases,

@@ -1,0 +1,110 @@
+/**
+ * Frozen linear weights in int8, for onnxruntime's DynamicQuantizeMatMul (com.microsoft): y = A·B with
+ * A float (quantized per tensor, as uint8, at run time) and B int8 [K, N] with a scale per column.
+ *
+ * A frozen W [out, in] is stored as W ≈ diag(s)·Q, Q int8 with one symmetric scale per output row
+ * (s = max|row| / 127). Then
+ *
+ *   y   = x·Wᵀ  = DynamicQuantizeMatMul(x, Qᵀ, s)            (column scales of Qᵀ: s)
+ *   d x = dy·W  = DynamicQuantizeMatMul(dy ⊙ s, Q, 1)
+ *
+ * so both products run on int8 (VNNI) kernels. Q and Qᵀ together take half the bytes of W in float32,
+ * and the float32 weight is not loaded at all.
+ */
+import type { Value } from "./ir.js";
+import * as o from "./ops.js";
+
+export interface Int8Weight {
+  /** Q [out, in], row-major. */
+  q: Int8Array;
+  /** Qᵀ [in, out], row-major. */
+  qT: Int8Array;
+  /** Per output row: W[r, :] ≈ Q[r, :]·scale[r]. */
+  scale: Float32Array;
+  out: number;
+  in: number;
+}
+
+/**
+ * Quantizes W [out, in] given row-major, or given as Wᵀ [in, out] when `transposed` (GPT-2's Conv1D
+ * layout). Rounding is half away from zero; an all-zero row gets scale 0 (it must not inflate the range
+ * of dy ⊙ s, which is quantized as one tensor).
+ */
+export function quantizeRows(stored: Float32Array, out: number, inF: number, transposed = false): Int8Weight {
+  const scale = new Float32Array(out);
+  if (transposed) {
+    for (let i = 0; i < inF; i++) {
+      const row = i * out;
+      for (let r = 0; r < out; r++) scale[r] = Math.max(scale[r]!, Math.abs(stored[row + r]!));
+    }
+  } else {
+    for (let r = 0; r < out; r++) {
+      let m = 0;
+      const row = r * inF;
+      for (let i = 0; i < inF; i++) m = Math.max(m, Math.abs(stored[row + i]!));
+      scale[r] = m;
+    }
+  }
+  const inv = new Float32Array(out);
+  for (let r = 0; r < out; r++) {
+    scale[r] = scale[r]! / 127;
+    inv[r] = scale[r]! > 0 ? 1 / scale[r]! : 0;
+  }
+  // Branch-free rounding: the signs of weights are random, so a sign test would mispredict half the time.
+  const round = (x: number) => Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
+  const q = new Int8Array(out * inF);
+  const qT = new Int8Array(out * inF);
+  if (transposed) {
+    for (let i = 0; i < inF; i++) {
+      const row = i * out;
+      for (let r = 0; r < out; r++) qT[row + r] = round(stored[row + r]! * inv[r]!);
+    }
+    transposeInto(qT, inF, out, q);
+  } else {
+    for (let r = 0; r < out; r++) {
+      const row = r * inF;
+      const k = inv[r]!;
+      for (let i = 0; i < inF; i++) q[row + i] = round(stored[row + i]! * k);
+    }
+    transposeInto(q, out, inF, qT);
+  }
+  return { q, qT, scale, out, in: inF };
+}
+
+/** dst = srcᵀ for src [rows, cols], in cache-sized tiles. */
+function transposeInto(src: Int8Array, rows: number, cols: number, dst: Int8Array): void {
+  const T = 64;
+  for (let r0 = 0; r0 < rows; r0 += T)
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const r1 = Math.min(rows, r0 + T);
+      const c1 = Math.min(cols, c0 + T);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c]!;
+    }
+}
+
+/** a·B for a float a [..., K], an int8 B [K, N] and its column scales ([N] or a scalar). */
+export function int8Product(a: Value, b: Value, scale: Value): Value {
+  return a.graph.addNode(
+    "DynamicQuantizeMatMul",
+    [a, b, scale],
+    {},
+    [{ dtype: "float32", shape: [...a.shape.slice(0, -1), b.dim(1)] }],
+    "com.microsoft",
+  ).outputs[0]!;
+}
+
+/** y = x·Wᵀ for a frozen, quantized W; the backward pass gives d x only. */
+export function int8Linear(x: Value, w: Int8Weight, name: string): Value {
+  const g = x.graph;
+  const data = (suffix: string, dtype: "int8" | "float32", shape: number[], d: Int8Array | Float32Array) =>
+    g.initializer(`${name}.${suffix}`, dtype, shape, { kind: "data", data: d });
+  const q = data("int8", "int8", [w.out, w.in], w.q);
+  const qT = data("int8_t", "int8", [w.in, w.out], w.qT);
+  const scale = data("int8_scale", "float32", [w.out], w.scale);
+  return g.withCustomGradient(
+    [x],
+    () => int8Product(x, qT, scale),
+    (dy) => [int8Product(o.mul(dy, scale), q, o.scalar(g, 1))],
+  );
+}
+

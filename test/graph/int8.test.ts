@@ -1,0 +1,92 @@
+/**
+ * Frozen weights in int8: the quantization itself (exact bounds), and the int8 linear layer's forward
+ * and input-gradient products against float64 references, for both weight layouts.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { emitModel } from "../../src/graph/emit.js";
+import { grad } from "../../src/graph/grad.js";
+import { int8Linear, quantizeRows } from "../../src/graph/int8.js";
+import { Graph } from "../../src/graph/ir.js";
+import { Session, tensor } from "../../src/graph/runtime.js";
+import { randn, rng } from "./gradcheck.js";
+
+const OUT = 24;
+const IN = 40;
+
+function randomWeight(seed: number): Float32Array {
+  const w = Float32Array.from(randn(rng(seed), OUT * IN), (v) => v * 0.1);
+  w.fill(0, 5 * IN, 6 * IN); // an all-zero row
+  w[3 * IN + 7] = 0.9; // an outlier in row 3
+  return w;
+}
+
+function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c]!;
+  return t;
+}
+
+test("quantizeRows: |W − Q·s| ≤ s/2 per row, Qᵀ is Q's transpose, and both layouts agree", () => {
+  const w = randomWeight(1);
+  const q = quantizeRows(w, OUT, IN);
+  for (let r = 0; r < OUT; r++) {
+    let max = 0;
+    for (let i = 0; i < IN; i++) max = Math.max(max, Math.abs(w[r * IN + i]!));
+    assert.equal(q.scale[r], Math.fround(max / 127), `row ${r} scale`);
+    for (let i = 0; i < IN; i++) {
+      const k = r * IN + i;
+      assert.ok(Math.abs(q.q[k]!) <= 127);
+      assert.ok(Math.abs(w[k]! - q.q[k]! * q.scale[r]!) <= q.scale[r]! / 2 + 1e-7, `element ${r},${i}`);
+      assert.equal(q.qT[i * OUT + r], q.q[k]);
+    }
+  }
+  assert.equal(q.q[3 * IN + 7], 127, "the row's largest magnitude maps to ±127");
+  const fromConv1D = quantizeRows(transpose(w, OUT, IN), OUT, IN, true);
+  assert.deepEqual(fromConv1D.q, q.q);
+  assert.deepEqual(fromConv1D.qT, q.qT);
+  assert.deepEqual(fromConv1D.scale, q.scale);
+});
+
+for (const layout of ["[out, in]", "[in, out] (Conv1D)"]) {
+  test(`int8Linear ${layout}: y and d x within 2% of the float64 products`, async (t) => {
+    const w = randomWeight(2);
+    const stored = layout.startsWith("[out") ? w : transpose(w, OUT, IN);
+    const quant = quantizeRows(stored, OUT, IN, !layout.startsWith("[out"));
+    const g = new Graph();
+    const x = g.input("x", "float32", ["n", IN]);
+    const dy = g.input("dy", "float32", ["n", OUT]);
+    const y = int8Linear(x, quant, "w");
+    const [dx] = grad(y, [x], dy);
+    g.output(y, "y");
+    g.output(dx!, "dx");
+    const s = await Session.create(emitModel(g));
+    const n = 6;
+    const r = rng(3);
+    const xs = Float32Array.from(randn(r, n * IN));
+    const dys = Float32Array.from(randn(r, n * OUT));
+    const out = await s.run({ x: tensor("float32", [n, IN], xs), dy: tensor("float32", [n, OUT], dys) });
+    const yRef = new Float64Array(n * OUT);
+    const dxRef = new Float64Array(n * IN);
+    for (let t = 0; t < n; t++)
+      for (let o = 0; o < OUT; o++)
+        for (let i = 0; i < IN; i++) {
+          yRef[t * OUT + o]! += xs[t * IN + i]! * w[o * IN + i]!;
+          dxRef[t * IN + i]! += dys[t * OUT + o]! * w[o * IN + i]!;
+        }
+    const relErr = (got: ArrayLike<number>, ref: Float64Array) => {
+      let num = 0;
+      let den = 0;
+      for (let k = 0; k < ref.length; k++) {
+        num += (got[k]! - ref[k]!) ** 2;
+        den += ref[k]! ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    const ey = relErr(out["y"]!.data as Float32Array, yRef);
+    const edx = relErr(out["dx"]!.data as Float32Array, dxRef);
+    t.diagnostic(`relative error: y ${ey.toExponential(2)}, d x ${edx.toExponential(2)}`);
+    assert.ok(ey < 0.02 && ey > 0, `y: relative error ${ey}`);
+    assert.ok(edx < 0.02 && edx > 0, `d x: relative error ${edx}`);
+  });
+}
