@@ -1,7 +1,8 @@
 /**
  * Training benchmark against the PyTorch peer, in the same run (the host drifts; only same-run ratios
  * count). For each LoRA configuration and shape it alternates: PyTorch fp32, lora-ts, PyTorch bf16
- * autocast, each in its own process, and prints s/step, tokens/s, peak RSS and the ratios.
+ * autocast, each in its own process, and prints s/step, tokens/s, peak RSS and the ratios. lora-ts runs
+ * twice: exact (float32 throughout) and with --base-int8 (frozen linear weights in int8).
  *
  *   npm run bench:train [-- --configs gpt2-c_attn,llama-qv,llama-all --shapes 4x256,8x512 --steps 5]
  *
@@ -27,6 +28,7 @@ const { values: a } = parseArgs({
     warmup: { type: "string", default: "2" },
     peer: { type: "string", default: "auto" },
     config: { type: "string", multiple: true },
+    int8: { type: "string", default: "on" },
   },
 });
 
@@ -48,7 +50,7 @@ interface Measure {
   buildS?: number;
 }
 
-function runOurs(dir: string, targets: string, batch: number, seq: number): Measure {
+function runOurs(dir: string, targets: string, batch: number, seq: number, int8 = false): Measure {
   const args = [
     "dist/bench/train-worker.js",
     "--model",
@@ -64,6 +66,7 @@ function runOurs(dir: string, targets: string, batch: number, seq: number): Meas
     "--warmup",
     a.warmup,
     ...(a.config ?? []).flatMap((c) => ["--config", c]),
+    ...(int8 ? ["--int8"] : []),
   ];
   const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
   const r = JSON.parse(out.trim().split("\n").at(-1)!) as {
@@ -132,6 +135,7 @@ const ensureModel = (kind: "gpt2" | "llama") => {
 
 const fmt = (m: Measure | null, f: (m: Measure) => string) => (m ? f(m) : "-");
 const ratio = (x: number | undefined, y: number | undefined) => (x && y ? `${(x / y).toFixed(2)}×` : "-");
+const rssRatio = (x: Measure | null, y: Measure | null) => (x && y ? (x.rssMiB / y.rssMiB).toFixed(2) : "-");
 const rows: string[] = [];
 try {
   for (const config of a.configs.split(",")) {
@@ -143,10 +147,13 @@ try {
       const fp32 = usePeer ? runPeer(config, "fp32", shape) : null;
       const ours = runOurs(dir, c.targets, batch, seq);
       const bf16 = usePeer ? runPeer(config, "bf16", shape) : null;
+      const int8 = a.int8 === "on" ? runOurs(dir, c.targets, batch, seq, true) : null;
       const row =
         `| ${config} | ${shape} | ${ours.sPerStep.toFixed(2)} | ${ours.tokPerS.toFixed(0)} | ${ours.rssMiB.toFixed(0)} | ${ours.buildS!.toFixed(1)} ` +
         `| ${fmt(fp32, (m) => m.tokPerS.toFixed(0))} | ${fmt(fp32, (m) => m.rssMiB.toFixed(0))} | ${fmt(bf16, (m) => m.tokPerS.toFixed(0))} ` +
-        `| ${ratio(ours.tokPerS, fp32?.tokPerS)} | ${fp32 ? (ours.rssMiB / fp32.rssMiB).toFixed(2) : "-"} | ${ratio(ours.tokPerS, bf16?.tokPerS)} |`;
+        `| ${ratio(ours.tokPerS, fp32?.tokPerS)} | ${rssRatio(ours, fp32)} | ${ratio(ours.tokPerS, bf16?.tokPerS)} ` +
+        `| ${fmt(int8, (m) => m.tokPerS.toFixed(0))} | ${fmt(int8, (m) => m.rssMiB.toFixed(0))} | ${fmt(int8, (m) => m.buildS!.toFixed(1))} ` +
+        `| ${ratio(int8?.tokPerS, fp32?.tokPerS)} | ${rssRatio(int8, fp32)} | ${ratio(int8?.tokPerS, bf16?.tokPerS)} |`;
       rows.push(row);
       console.log(row);
     }
@@ -164,7 +171,8 @@ console.log(
     : "peer: not available (no ../shared or no /usr/bin/python3 with torch)",
 );
 console.log(
-  "| config | BxT | lora-ts s/step | lora-ts tok/s | lora-ts RSS MiB | build s | torch fp32 tok/s | torch fp32 RSS MiB | torch bf16 tok/s | speed vs fp32 | RSS vs fp32 | speed vs bf16 |",
+  "| config | BxT | lora-ts s/step | lora-ts tok/s | lora-ts RSS MiB | build s | torch fp32 tok/s | torch fp32 RSS MiB | torch bf16 tok/s | speed vs fp32 | RSS vs fp32 | speed vs bf16 " +
+    "| int8 tok/s | int8 RSS MiB | int8 build s | int8 speed vs fp32 | int8 RSS vs fp32 | int8 speed vs bf16 |",
 );
-console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+console.log(`|${" --- |".repeat(18)}`);
 for (const r of rows) console.log(r);

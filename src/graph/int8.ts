@@ -93,18 +93,19 @@ export function int8Product(a: Value, b: Value, scale: Value): Value {
   ).outputs[0]!;
 }
 
-/** y = x·Wᵀ for a frozen, quantized W; the backward pass gives d x only. */
-export function int8Linear(x: Value, w: Int8Weight, name: string): Value {
-  const g = x.graph;
-  const data = (suffix: string, dtype: "int8" | "float32", shape: number[], d: Int8Array | Float32Array) =>
-    g.initializer(`${name}.${suffix}`, dtype, shape, { kind: "data", data: d });
-  const q = data("int8", "int8", [w.out, w.in], w.q);
-  const qT = data("int8_t", "int8", [w.in, w.out], w.qT);
-  const scale = data("int8_scale", "float32", [w.out], w.scale);
-  return g.withCustomGradient(
-    [x],
-    () => int8Product(x, qT, scale),
-    (dy) => [int8Product(o.mul(dy, scale), q, o.scalar(g, 1))],
-  );
+/** The int8 tensors of one weight in a graph: Q [out, in], Qᵀ [in, out], scale [out]. */
+export interface Int8Values {
+  q: Value;
+  qT: Value;
+  scale: Value;
 }
 
+/** y = x·Wᵀ for a frozen, quantized W; the backward pass gives d x only. */
+export function int8Linear(x: Value, w: Int8Values): Value {
+  const g = x.graph;
+  return g.withCustomGradient(
+    [x],
+    () => int8Product(x, w.qT, w.scale),
+    (dy) => [int8Product(o.mul(dy, w.scale), w.q, o.scalar(g, 1))],
+  );
+}

@@ -93,9 +93,10 @@ export class WeightStore {
     return dirname(this.entry(name).file.path) === this.externalDir;
   }
 
-  readFloat32(name: string): Float32Array {
+  /** As float32; see SafetensorsFile.readFloat32 for `scratch`. */
+  readFloat32(name: string, scratch?: Float32Array): Float32Array {
     const { file, stored } = this.entry(name);
-    return file.readFloat32(stored.name);
+    return file.readFloat32(stored.name, scratch);
   }
 
   /** The tensor in its stored dtype (16-bit floats as raw bits). */

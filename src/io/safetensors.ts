@@ -168,13 +168,27 @@ export class SafetensorsFile {
     return viewAs(dtype, this.read(name));
   }
 
-  /** One float tensor as float32, widening float16/bfloat16 exactly and rounding float64. */
-  readFloat32(name: string): Float32Array {
+  /**
+   * One float tensor as float32, widening float16/bfloat16 exactly and rounding float64. A float32
+   * tensor is read straight into `scratch` when given and large enough (the result is then a view of
+   * it): for callers that read many tensors one after the other and keep none of them.
+   */
+  readFloat32(name: string, scratch?: Float32Array): Float32Array {
     const info = this.info(name);
     if (!isFloat(info.dtype)) {
       throw new LoraTsError(
         `${this.path}: tensor ${JSON.stringify(name)} has dtype ${info.stDtype}, not a float type`,
       );
+    }
+    const n = info.byteLength / 4;
+    if (info.dtype === "float32" && scratch && scratch.length >= n && this.fd !== undefined) {
+      readFully(
+        this.path,
+        this.fd,
+        new Uint8Array(scratch.buffer, scratch.byteOffset, info.byteLength),
+        info.byteOffset,
+      );
+      return scratch.subarray(0, n);
     }
     return toFloat32(info.dtype, this.readTyped(name));
   }

@@ -3,10 +3,12 @@
  * the checkpoint file (external data), cast to float32 inside the graph when stored as bf16/fp16 —
  * onnxruntime folds that Cast once at session start.
  */
+
+import { type Int8Values, type Int8Weight, int8Linear, quantizeRows } from "../graph/int8.js";
 import type { Graph, Value } from "../graph/ir.js";
-import { int8Linear, quantizeRows } from "../graph/int8.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
+import { type TensorValue, tensor } from "../graph/runtime.js";
 import { fmtShape } from "../graph/shape.js";
 import type { WeightStore } from "../io/hf-model.js";
 import { GraphBuildError } from "../util/errors.js";
@@ -20,7 +22,7 @@ export function baseContext(
   g: Graph,
   store: WeightStore,
   replaced?: ReadonlyMap<string, Float32Array>,
-  opts: { int8?: boolean } = {},
+  opts: { int8?: Int8Feeds } = {},
 ): ModuleContext {
   // Keyed by location, so an alias (a tied "lm_head.weight") shares the embedding's initializer.
   const memo = new Map<string, Value>();
@@ -47,6 +49,7 @@ export function baseContext(
     return v;
   });
   if (!opts.int8) return ctx;
+  let scratch = new Float32Array(0);
   return {
     ...ctx,
     linear(x: Value, spec: LinearSpec): Value {
@@ -55,12 +58,42 @@ export function baseContext(
       const expected = spec.fanInFanOut ? [i, out] : [out, i];
       const shape = replaced?.has(name) ? expected : store.info(name).shape;
       if (shape.length !== 2 || shape[0] !== expected[0] || shape[1] !== expected[1])
-        throw new GraphBuildError(`${name}: shape ${fmtShape(shape)}, the model expects ${fmtShape(expected)}`);
-      const w = quantizeRows(replaced?.get(name) ?? store.readFloat32(name), out, i, spec.fanInFanOut === true);
-      const y = int8Linear(x, w, name);
+        throw new GraphBuildError(
+          `${name}: shape ${fmtShape(shape)}, the model expects ${fmtShape(expected)}`,
+        );
+      // One scratch buffer for every weight read: each is quantized and dropped at once.
+      if (scratch.length < out * i) scratch = new Float32Array(out * i);
+      const w = quantizeRows(
+        replaced?.get(name) ?? store.readFloat32(name, scratch),
+        out,
+        i,
+        spec.fanInFanOut === true,
+      );
+      const y = int8Linear(x, opts.int8!.add(g, name, w));
       return spec.bias ? o.add(y, ctx.param(`${path}.bias`)) : y;
     },
   };
+}
+
+/**
+ * Where the int8 weights go: graph inputs fed from these arrays on every run, not initializers. An
+ * initializer would be copied into the ONNX bytes and again into onnxruntime (three copies at session
+ * creation); a fed tensor is used in place, so the int8 weights exist once, in the process's memory.
+ */
+export class Int8Feeds {
+  readonly feeds: Record<string, TensorValue> = {};
+
+  add(g: Graph, name: string, w: Int8Weight): Int8Values {
+    const input = (suffix: string, t: TensorValue) => {
+      this.feeds[`${name}.${suffix}`] = t;
+      return g.input(`${name}.${suffix}`, t.dtype, t.dims);
+    };
+    return {
+      q: input("int8", tensor("int8", [w.out, w.in], w.q)),
+      qT: input("int8_t", tensor("int8", [w.in, w.out], w.qT)),
+      scale: input("int8_scale", tensor("float32", [w.out], w.scale)),
+    };
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ import { loraKeys } from "../lora/adapter.js";
 import type { TrainedBias } from "../lora/bias.js";
 import { loraContext } from "../lora/inject.js";
 import type { SelectedModule } from "../lora/targets.js";
-import { baseContext, contextFromParams } from "../models/base-context.js";
+import { baseContext, contextFromParams, Int8Feeds } from "../models/base-context.js";
 import { buildModel, IO_NAMES } from "../models/index.js";
 import type { ModuleContext } from "../models/module.js";
 import { declareInputs } from "../models/transformer.js";
@@ -66,6 +66,8 @@ export class TrainStep {
     readonly params: TrainParam[],
     readonly hasDropout: boolean,
     readonly withGrads: boolean,
+    /** Inputs with the same value on every run (int8 base weights). */
+    readonly fixed: Record<string, TensorValue> = {},
   ) {}
 
   /**
@@ -79,6 +81,7 @@ export class TrainStep {
   ): Promise<{ loss: number; grads: Float32Array[] }> {
     const dims = [batch.batch, batch.seq];
     const feeds: Record<string, TensorValue> = {
+      ...this.fixed,
       [IO_NAMES.ids]: { dtype: "int64", dims, data: batch.ids },
       [IO_NAMES.attentionMask]: { dtype: "int64", dims, data: batch.attentionMask },
       [TRAIN_IO.targets]: { dtype: "int64", dims, data: batch.targets },
@@ -142,6 +145,7 @@ export async function buildTrainStep(
   const trainable: Value[] = [];
   let loss: Value;
   let hasDropout = false;
+  const int8 = setup.mode === "lora" && setup.int8 ? new Int8Feeds() : null;
   if (setup.mode === "full") {
     loss = buildForward(g, model, fullContext(g, model, params, trainable), false, true);
   } else {
@@ -153,7 +157,7 @@ export async function buildTrainStep(
         }
       : undefined;
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
-    const base = baseContext(g, model.weights, replaced, { int8: setup.int8 });
+    const base = baseContext(g, model.weights, replaced, { int8: int8 ?? undefined });
     const lora = loraContext(base, setup.selected, {
       scaleInGraph: true,
       dropout,
@@ -189,7 +193,7 @@ export async function buildTrainStep(
     config: { ...TRAIN_SESSION_DEFAULTS.config, ...session.config },
     externalDataDir: externalDir,
   });
-  return new TrainStep(s, params, hasDropout, withGrads);
+  return new TrainStep(s, params, hasDropout, withGrads, int8?.feeds);
 }
 
 /**

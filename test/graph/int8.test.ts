@@ -9,6 +9,7 @@ import { grad } from "../../src/graph/grad.js";
 import { int8Linear, quantizeRows } from "../../src/graph/int8.js";
 import { Graph } from "../../src/graph/ir.js";
 import { Session, tensor } from "../../src/graph/runtime.js";
+import { Int8Feeds } from "../../src/models/base-context.js";
 import { randn, rng } from "./gradcheck.js";
 
 const OUT = 24;
@@ -56,7 +57,8 @@ for (const layout of ["[out, in]", "[in, out] (Conv1D)"]) {
     const g = new Graph();
     const x = g.input("x", "float32", ["n", IN]);
     const dy = g.input("dy", "float32", ["n", OUT]);
-    const y = int8Linear(x, quant, "w");
+    const feeds = new Int8Feeds();
+    const y = int8Linear(x, feeds.add(g, "w", quant));
     const [dx] = grad(y, [x], dy);
     g.output(y, "y");
     g.output(dx!, "dx");
@@ -65,7 +67,11 @@ for (const layout of ["[out, in]", "[in, out] (Conv1D)"]) {
     const r = rng(3);
     const xs = Float32Array.from(randn(r, n * IN));
     const dys = Float32Array.from(randn(r, n * OUT));
-    const out = await s.run({ x: tensor("float32", [n, IN], xs), dy: tensor("float32", [n, OUT], dys) });
+    const out = await s.run({
+      ...feeds.feeds,
+      x: tensor("float32", [n, IN], xs),
+      dy: tensor("float32", [n, OUT], dys),
+    });
     const yRef = new Float64Array(n * OUT);
     const dxRef = new Float64Array(n * IN);
     for (let t = 0; t < n; t++)
