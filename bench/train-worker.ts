@@ -36,7 +36,7 @@ const batch = Number(a.batch);
 const seq = Number(a.seq);
 const model = openModelDir(a.model!);
 const targets = a.targets === "all-linear" ? "all-linear" : a.targets!.split(",");
-const config = makeLoraConfig({ r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: targets });
+const config = makeLoraConfig({ r: 8, lora_alpha: 16, lora_dropout: Number(process.env.DROPOUT ?? 0.05), target_modules: targets });
 const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
 const { adapter } = createAdapter(config, selected, { seed: 1 });
 const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [string, string]));

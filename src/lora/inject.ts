@@ -16,6 +16,7 @@ import * as o from "../graph/ops.js";
 import type { LinearSpec, ModuleContext } from "../models/module.js";
 import { loraKeys } from "./adapter.js";
 import type { TrainedBias } from "./bias.js";
+import type { DropoutInputs } from "./dropout.js";
 import type { SelectedModule } from "./targets.js";
 
 export interface LoraGraphOptions {
@@ -24,12 +25,8 @@ export interface LoraGraphOptions {
    * false: the caller feeds B already multiplied by s (serving: one graph for every adapter).
    */
   scaleInGraph: boolean;
-  /**
-   * Training only: dropout on the adapter input. `rate` is a float32 [] graph input (fed 0 to
-   * evaluate with the same session), `seed` an int64 [] input: a fresh value per step gives fresh,
-   * reproducible masks.
-   */
-  dropout?: { rate: Value; seed: Value };
+  /** Training only: dropout on the adapter input (masks fed per run; see dropout.ts). */
+  dropout?: DropoutInputs;
   /** Layers whose bias is a graph input (trained, or fed from an adapter) instead of the base's. */
   biases?: readonly TrainedBias[];
 }
@@ -48,7 +45,6 @@ export function loraContext(
   const byPath = new Map(selected.map((m) => [m.path, m]));
   const biasByPath = new Map((opts.biases ?? []).map((b) => [b.path, b]));
   const loraInputs = new Map<string, Value>();
-  let moduleIndex = 0;
 
   const pair = (m: SelectedModule): { A: Value; B: Value } => {
     const keys = loraKeys(m.path, m.kind);
@@ -63,11 +59,7 @@ export function loraContext(
   const scaled = (y: Value, m: SelectedModule): Value =>
     opts.scaleInGraph && m.scaling !== 1 ? o.mul(y, m.scaling) : y;
 
-  const mask = opts.dropout ? dropoutMasks(opts.dropout.seed, opts.dropout.rate) : null;
-  const drop = (x: Value): Value => {
-    moduleIndex++;
-    return mask ? o.mul(x, mask(x, moduleIndex)) : x;
-  };
+  const drop = (x: Value): Value => (opts.dropout ? opts.dropout.apply(x) : x);
 
   return {
     graph: g,
@@ -96,45 +88,5 @@ export function loraContext(
       const rows = nn.embedding(o.transpose(A, [1, 0]), ids); // Aᵀ[ids]: [..., r]
       return o.add(y, scaled(nn.linear(rows, B), m));
     },
-  };
-}
-
-const MINSTD_M = 2147483647; // 2^31 - 1
-const MINSTD_A = 48271;
-
-/**
- * Inverted-dropout masks (0 or 1/(1-p), shaped like x) from a counter-based hash of (seed, module,
- * element index): two rounds of the MINSTD generator in int64 arithmetic. Being a pure function of its
- * inputs (no RNG state inside onnxruntime), the same seed gives the same mask in any session, which is
- * what makes a resumed run identical to an uninterrupted one. What does not depend on the module (the
- * step's salt, the 1/(1-p) scale, the element indices of each distinct input) is built once and shared:
- * with 200 adapted layers, per-module copies doubled the graph and tripled session creation time.
- */
-export function dropoutMasks(seed: Value, rate: Value) {
-  const g = seed.graph;
-  const mod = (a: Value) =>
-    g.addNode("Mod", [a, o.scalar(g, MINSTD_M, "int64")], {}, [{ dtype: "int64", shape: a.shape }])
-      .outputs[0]!;
-  const stepSalt = mod(o.mul(seed, 1_000_003));
-  const scale = o.div(o.scalar(g, 1), o.sub(1, rate));
-  const indices = new Map<Value, Value>();
-  const indicesOf = (x: Value): Value => {
-    let idx = indices.get(x);
-    if (!idx) {
-      const n = o.reduceProd(o.shapeOf(x), [0], false);
-      const flat = g.addNode("Range", [o.scalar(g, 0, "int64"), n, o.scalar(g, 1, "int64")], {}, [
-        { dtype: "int64", shape: [o.mulDims(...x.shape)] },
-      ]).outputs[0]!;
-      idx = o.reshapeAs(flat, x);
-      indices.set(x, idx);
-    }
-    return idx;
-  };
-  return (x: Value, moduleIndex: number): Value => {
-    let h = mod(o.add(indicesOf(x), o.add(stepSalt, moduleIndex * 7919)));
-    h = mod(o.mul(h, MINSTD_A));
-    h = mod(o.mul(h, MINSTD_A));
-    const u = o.mul(o.cast(h, "float32"), 1 / MINSTD_M);
-    return o.mul(o.cast(o.greaterOrEqual(u, rate), "float32"), scale);
   };
 }

@@ -15,6 +15,7 @@ import { Session, type SessionOptions, type TensorValue } from "../graph/runtime
 import { expectedTensors, type HfModel } from "../io/hf-model.js";
 import { loraKeys } from "../lora/adapter.js";
 import type { TrainedBias } from "../lora/bias.js";
+import { DropoutInputs, type DropoutMaskInput, maskFeeds } from "../lora/dropout.js";
 import { loraContext } from "../lora/inject.js";
 import type { SelectedModule } from "../lora/targets.js";
 import { baseContext, contextFromParams, Int8Feeds } from "../models/base-context.js";
@@ -26,7 +27,6 @@ export const TRAIN_IO = {
   targets: "targets",
   loss: "loss",
   dropoutRate: "lora_dropout_rate",
-  dropoutSeed: "lora_dropout_seed",
   grad: (name: string) => `grad:${name}`,
 };
 
@@ -64,11 +64,14 @@ export class TrainStep {
   constructor(
     readonly session: Session,
     readonly params: TrainParam[],
-    readonly hasDropout: boolean,
+    readonly dropoutMasks: readonly DropoutMaskInput[],
     readonly withGrads: boolean,
     /** Inputs with the same value on every run (int8 base weights). */
     readonly fixed: Record<string, TensorValue> = {},
   ) {}
+
+  /** All-ones masks by size, for runs without dropout. */
+  private readonly ones = new Map<number, Uint8Array>();
 
   /**
    * Runs forward and backward. `dropoutSeed` picks this micro-batch's dropout masks; `train` false
@@ -89,14 +92,11 @@ export class TrainStep {
     this.params.forEach((p, i) => {
       feeds[p.name] = { dtype: "float32", dims: p.shape, data: values[i]! };
     });
-    if (this.hasDropout) {
+    if (this.dropoutMasks.length > 0) {
       const rate = opts.train ? (opts.dropoutRate ?? 0) : 0;
       feeds[TRAIN_IO.dropoutRate] = { dtype: "float32", dims: [], data: Float32Array.of(rate) };
-      feeds[TRAIN_IO.dropoutSeed] = {
-        dtype: "int64",
-        dims: [],
-        data: BigInt64Array.of(BigInt(opts.dropoutSeed ?? 0)),
-      };
+      const seed = opts.dropoutSeed ?? 0;
+      Object.assign(feeds, maskFeeds(this.dropoutMasks, batch.batch, batch.seq, { rate, seed }, this.ones));
     }
     const out = await this.session.run(feeds);
     return {
@@ -144,23 +144,17 @@ export async function buildTrainStep(
   const params: TrainParam[] = [];
   const trainable: Value[] = [];
   let loss: Value;
-  let hasDropout = false;
+  let dropout: DropoutInputs | null = null;
   const int8 = setup.mode === "lora" && setup.int8 ? new Int8Feeds() : null;
   if (setup.mode === "full") {
     loss = buildForward(g, model, fullContext(g, model, params, trainable), false, true);
   } else {
-    hasDropout = setup.dropout > 0;
-    const dropout = hasDropout
-      ? {
-          rate: g.input(TRAIN_IO.dropoutRate, "float32", []),
-          seed: g.input(TRAIN_IO.dropoutSeed, "int64", []),
-        }
-      : undefined;
+    dropout = setup.dropout > 0 ? new DropoutInputs(g, g.input(TRAIN_IO.dropoutRate, "float32", [])) : null;
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
     const base = baseContext(g, model.weights, replaced, { int8: int8 ?? undefined });
     const lora = loraContext(base, setup.selected, {
       scaleInGraph: true,
-      dropout,
+      dropout: dropout ?? undefined,
       biases: setup.biases,
     });
     const headAdapted =
@@ -193,7 +187,7 @@ export async function buildTrainStep(
     config: { ...TRAIN_SESSION_DEFAULTS.config, ...session.config },
     externalDataDir: externalDir,
   });
-  return new TrainStep(s, params, hasDropout, withGrads, int8?.feeds);
+  return new TrainStep(s, params, dropout?.masks ?? [], withGrads, int8?.feeds);
 }
 
 /**

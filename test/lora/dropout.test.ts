@@ -1,36 +1,71 @@
-/** LoRA dropout masks: the right rate and scale, independent per module, reproducible per seed. */
+/**
+ * LoRA dropout: the keep masks (rate, independence per module, reproducible per seed) and their use
+ * in the graph (scale 1/(1-p), the gradient through the same mask, p = 0 keeps everything).
+ */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { emitModel } from "../../src/graph/emit.js";
+import { grad } from "../../src/graph/grad.js";
 import { Graph } from "../../src/graph/ir.js";
 import { Session } from "../../src/graph/runtime.js";
-import { dropoutMasks } from "../../src/lora/inject.js";
+import { DropoutInputs, keepMask, maskFeeds } from "../../src/lora/dropout.js";
 
-test("dropout masks: rate, 1/(1-p) scale, per-module independence, same seed same mask, p = 0 keeps all", async () => {
-  const g = new Graph();
-  const x = g.input("x", "float32", ["rows", 512]);
-  const seed = g.input("seed", "int64", []);
-  const rate = g.input("rate", "float32", []);
-  const mask = dropoutMasks(seed, rate);
-  g.output(mask(x, 1), "m1");
-  g.output(mask(x, 2), "m2");
-  const s = await Session.create(emitModel(g));
-  const run = async (sd: number, p: number) => {
-    const out = await s.run({
-      x: { dtype: "float32", dims: [64, 512], data: new Float32Array(64 * 512) },
-      seed: { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(sd)) },
-      rate: { dtype: "float32", dims: [], data: Float32Array.of(p) },
-    });
-    return [out["m1"]!.data as Float32Array, out["m2"]!.data as Float32Array] as const;
-  };
-  const [a1, a2] = await run(7, 0.25);
-  const dropped = a1.filter((v) => v === 0).length / a1.length;
+test("keep masks: the rate, per-module independence, same seed same mask, p = 0 keeps all", () => {
+  const n = 64 * 512;
+  const a1 = keepMask(7, 1, 0.25, n);
+  const a2 = keepMask(7, 2, 0.25, n);
+  const dropped = a1.filter((v) => v === 0).length / n;
   assert.ok(Math.abs(dropped - 0.25) < 0.01, `dropped fraction ${dropped}`);
-  assert.ok(a1.every((v) => v === 0 || Math.abs(v - 1 / 0.75) < 1e-6));
-  const same = a1.filter((v, i) => (v === 0) === (a2[i] === 0)).length / a1.length;
-  assert.ok(same < 0.7, `modules' masks agree on ${same} of the elements (independent: ~0.625)`);
-  assert.deepEqual((await run(7, 0.25))[0], a1);
-  assert.notDeepEqual((await run(8, 0.25))[0], a1);
-  assert.ok((await run(7, 0))[0].every((v) => v === 1));
+  assert.ok(a1.every((v) => v === 0 || v === 1));
+  const same = a1.filter((v, i) => v === a2[i]).length / n;
+  assert.ok(
+    Math.abs(same - 0.625) < 0.02,
+    `modules' masks agree on ${same} of the elements (independent: 0.625)`,
+  );
+  assert.deepEqual(keepMask(7, 1, 0.25, n), a1);
+  assert.notDeepEqual(keepMask(8, 1, 0.25, n), a1);
+  assert.ok(keepMask(7, 1, 0, n).every((v) => v === 1));
+  // No structure along a row: neighbours are dropped together as often as chance says (p² = 1/16).
+  let both = 0;
+  for (let i = 0; i + 1 < n; i++) if (a1[i] === 0 && a1[i + 1] === 0) both++;
+  assert.ok(Math.abs(both / (n - 1) - 1 / 16) < 0.005, `adjacent pairs dropped together: ${both / (n - 1)}`);
+});
+
+test("dropout in the graph: x·keep/(1-p), and the gradient goes through the same mask", async () => {
+  const g = new Graph();
+  const x = g.input("x", "float32", ["batch", "seq", 8]);
+  const dropout = new DropoutInputs(g, g.input("rate", "float32", []));
+  const dropped = dropout.apply(x);
+  const [dDropped] = grad(dropped, [x], g.input("dy", "float32", ["batch", "seq", 8]));
+  g.output(dropped, "y");
+  g.output(dDropped!, "dx");
+  assert.deepEqual(
+    dropout.masks.map((m) => [m.index, m.features]),
+    [[1, 8]],
+  );
+  const s = await Session.create(emitModel(g));
+  const xs = Float32Array.from({ length: 2 * 3 * 8 }, (_, i) => i + 1);
+  const run = async (rate: number) => {
+    const feeds = maskFeeds(dropout.masks, 2, 3, { rate, seed: 5 }, new Map());
+    const out = await s.run({
+      ...feeds,
+      x: { dtype: "float32", dims: [2, 3, 8], data: xs },
+      dy: { dtype: "float32", dims: [2, 3, 8], data: new Float32Array(48).fill(1) },
+      rate: { dtype: "float32", dims: [], data: Float32Array.of(rate) },
+    });
+    return {
+      keep: feeds[dropout.masks[0]!.name]!.data as Uint8Array,
+      y: out["y"]!.data as Float32Array,
+      dx: out["dx"]!.data as Float32Array,
+    };
+  };
+  const { keep, y, dx } = await run(0.5);
+  assert.ok(keep.includes(0) && keep.includes(1));
+  for (let i = 0; i < 48; i++) {
+    assert.ok(Math.abs(y[i]! - xs[i]! * keep[i]! * 2) < 1e-5, `y[${i}]`);
+    assert.equal(dx[i], keep[i]! * 2, `dx[${i}]`);
+  }
+  const none = await run(0);
+  assert.deepEqual(Array.from(none.y), Array.from(xs));
   await s.release();
 });
