@@ -2,6 +2,7 @@
  * One training-benchmark configuration in its own process (so peak RSS is per configuration):
  *
  *   node dist/bench/train-worker.js --model DIR --targets c_attn --batch 4 --seq 256 [--steps 5 --warmup 2]
+ *     [--int8] [--dropout 0.05] [--profile PREFIX]
  *
  * Builds the LoRA training session (r=8, alpha=16, dropout 0.05, PEFT init), then runs full optimizer
  * steps (forward, backward, AdamW) on random tokens and prints one JSON line:
@@ -30,13 +31,19 @@ const { values: a } = parseArgs({
     profile: { type: "string" },
     arena: { type: "boolean", default: false },
     int8: { type: "boolean", default: false },
+    dropout: { type: "string", default: "0.05" },
   },
 });
 const batch = Number(a.batch);
 const seq = Number(a.seq);
 const model = openModelDir(a.model!);
 const targets = a.targets === "all-linear" ? "all-linear" : a.targets!.split(",");
-const config = makeLoraConfig({ r: 8, lora_alpha: 16, lora_dropout: Number(process.env.DROPOUT ?? 0.05), target_modules: targets });
+const config = makeLoraConfig({
+  r: 8,
+  lora_alpha: 16,
+  lora_dropout: Number(a.dropout),
+  target_modules: targets,
+});
 const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
 const { adapter } = createAdapter(config, selected, { seed: 1 });
 const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [string, string]));

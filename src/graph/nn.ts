@@ -30,6 +30,25 @@ export function rope(x: Value, cos: Value, sin: Value): Value {
 }
 
 /**
+ * SwiGLU, silu(gate)·up (Llama's MLP), with a backward pass that recomputes σ(gate) rather than keeping
+ * σ(gate) and silu(gate) alive (two [tokens, intermediate] tensors per layer):
+ *
+ *   d up = d h · gate·σ(gate)        d gate = d h · up · σ(gate)·(1 + gate·(1 − σ(gate)))
+ */
+export function swiGlu(gate: Value, up: Value): Value {
+  return gate.graph.withCustomGradient(
+    [gate, up],
+    () => o.mul(o.silu(gate), up),
+    (dh, needs) => {
+      const sig = o.sigmoid(gate);
+      const dUp = needs[1] ? o.mul(dh, o.mul(gate, sig)) : null;
+      const dGate = needs[0] ? o.mul(o.mul(dh, up), o.mul(sig, o.add(o.mul(gate, o.sub(1, sig)), 1))) : null;
+      return [dGate, dUp];
+    },
+  );
+}
+
+/**
  * Token cross-entropy: mean over the positions whose label is not `ignoreIndex` (-100), of
  * -log softmax(logits)[label]. logits [..., vocab], labels [...] int64. A batch with no scored
  * token gives 0, not NaN.

@@ -8,6 +8,7 @@
  * and a head tied to the embedding table or separate (lm_head).
  */
 import type { Value } from "../graph/ir.js";
+import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import { GraphBuildError } from "../util/errors.js";
 import type { ModelConfig } from "./config.js";
@@ -85,7 +86,8 @@ function mlp(ctx: ModuleContext, cfg: ModelConfig, p: string, x: Value): Value {
   });
   const gate = ctx.linear(x, spec("gate_proj", cfg.hidden, cfg.intermediate));
   const up = ctx.linear(x, spec("up_proj", cfg.hidden, cfg.intermediate));
-  return ctx.linear(o.mul(activate(gate, cfg), up), spec("down_proj", cfg.intermediate, cfg.hidden));
+  const h = cfg.activation === "silu" ? nn.swiGlu(gate, up) : o.mul(activate(gate, cfg), up);
+  return ctx.linear(h, spec("down_proj", cfg.intermediate, cfg.hidden));
 }
 
 /** The MLP activation named by config (hidden_act / activation_function). */

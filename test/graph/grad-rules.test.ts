@@ -154,6 +154,11 @@ const cases: Case[] = [
     ],
   },
   {
+    op: "SwiGLU silu(gate)·up (σ recomputed in the backward pass)",
+    build: (gate, up) => nn.swiGlu(gate, up),
+    inputs: [{ shape: [2, 3, 5] }, { shape: [2, 3, 5] }],
+  },
+  {
     op: "Token cross-entropy (ignore -100)",
     build: (logits, labels) => nn.crossEntropy(logits, labels),
     inputs: [{ shape: [2, 3, 7] }, { shape: [2, 3], kind: "int64", values: [1, -100, 6, 0, 3, -100] }],
