@@ -90,8 +90,10 @@ export const HEAD_LOSS_CHUNKS = 8;
  * The one-hot part of d hidden is a gather of W's rows, and the per-token factor f scales [tokens, dim]
  * rather than [tokens, vocab]. With W frozen, g is the only unknown of d hidden before the backward
  * pass, and it is a scalar: d hidden / g is computed in the forward pass, chunk by chunk over the
- * tokens, and each chunk's logits and softmax are freed before the next. With W trained, softmax(logits)
- * is the one [tokens, vocab] tensor kept for the backward pass.
+ * tokens, and each chunk's logits and softmax are freed before the next. Only the scored tokens go
+ * through the head then (unscored ones have f = 0): prompt tokens under a completion-only loss and
+ * padding cost nothing. With W trained, softmax(logits) is the one [tokens, vocab] tensor kept for
+ * the backward pass.
  */
 export function lmHeadCrossEntropy(
   hidden: Value,
@@ -103,7 +105,6 @@ export function lmHeadCrossEntropy(
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const dim = hidden.dim(-1);
   const rows = o.reshape(hidden, [-1, dim]);
-  const n = rows.dim(0);
   let perToken: Value; // f / g = mask / count, [N, 1]
   let safeLabels: Value;
   let probs: Value; // trained W only
@@ -123,10 +124,20 @@ export function lmHeadCrossEntropy(
         probs = o.softmax(logits, 1);
         return o.reduceSum(tokenLosses(logits, safeLabels, perToken), [0, 1], false);
       }
+      // Only the scored rows go through the head: prompts, padding and each row's last position
+      // (labels -100) cost nothing. Their indices [M, 1]; M is known at run time only.
+      const scored = o.transpose(
+        g.addNode("NonZero", [kept], {}, [{ dtype: "int64", shape: [1, "scoredTokens"] }]).outputs[0]!,
+        [1, 0],
+      );
+      const gatherRows = (x: Value) =>
+        g.addNode("GatherND", [x, scored], {}, [
+          { dtype: x.dtype, shape: ["scoredTokens", ...x.shape.slice(1)] },
+        ]).outputs[0]!;
       const k = opts.chunks ?? HEAD_LOSS_CHUNKS;
-      const chunkRows = rowChunks(rows, k);
-      const chunkLabels = rowChunks(o.unsqueeze(safeLabels, [1]), k);
-      const chunkFactors = rowChunks(perToken, k);
+      const chunkRows = rowChunks(gatherRows(rows), k);
+      const chunkLabels = rowChunks(gatherRows(o.unsqueeze(safeLabels, [1])), k);
+      const perScored = o.div(o.scalar(g, 1, hidden.dtype), safeCount); // f / g on every scored row
       const losses: Value[] = [];
       const grads: Value[] = [];
       chunkRows.forEach((h, i) => {
@@ -134,15 +145,19 @@ export function lmHeadCrossEntropy(
         // log softmax once: the loss picks from it, and exp of it is the softmax (two passes over the
         // [rows, V] block instead of four for softmax and logsumexp).
         const logProbs = o.logSoftmax(o.product(h, weight, false, true), 1); // [rows_i, V]
-        const picked = o.gatherElements(logProbs, label, 1);
-        losses.push(o.reduceSum(o.mul(o.neg(picked), chunkFactors[i]!), [0, 1], false));
+        losses.push(o.neg(o.reduceSum(o.gatherElements(logProbs, label, 1), [0, 1], false)));
         const soft = o.exp(logProbs);
         const rowsOfW = o.gather(weight, o.squeeze(label, [1]), 0); // W[label], [rows_i, dim]
-        grads.push(o.mul(o.sub(o.product(soft, weight, false, false), rowsOfW), chunkFactors[i]!));
+        grads.push(o.sub(o.product(soft, weight, false, false), rowsOfW));
       });
-      dRowsPerG = g.addNode("Concat", grads, { axis: attr.i(0) }, [{ dtype: hidden.dtype, shape: [n, dim] }])
-        .outputs[0]!;
-      return losses.reduce((a, b) => o.add(a, b));
+      const dScored = g.addNode("Concat", grads, { axis: attr.i(0) }, [
+        { dtype: hidden.dtype, shape: ["scoredTokens", dim] },
+      ]).outputs[0]!;
+      dRowsPerG = o.mul(o.scatterND(o.zerosLike(rows), scored, dScored), perScored);
+      return o.mul(
+        losses.reduce((a, b) => o.add(a, b)),
+        perScored,
+      );
     },
     (gy, needs) => {
       if (!opts.trainWeight) {
