@@ -37,7 +37,7 @@ test("frozen-head loss equals the trained-head form: loss and d hidden, with ign
   const frozen = await lossAndGrad(false, labels);
   const trained = await lossAndGrad(true, labels);
   assert.ok(Math.abs(frozen.loss - trained.loss) < 1e-5, `${frozen.loss} vs ${trained.loss}`);
-  frozen.dh.forEach((v, i) => assert.ok(Math.abs(v - trained.dh[i]!) < 1e-5, `dh[${i}]`));
+  for (const [i, v] of frozen.dh.entries()) assert.ok(Math.abs(v - trained.dh[i]!) < 1e-5, `dh[${i}]`);
   labels.forEach((l, t) => {
     if (l === -100) for (let d = 0; d < D; d++) assert.equal(frozen.dh[t * D + d], 0, `ignored row ${t}`);
   });
