@@ -71,16 +71,7 @@ export function applyKeepMask(x: Value, keep: Value, scale: Value): Value {
 export function keepMask(seed: number, index: number, rate: number, count: number): Uint8Array {
   const out = new Uint8Array(count);
   if (rate <= 0) return out.fill(1);
-  const threshold = Math.round(rate * 65536);
-  const rng = Rng.derive(seed, `lora-dropout:${index}`);
-  let i = 0;
-  for (; i + 1 < count; i += 2) {
-    const r = rng.next();
-    out[i] = (r & 0xffff) >= threshold ? 1 : 0;
-    out[i + 1] = r >>> 16 >= threshold ? 1 : 0;
-  }
-  if (i < count) out[i] = (rng.next() & 0xffff) >= threshold ? 1 : 0;
-  return out;
+  return Rng.derive(seed, `lora-dropout:${index}`).fillKeepFlags(out, Math.round(rate * 65536));
 }
 
 /** The mask feeds of one run: fresh masks in training, all-ones (cached by size) otherwise. */

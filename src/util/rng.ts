@@ -69,6 +69,37 @@ export class Rng {
     return result;
   }
 
+  /**
+   * Fills `out` with keep flags: out[i] = 0 when a 16-bit uniform draw is below `below16` (i.e. with
+   * probability below16 / 65536), else 1. Two flags per 32-bit draw; the generator is inlined on
+   * local variables because a dropout step draws tens of millions of flags.
+   */
+  fillKeepFlags(out: Uint8Array, below16: number): Uint8Array {
+    let s0 = this.s0;
+    let s1 = this.s1;
+    let s2 = this.s2;
+    let s3 = this.s3;
+    const n = out.length;
+    for (let i = 0; i < n; i += 2) {
+      const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
+      // Branch-free: (x − below16) is negative exactly when x is dropped.
+      out[i] = 1 - (((r & 0xffff) - below16) >>> 31);
+      out[i + 1] = 1 - (((r >>> 16) - below16) >>> 31); // past the end: a no-op on a typed array
+    }
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
+    return out;
+  }
+
   /** A float in [0, 1). */
   float(): number {
     return this.next() / TWO_POW_32;

@@ -9,6 +9,21 @@ import { grad } from "../../src/graph/grad.js";
 import { Graph } from "../../src/graph/ir.js";
 import { Session } from "../../src/graph/runtime.js";
 import { DropoutInputs, keepMask, maskFeeds } from "../../src/lora/dropout.js";
+import { Rng } from "../../src/util/rng.js";
+
+test("Rng.fillKeepFlags: the generator's own draws, two 16-bit halves each, odd lengths included", () => {
+  for (const n of [1, 2, 7, 1000]) {
+    const fast = new Rng(42).fillKeepFlags(new Uint8Array(n), 20000);
+    const slow = new Rng(42);
+    const expected = new Uint8Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const r = slow.next();
+      expected[i] = (r & 0xffff) >= 20000 ? 1 : 0;
+      if (i + 1 < n) expected[i + 1] = r >>> 16 >= 20000 ? 1 : 0;
+    }
+    assert.deepEqual(fast, expected, `n = ${n}`);
+  }
+});
 
 test("keep masks: the rate, per-module independence, same seed same mask, p = 0 keeps all", () => {
   const n = 64 * 512;
