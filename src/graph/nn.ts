@@ -105,7 +105,7 @@ export function lmHeadCrossEntropy(
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const dim = hidden.dim(-1);
   const rows = o.reshape(hidden, [-1, dim]);
-  let perToken: Value; // f / g = mask / count, [N, 1]
+  let perToken: Value; // trained W only: f / g = mask / count, [N, 1]
   let safeLabels: Value;
   let probs: Value; // trained W only
   let dRowsPerG: Value; // frozen W only
@@ -118,8 +118,8 @@ export function lmHeadCrossEntropy(
       const mask = o.unsqueeze(o.cast(kept, hidden.dtype), [1]); // [N, 1]
       const count = o.reduceSum(mask, [0, 1], false);
       const safeCount = o.add(count, o.cast(o.less(count, 1), hidden.dtype)); // max(count, 1)
-      perToken = o.div(mask, safeCount);
       if (opts.trainWeight) {
+        perToken = o.div(mask, safeCount);
         const logits = o.product(rows, weight, false, true); // [N, V], freed once the forward is done
         probs = o.softmax(logits, 1);
         return o.reduceSum(tokenLosses(logits, safeLabels, perToken), [0, 1], false);
