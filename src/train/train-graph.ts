@@ -133,13 +133,22 @@ export function embeddingName(model: HfModel): string {
   return model.config.family === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
 }
 
-/** `withGrads` false builds the loss alone (evaluation). */
-export async function buildTrainStep(
-  model: HfModel,
-  setup: TrainSetup,
-  session: SessionOptions = {},
-  withGrads = true,
-): Promise<TrainStep> {
+/** The training step's graph before emission, with what a session needs to feed it. */
+export interface TrainGraph {
+  graph: Graph;
+  /** The trainable graph inputs, in the order of the gradient outputs. */
+  params: TrainParam[];
+  dropout: DropoutInputs | null;
+  /** int8 base weights fed on every run (`--base-int8`). */
+  int8: Int8Feeds | null;
+}
+
+/**
+ * Builds the training step's graph: the loss, and (`withGrads`) its gradient for every trainable
+ * tensor. Kept apart from the session so tests can check the very graph `train` runs (e.g. promoted
+ * to float64 for finite differences).
+ */
+export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = true): TrainGraph {
   const g = new Graph();
   const params: TrainParam[] = [];
   const trainable: Value[] = [];
@@ -179,8 +188,19 @@ export async function buildTrainStep(
       g.output(gv, TRAIN_IO.grad(params[i]!.name));
     });
   }
+  return { graph: g, params, dropout, int8 };
+}
+
+/** `withGrads` false builds the loss alone (evaluation). */
+export async function buildTrainStep(
+  model: HfModel,
+  setup: TrainSetup,
+  session: SessionOptions = {},
+  withGrads = true,
+): Promise<TrainStep> {
+  const { graph, params, dropout, int8 } = buildTrainGraph(model, setup, withGrads);
   const externalDir = model.weights.externalDir;
-  const bytes = emitModel(g, { externalDir, name: `${model.config.modelType}_train` });
+  const bytes = emitModel(graph, { externalDir, name: `${model.config.modelType}_train` });
   const s = await Session.create(bytes, {
     ...TRAIN_SESSION_DEFAULTS,
     ...session,
