@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -15,13 +15,17 @@ import {
 import { GgufFile } from "../../src/io/gguf.js";
 import { type Llama2cVocab, readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import { FileFormatError } from "../../src/util/errors.js";
-import { SHARED } from "../helpers/shared.js";
+import { needsShared, sharedPath } from "../helpers/shared.js";
 
-const shared = SHARED;
-const vectorsDir = path.join(shared, "tokenizer-vectors");
-const storiesDir = path.join(shared, "models/stories260K");
-const sharedMissing = !existsSync(path.join(vectorsDir, "ggml-vocab-llama-spm.gguf"));
-const SKIP = sharedMissing ? "needs ../shared (absent)" : false;
+// Every test that reads ../shared names each file it reads in its skip option (needsShared), so a
+// missing file is a skip that names it, never an ENOENT failure or a partial pass.
+const LLAMA_SPM = "tokenizer-vectors/ggml-vocab-llama-spm.gguf";
+const GPT2 = "tokenizer-vectors/ggml-vocab-gpt-2.gguf";
+/** The .gguf vocab and the .inp / .out vectors that runVectors reads beside it. */
+const vectorFiles = (gguf: string) => [gguf, `${gguf}.inp`, `${gguf}.out`];
+const TOK512 = "models/stories260K/tok512.bin";
+const REFERENCE = "models/stories260K/reference.json";
+const SHAKESPEARE = "data/tinyshakespeare.txt";
 
 const tmp = mkdtempSync(path.join(tmpdir(), "lora-ts-tok-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -80,24 +84,28 @@ function runVectors(file: string): { n: number; encoded: number; decoded: number
   return { n: vectors.length, encoded, decoded, failures };
 }
 
-test("llama.cpp vectors: ggml-vocab-llama-spm.gguf (Llama SentencePiece BPE)", { skip: SKIP }, (t) => {
-  const r = runVectors(path.join(vectorsDir, "ggml-vocab-llama-spm.gguf"));
+test("llama.cpp vectors: ggml-vocab-llama-spm.gguf (Llama SentencePiece BPE)", {
+  skip: needsShared(...vectorFiles(LLAMA_SPM)),
+}, (t) => {
+  const r = runVectors(sharedPath(LLAMA_SPM));
   t.diagnostic(`llama-spm: ${r.encoded}/${r.n} encode exactly, ${r.decoded}/${r.n} decode exactly`);
   assert.deepEqual(r.failures, []);
   assert.equal(r.n, 46); // the files hold 46 tests (46 separators, 46 .out lines)
 });
 
-test("llama.cpp vectors: ggml-vocab-gpt-2.gguf (GPT-2 byte-level BPE)", { skip: SKIP }, (t) => {
-  const r = runVectors(path.join(vectorsDir, "ggml-vocab-gpt-2.gguf"));
+test("llama.cpp vectors: ggml-vocab-gpt-2.gguf (GPT-2 byte-level BPE)", {
+  skip: needsShared(...vectorFiles(GPT2)),
+}, (t) => {
+  const r = runVectors(sharedPath(GPT2));
   t.diagnostic(`gpt-2: ${r.encoded}/${r.n} encode exactly, ${r.decoded}/${r.n} decode exactly`);
   assert.deepEqual(r.failures, []);
   assert.equal(r.n, 46);
 });
 
-test("tokenizer built from a GGUF vocab: BOS/EOS, specials, vocab size", { skip: SKIP }, () => {
-  const { tokenizer, config } = tokenizerFromGguf(
-    GgufFile.open(path.join(vectorsDir, "ggml-vocab-llama-spm.gguf")),
-  );
+test("tokenizer built from a GGUF vocab: BOS/EOS, specials, vocab size", {
+  skip: needsShared(LLAMA_SPM, GPT2),
+}, () => {
+  const { tokenizer, config } = tokenizerFromGguf(GgufFile.open(sharedPath(LLAMA_SPM)));
   const tok = Tokenizer.fromJSON(tokenizer, config);
   assert.equal(tok.vocabSize, 32000);
   assert.equal(tok.bosId, 1);
@@ -109,7 +117,7 @@ test("tokenizer built from a GGUF vocab: BOS/EOS, specials, vocab size", { skip:
   assert.equal(tok.decode([1, 15043, 3186, 2], { skipSpecial: true }), "Hello world");
   assert.equal(tok.decode([]), "");
 
-  const g = tokenizerFromGguf(GgufFile.open(path.join(vectorsDir, "ggml-vocab-gpt-2.gguf")));
+  const g = tokenizerFromGguf(GgufFile.open(sharedPath(GPT2)));
   const gpt = Tokenizer.fromJSON(g.tokenizer, g.config);
   assert.equal(gpt.vocabSize, 50257);
   assert.equal(gpt.eosId, 50256);
@@ -175,10 +183,9 @@ const llama2cTexts = [
   "Spot and Sue were best friends. They liked to play with the ball in the big green yard.",
 ];
 
-test("llama2cTokenizerJson encodes exactly like run.c encode() on stories260K's tok512", {
-  skip: SKIP,
-}, () => {
-  const v = readLlama2cTokenizer(path.join(storiesDir, "tok512.bin"), 512);
+/** tok512 as a Tokenizer; each text must encode like run.c's encode() and decode back exactly. */
+function checkAgainstRunc(texts: string[]): void {
+  const v = readLlama2cTokenizer(sharedPath(TOK512), 512);
   const tok = Tokenizer.fromJSON(
     llama2cTokenizerJson(v),
     tokenizerConfigJson({ bosToken: "<s>", eosToken: "</s>", unkToken: "<unk>" }),
@@ -186,31 +193,36 @@ test("llama2cTokenizerJson encodes exactly like run.c encode() on stories260K's 
   assert.equal(tok.vocabSize, 512);
   assert.equal(tok.bosId, 1);
   assert.equal(tok.eosId, 2);
-  const texts = [...llama2cTexts];
-  const shakespeare = path.join(shared, "data/tinyshakespeare.txt");
-  if (existsSync(shakespeare)) {
-    const lines = readFileSync(shakespeare, "utf8").split("\n");
-    texts.push(...lines.slice(0, 400), lines.slice(400, 440).join("\n"));
-  }
   for (const text of texts) {
     const expected = runcEncode(v, text);
     assert.deepEqual(tok.encode(text, { addBos: false }), expected, JSON.stringify(text));
     assert.deepEqual(tok.encode(text, { addBos: true }), [1, ...expected]);
     assert.equal(tok.decode(expected), text, `decode of ${JSON.stringify(text)}`);
   }
-  assert.deepEqual(
-    tok.encode("Once upon a time, there was a little girl named Lily.", { addBos: false }),
-    runcEncode(v, "Once upon a time, there was a little girl named Lily."),
-  );
+}
+
+test("llama2cTokenizerJson encodes exactly like run.c encode() on stories260K's tok512", {
+  skip: needsShared(TOK512),
+}, () => {
+  checkAgainstRunc(llama2cTexts);
 });
 
-test("stories260K greedy reference ids decode to the documented story", { skip: SKIP }, () => {
-  const v = readLlama2cTokenizer(path.join(storiesDir, "tok512.bin"), 512);
+test("llama2cTokenizerJson encodes tinyshakespeare exactly like run.c encode()", {
+  skip: needsShared(TOK512, SHAKESPEARE),
+}, () => {
+  const lines = readFileSync(sharedPath(SHAKESPEARE), "utf8").split("\n");
+  checkAgainstRunc([...lines.slice(0, 400), lines.slice(400, 440).join("\n")]);
+});
+
+test("stories260K greedy reference ids decode to the documented story", {
+  skip: needsShared(TOK512, REFERENCE),
+}, () => {
+  const v = readLlama2cTokenizer(sharedPath(TOK512), 512);
   const tok = Tokenizer.fromJSON(
     llama2cTokenizerJson(v),
     tokenizerConfigJson({ bosToken: "<s>", eosToken: "</s>" }),
   );
-  const ref = JSON.parse(readFileSync(path.join(storiesDir, "reference.json"), "utf8")) as {
+  const ref = JSON.parse(readFileSync(sharedPath(REFERENCE), "utf8")) as {
     greedy_from_bos_200: number[];
   };
   const text = tok.decode([1, ...ref.greedy_from_bos_200], { skipSpecial: true });

@@ -139,7 +139,10 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   return out;
 }
 
-test("topSvd recovers known singular values; 576×1536 top-8 in under a second", () => {
+// No wall-clock assertion here: a time limit flakes on a busy 2-core CI host and says nothing about
+// correctness. The speed of topSvd (576×1536, top-8, the SmolLM down_proj shape) is measured by
+// bench/svd.ts (`npm run build && node dist/bench/svd.js`).
+test("topSvd recovers known singular values", () => {
   // W = U·diag(S)·Vᵀ with orthonormal U [40, 6], V [70, 6].
   const orth = (rows: number, k: number, seed: number): Float64Array => {
     const q = Float64Array.from(randomArray(rows * k, seed));
@@ -169,14 +172,6 @@ test("topSvd recovers known singular values; 576×1536 top-8 in under a second",
     const svd = topSvd(m, rows, cols, 5);
     assert.ok(maxAbsDiff(svd.S, S.slice(0, 5)) < 1e-9, `${Array.from(svd.S)}`);
   }
-  const big = randomArray(576 * 1536, 3);
-  let best = Infinity;
-  for (let tries = 0; tries < 3 && best >= 1000; tries++) {
-    const t0 = performance.now();
-    topSvd(big, 576, 1536, 8);
-    best = Math.min(best, performance.now() - t0);
-  }
-  assert.ok(best < 1000, `took ${best.toFixed(0)} ms`);
 });
 
 test("createAdapter: reproducible from the seed; PiSSA residuals per module", () => {
