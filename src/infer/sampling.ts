@@ -20,7 +20,11 @@ export function sampleToken(row: ArrayLike<number>, opts: SamplingOptions, rando
   if (t <= 0) return argmax(row);
   // Candidates sorted by logit, best first; stable on ties by id.
   let ids = Array.from({ length: row.length }, (_, i) => i).sort((a, b) => row[b]! - row[a]! || a - b);
-  if (opts.topK && opts.topK > 0 && opts.topK < ids.length) ids = ids.slice(0, opts.topK);
+  if (opts.topK && opts.topK > 0 && opts.topK < ids.length) {
+    // As Hugging Face's TopKLogitsWarper: drop what is below the k-th score, so ties with it stay.
+    const kth = row[ids[opts.topK - 1]!]!;
+    ids = ids.filter((i) => row[i]! >= kth);
+  }
   const max = row[ids[0]!]! / t;
   let probs = ids.map((i) => Math.exp(row[i]! / t - max));
   let sum = probs.reduce((a, b) => a + b, 0);

@@ -81,7 +81,8 @@ test("sampling: greedy is the arg-max, top-k 1 is greedy, a seed reproduces draw
   const row = [0.1, 2.5, -1, 2.5, 0.3];
   assert.equal(argmax(row), 1);
   assert.equal(sampleToken(row, {}, Math.random), 1);
-  assert.equal(sampleToken(row, { temperature: 5, topK: 1 }, Math.random), 1);
+  // top-k 1 is greedy when the best logit is unique (tied best tokens both stay, as in Hugging Face).
+  assert.equal(sampleToken([0.1, 2.5, -1, 2.4, 0.3], { temperature: 5, topK: 1 }, Math.random), 1);
   const draw = (seed: number) => {
     const r = new Rng(seed);
     return Array.from({ length: 50 }, () => sampleToken(row, { temperature: 1.5 }, () => r.float()));
