@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { test } from "node:test";
 import { AdamW, clipGradNorm, GradAccumulator, globalGradNorm } from "../../src/train/optimizer.js";
 import { Rng } from "../../src/util/rng.js";
+import { needsTorch, runPython } from "../helpers/torch.js";
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what = ""): void {
   assert.equal(actual.length, expected.length, what);
@@ -96,12 +95,7 @@ test("GradAccumulator sums micro-batch gradients and scales by 1/K", () => {
   assert.throws(() => acc.add([Float32Array.from([1])]), /1 gradients, expected 2/);
 });
 
-const PY = "/usr/bin/python3";
-const hasTorch = existsSync(PY) && spawnSync(PY, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
-
-test("AdamW agrees with torch.optim.AdamW over 5 steps", {
-  skip: hasTorch ? false : "needs /usr/bin/python3 with torch (absent)",
-}, () => {
+test("AdamW agrees with torch.optim.AdamW over 5 steps", { skip: needsTorch }, () => {
   const rng = new Rng(11);
   const n = 16;
   const theta0 = rng.fillNormal(new Float32Array(n)) as Float32Array;
@@ -118,9 +112,7 @@ for g in d["grads"]:
 print(json.dumps(p.detach().tolist()))
 `;
   const input = JSON.stringify({ theta: Array.from(theta0), grads: grads.map((g) => Array.from(g)), ...cfg });
-  const r = spawnSync(PY, ["-c", script], { input, encoding: "utf8" });
-  assert.equal(r.status, 0, r.stderr);
-  const expected = JSON.parse(r.stdout) as number[];
+  const expected = JSON.parse(runPython(["-c", script], input)) as number[];
   const theta = theta0.slice();
   const opt = new AdamW([theta], cfg);
   for (const g of grads) opt.update([theta], [g]);
