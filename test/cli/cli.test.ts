@@ -15,7 +15,12 @@ test("lora-ts --version prints the package version", () => {
 
 test("an unknown command exits non-zero with a message, not a stack trace", () => {
   const r = runCli(["no-such-command"]);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /unknown command|too many arguments/);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "");
+  // The error line first, then the usage (program.ts: showHelpAfterError).
+  const [first, second, third] = r.stderr.split("\n");
+  assert.equal(first, "error: unknown command 'no-such-command'");
+  assert.equal(second, "");
+  assert.match(third!, /^Usage: lora-ts /);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });

@@ -1,10 +1,11 @@
 /** The model commands' outputs are a contract: convert llama2c, generate --json, logits --json, info. */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCli } from "../helpers/cli.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
+import { tinyModel } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
 const skip = needsShared("models/stories260K/stories260K.bin", "models/stories260K/reference.json");
@@ -70,25 +71,55 @@ test("stories260K via the CLI: convert llama2c, 200 greedy ids, logits at 16 tok
   assert.doesNotMatch(txt.text, /Once upon a time/);
 });
 
-test("model commands fail with one line naming the problem", () => {
-  const empty = tempDir();
-  for (const args of [
-    ["info", "--model", empty],
-    ["generate", "--model", empty, "--prompt-ids", "1"],
-    ["generate", "--model", empty, "--prompt-ids", "1,x"],
+test("model commands fail with one line naming the problem, and write nothing", () => {
+  const dir = tempDir();
+  const model = tinyModel("llama", 1);
+  const vocab = (JSON.parse(readFileSync(join(model, "config.json"), "utf8")) as { vocab_size: number })
+    .vocab_size;
+  const missing = join(dir, "nope.bin");
+  const zeros = join(dir, "zeros.bin"); // a llama2.c header of seven zero int32s
+  writeFileSync(zeros, Buffer.alloc(28));
+  const notGguf = join(dir, "model.gguf");
+  writeFileSync(notGguf, "NOPE and more bytes than a header needs");
+  const inputs = readdirSync(dir).sort();
+  const modelFiles = readdirSync(model).sort();
+  const out = join(dir, "out");
+  const cases: [string[], string][] = [
+    [["info", "--model", dir], `${join(dir, "config.json")}: not found`],
+    [["generate", "--model", dir, "--prompt-ids", "1"], `${join(dir, "config.json")}: not found`],
+    // A model that loads, so that the flag is what fails.
     [
-      "convert",
-      "llama2c",
-      "--model",
-      join(empty, "nope.bin"),
-      "--tokenizer",
-      "t.bin",
-      "--out",
-      join(empty, "o"),
+      ["generate", "--model", model, "--prompt-ids", "1,x"],
+      '--prompt-ids: expected comma-separated token ids, got "1,x"',
     ],
-  ]) {
+    [
+      ["generate", "--model", model, "--prompt-ids", `1,${vocab}`],
+      `--prompt-ids: id ${vocab} is outside the vocabulary (${vocab})`,
+    ],
+    [["generate", "--model", model], "generate: give exactly one of --prompt and --prompt-ids"],
+    [
+      ["convert", "llama2c", "--model", missing, "--tokenizer", zeros, "--out", out],
+      `${missing}: cannot open file: ENOENT: no such file or directory, open '${missing}'`,
+    ],
+    [
+      ["convert", "llama2c", "--model", zeros, "--tokenizer", zeros, "--out", out],
+      `${zeros}: not a llama2.c checkpoint (header dim=0 hidden_dim=0 n_layers=0 n_heads=0 n_kv_heads=0 ` +
+        "vocab_size=0 seq_len=0: sizes must be positive)",
+    ],
+    [
+      ["convert", "gguf", "--model", notGguf, "--out", out],
+      `${notGguf}: not a GGUF file (magic "NOPE", expected "GGUF")`,
+    ],
+  ];
+  for (const [args, line] of cases) {
     const r = runCli(args);
-    assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
-    assert.match(r.stderr, /^error: .+\n$/, args.join(" "));
+    const what = args.join(" ");
+    assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+    assert.equal(r.stderr, `error: ${line}\n`, what);
+    assert.equal(r.stdout, "", what);
+    // Nothing was written: no --out, no temporary folder beside it, nothing in the model folder.
+    assert.ok(!existsSync(out), `${what}: ${out} exists`);
+    assert.deepEqual(readdirSync(dir).sort(), inputs, what);
+    assert.deepEqual(readdirSync(model).sort(), modelFiles, what);
   }
 });

@@ -265,7 +265,16 @@ test("a template that does not render incrementally is rejected for the assistan
     { role: "assistant", content: "Fine" },
   ];
   assert.throws(() => tokenizeChat(tok, tpl, messages), /does not render incrementally/);
-  assert.doesNotThrow(() => tokenizeChat(tok, tpl, messages, { trainOnInputs: true }));
+  // trainOnInputs needs no prefixes: the whole rendering ("Fine") is trained, then the EOS the
+  // template lacks; only BOS is not.
+  assert.equal(tpl.render(messages), "Fine");
+  const all = tokenizeChat(tok, tpl, messages, { trainOnInputs: true });
+  assert.deepEqual(all.inputIds, [...tok.encode("Fine", { addBos: true }), tok.eosId]);
+  assert.deepEqual(table(tok, all.inputIds, all.labels), [
+    ["<s>", _],
+    ["▁Fine", T],
+    ["</s>", T],
+  ]);
 });
 
 test("stories260K tokenizer: trained tokens of FastChat ShareGPT rows decode to the assistant turns", {

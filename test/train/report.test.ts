@@ -244,7 +244,22 @@ test("terminal chart: requested height, decreasing loss goes down left to right,
     .split("\n")
     .filter((l) => /[┤│]/.test(l));
   assert.equal(def.length, 12);
-  assert.doesNotThrow(() => terminalChart([]));
+
+  // No records: the frame alone, at the requested size, with nothing plotted, no step numbers and
+  // no eval entry in the legend.
+  for (const [opts, w, h] of [
+    [{}, 60, 12],
+    [{ width: 10, height: 3 }, 10, 3],
+  ] as const) {
+    const empty = terminalChart([], opts).split("\n");
+    const plot = empty.filter((l) => /[┤│]/.test(l));
+    assert.equal(plot.length, h);
+    for (const l of plot) assert.match(l, /[┤│]$/, `an empty plot row: ${JSON.stringify(l)}`);
+    assert.equal(empty.length, h + 3, "plot rows, the x axis, its labels, the legend");
+    assert.equal(empty[h]!.trim(), `└${"─".repeat(w)}`);
+    assert.doesNotMatch(empty[h + 1]!, /\d/, "no step range without records");
+    assert.equal(empty[h + 2]!.trim(), "⣿ train loss");
+  }
 });
 
 test("summary lines and niceTicks", () => {
