@@ -3,7 +3,9 @@
  * named adapters on one session, linear combination [1, 0] == the first adapter, and the CLI flags.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { CausalLM } from "../../src/infer/causal-lm.js";
 import { convertLlama2c } from "../../src/io/convert-llama2c.js";
@@ -50,6 +52,16 @@ async function logitsOf(model: string, adapters: { name: string; dir: string }[]
   const rows = await lm.logits(ids, lm.adapterFeeds(use === undefined ? (adapters[0]?.name ?? null) : use));
   await lm.release();
   return rows;
+}
+
+/** sha256 of every file in `dir` (and below), by relative path. */
+function fileHashes(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" }).sort()) {
+    const p = join(dir, f);
+    if (statSync(p).isFile()) out[f] = createHash("sha256").update(readFileSync(p)).digest("hex");
+  }
+  return out;
 }
 
 function maxDiff(a: Float32Array[], b: Float32Array[]): number {
@@ -175,22 +187,55 @@ test("stories260K: two named adapters on one session, --use, none, and linear co
   assert.match(noUse.stderr, /^error: several adapters are loaded \(a, b\): choose one with --use\n$/);
 });
 
-test("GPT-2 (Conv1D, fan_in_fan_out): c_attn + c_fc + wte adapter, unmerged == merged; merge --dtype bf16", async () => {
+test("GPT-2 (Conv1D, fan_in_fan_out): c_attn + c_fc + wte adapter, unmerged == merged; an existing --out is refused, --force replaces it, the base is never written; merge --dtype bf16", async () => {
   const cfg = gpt2Config();
   const shapes = gpt2TensorShapes(parseModelConfig(cfg, "config.json"));
   shapes.delete("lm_head.weight");
   const model = writeModelDir(tempDir(), cfg, randomWeights(shapes, 21));
   const adapterDir = join(tempDir(), "adapter");
   saveAdapter(adapterDir, randomAdapter(model, ["c_attn", "c_fc", "wte"], 5));
+  const baseFiles = fileHashes(model);
   const merged = join(tempDir(), "merged");
   const r = runCli(["merge", "--model", model, "--adapter", adapterDir, "--out", merged]);
   assert.equal(r.code, 0, r.stderr);
-  const d = maxDiff(await logitsOf(model, [{ name: "x", dir: adapterDir }]), await logitsOf(merged));
+  const viaX = await logitsOf(model, [{ name: "x", dir: adapterDir }]);
+  const d = maxDiff(viaX, await logitsOf(merged));
   assert.ok(d < 1e-4, `unmerged vs merged: ${d}`);
-  // Writing over an existing directory needs --force; the base is never touched.
-  const again = runCli(["merge", "--model", model, "--adapter", adapterDir, "--out", merged]);
-  assert.equal(again.code, 1);
-  assert.match(again.stderr, /already exists/);
+  assert.deepEqual(fileHashes(model), baseFiles, "merge only reads the base");
+
+  // Writing over an existing, non-empty folder needs --force: an earlier merge, and the base model's
+  // own folder, are refused and left byte for byte as they were, with nothing written beside them.
+  // (Not tested: `--out <base folder> --force`, issue #12.)
+  const other = join(tempDir(), "adapter2");
+  saveAdapter(other, randomAdapter(model, ["c_attn", "c_fc", "wte"], 9));
+  const mergedFiles = fileHashes(merged);
+  for (const out of [merged, model]) {
+    const again = runCli(["merge", "--model", model, "--adapter", other, "--out", out]);
+    assert.equal(again.code, 1, again.stderr);
+    assert.equal(again.stderr, `error: ${out}: already exists and is not empty\n`);
+    assert.equal(again.stdout, "");
+  }
+  assert.deepEqual(fileHashes(model), baseFiles, "a refused merge leaves the base untouched");
+  assert.deepEqual(fileHashes(merged), mergedFiles, "a refused merge leaves the existing output untouched");
+  assert.deepEqual(readdirSync(dirname(merged)), ["merged"]);
+
+  // --force replaces the existing output as a whole (a file only the old folder had is gone) with the
+  // other adapter's merge; the base is still untouched.
+  writeFileSync(join(merged, "stale.txt"), "left by the earlier merge");
+  const forced = runCli(["merge", "--model", model, "--adapter", other, "--out", merged, "--force"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  // c_attn and c_fc in each layer, and wte.
+  assert.equal(forced.stdout, `merged ${2 * (cfg["n_layer"] as number) + 1} weights; wrote ${merged}\n`);
+  assert.deepEqual(Object.keys(fileHashes(merged)).sort(), Object.keys(mergedFiles).sort());
+  assert.deepEqual(readdirSync(dirname(merged)), ["merged"], "the old folder is removed, not left beside it");
+  assert.deepEqual(fileHashes(model), baseFiles, "a --force merge leaves the base untouched");
+  const mergedAgain = await logitsOf(merged);
+  const viaOther = await logitsOf(model, [{ name: "y", dir: other }]);
+  assert.ok(
+    maxDiff(viaOther, mergedAgain) < 1e-4,
+    `unmerged vs --force merged: ${maxDiff(viaOther, mergedAgain)}`,
+  );
+  assert.ok(maxDiff(viaX, mergedAgain) > 1e-2, "the output is the new merge, not the old one");
   const bf16 = join(tempDir(), "merged-bf16");
   assert.equal(
     runCli(["merge", "--model", model, "--adapter", adapterDir, "--out", bf16, "--dtype", "bf16"]).code,
