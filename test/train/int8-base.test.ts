@@ -13,6 +13,39 @@ import { tempDir } from "../models/fixtures.js";
 
 const STEPS = 30;
 
+/*
+ * Where the difference comes from, and the bounds.
+ *
+ * Each frozen W is stored as diag(s)·Q with Q int8 and one scale per output row, s = max|row| / 127:
+ * every weight is off by at most s/2 = max|row| / 254, about 0.4% of the row's largest entry and
+ * more, relatively, of its typical ones. DynamicQuantizeMatMul also quantizes its float input at run
+ * time, per tensor, to uint8: an error of up to half a step of (max - min) / 255 over the whole
+ * activation (or, in the backward pass, over dy ⊙ s). So every term of each product is off by
+ * roughly 1/127 relative; over the K terms of a dot product these independent rounding errors partly
+ * cancel, and the loss, an average over all of a batch's scored tokens through 28 such products
+ * (4 layers x 7 linear layers), moves by far less. Both runs are deterministic: each curve came out
+ * the same on 1 and on 2 threads, to the last bit, so the figures below are not run-to-run noise.
+ *
+ * Measured on the default model and persona data (an AVX-512 VNNI host, onnxruntime-node 1.30,
+ * seeds 0-3; this test runs seed 0):
+ *  - before any update (step 1's loss, with B = 0 so both runs have the same weights, and the
+ *    validation loss at step 0): the int8 forward pass alone moves the loss by 0.08-0.11% and the
+ *    validation loss by 0.16%. Bound: 0.3%, twice the largest.
+ *  - every step: the int8 gradients also differ (the input-gradient product is int8 as well), so
+ *    AdamW's updates differ slightly and the two runs drift apart as training goes on: at most 0.23%
+ *    over the first 10 steps (0.36% over seeds 0-3), at most 0.79% by step 30 (seed 0; 0.38-0.79%
+ *    over seeds 0-3). Bound: 1.2%, 1.5 times the largest.
+ *  - validation loss after 30 steps: 0.41% (seed 0; 0.10-0.47% over seeds 0-3). Bound: 0.7%, 1.5
+ *    times the largest.
+ * A CPU without VNNI runs onnxruntime's uint8 x int8 kernel on VPMADDUBSW, whose int16 pair sums can
+ * saturate (255·127·2 > 32767); these figures do not cover such a CPU.
+ */
+const FORWARD_BOUND = 0.003;
+const STEP_BOUND = 0.012;
+const VAL_BOUND = 0.007;
+/** Steps averaged at each end for "training works at all". */
+const WINDOW = 5;
+
 async function curve(baseInt8: boolean) {
   const losses: number[] = [];
   const evals: number[] = [];
@@ -32,21 +65,48 @@ async function curve(baseInt8: boolean) {
   return { losses, evals };
 }
 
-test(`int8 base weights: ${STEPS} steps within 2% of float32, final validation loss within 1%`, async (t) => {
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const rel = (x: number, ref: number) => Math.abs(x - ref) / ref;
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+test(`int8 base weights: ${STEPS} steps within ${pct(STEP_BOUND)} of float32, final validation loss within ${pct(VAL_BOUND)}`, async (t) => {
   const exact = await curve(false);
   const int8 = await curve(true);
   assert.equal(int8.losses.length, STEPS);
-  assert.ok(exact.losses.at(-1)! < 0.5 * exact.losses[0]!, "training works at all");
-  let worst = 0;
-  for (const [i, l] of int8.losses.entries()) {
-    const rel = Math.abs(l - exact.losses[i]!) / exact.losses[i]!;
-    worst = Math.max(worst, rel);
-    assert.ok(rel < 0.02, `step ${i + 1}: int8 ${l} vs float32 ${exact.losses[i]}`);
+  assert.equal(exact.evals.length, 2, "validation at step 0 and at the end");
+  assert.equal(int8.evals.length, 2, "validation at step 0 and at the end");
+  // Training works at all, on both paths: the mean loss of the last WINDOW steps is under half that
+  // of the first WINDOW (measured on seed 0: 9.15 -> 3.71, a ratio of 0.41, for both).
+  for (const [name, c] of [
+    ["float32", exact],
+    ["int8", int8],
+  ] as const) {
+    const [first, last] = [mean(c.losses.slice(0, WINDOW)), mean(c.losses.slice(-WINDOW))];
+    assert.ok(
+      last < 0.5 * first,
+      `${name}: mean loss of steps 1-${WINDOW} ${first}, of the last ${WINDOW} ${last}`,
+    );
   }
+  // The forward pass alone (same weights in both runs).
+  const step1 = rel(int8.losses[0]!, exact.losses[0]!);
+  const val0 = rel(int8.evals[0]!, exact.evals[0]!);
+  assert.ok(step1 < FORWARD_BOUND, `step 1: int8 ${int8.losses[0]} vs float32 ${exact.losses[0]}`);
+  assert.ok(val0 < FORWARD_BOUND, `validation at step 0: int8 ${int8.evals[0]} vs float32 ${exact.evals[0]}`);
+  // Every step.
+  const devs = int8.losses.map((l, i) => rel(l, exact.losses[i]!));
+  for (const [i, d] of devs.entries())
+    assert.ok(
+      d < STEP_BOUND,
+      `step ${i + 1}: int8 ${int8.losses[i]} vs float32 ${exact.losses[i]} (${pct(d)})`,
+    );
+  const worst = Math.max(...devs);
   assert.ok(worst > 0, "the int8 path is a different computation");
   const [v32, v8] = [exact.evals.at(-1)!, int8.evals.at(-1)!];
-  t.diagnostic(`worst step difference ${(100 * worst).toFixed(2)}%; validation ${v32} vs ${v8}`);
-  assert.ok(Math.abs(v8 - v32) / v32 < 0.01, `validation loss: int8 ${v8} vs float32 ${v32}`);
+  t.diagnostic(
+    `forward only: step 1 ${pct(step1)}, validation at step 0 ${pct(val0)}; worst step ${pct(worst)} ` +
+      `(step ${devs.indexOf(worst) + 1}); final validation ${v32} vs ${v8} (${pct(rel(v8, v32))})`,
+  );
+  assert.ok(rel(v8, v32) < VAL_BOUND, `validation loss: int8 ${v8} vs float32 ${v32}`);
 });
 
 test("--base-int8 is refused with --mode full (there are no frozen weights)", async () => {
