@@ -16,7 +16,14 @@ import {
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { adapterDelta } from "../../src/lora/merge.js";
 import { selectTargets } from "../../src/lora/targets.js";
-import { gpt2Modules, llamaModules, maxAbsDiff, randomArray, tempDir } from "./fixtures.js";
+import {
+  gpt2Modules,
+  LLAMA_ALL_TARGETS,
+  llamaModules,
+  maxAbsDiff,
+  randomArray,
+  tempDir,
+} from "./fixtures.js";
 
 const dir = tempDir("adapter");
 let n = 0;
@@ -33,16 +40,7 @@ test("Llama adapter: key names and shapes equal PEFT's", () => {
   const cfg = makeLoraConfig({
     r: 8,
     lora_alpha: 16,
-    target_modules: [
-      "q_proj",
-      "k_proj",
-      "v_proj",
-      "o_proj",
-      "gate_proj",
-      "up_proj",
-      "down_proj",
-      "embed_tokens",
-    ],
+    target_modules: LLAMA_ALL_TARGETS,
   });
   const { adapter } = createAdapter(cfg, selectTargets(cfg, modules), { seed: 1 });
   const out = fresh();

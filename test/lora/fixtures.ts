@@ -6,6 +6,18 @@ import { after } from "node:test";
 import type { ModuleInfo } from "../../src/lora/targets.js";
 import { Rng } from "../../src/util/rng.js";
 
+/** Every linear layer of a Llama block plus the token embedding: LoRA's widest target list. */
+export const LLAMA_ALL_TARGETS = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+  "embed_tokens",
+];
+
 /** Llama: hidden 64, 4 KV heads of 8 (k/v out 32), intermediate 172, vocab 512, 2 layers. */
 export function llamaModules(layers = 2): ModuleInfo[] {
   const h = 64;

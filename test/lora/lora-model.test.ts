@@ -22,6 +22,7 @@ import { Rng } from "../../src/util/rng.js";
 import { runCli } from "../helpers/cli.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
 import { gpt2Config, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
+import { LLAMA_ALL_TARGETS } from "./fixtures.js";
 
 const IDS = [1, 403, 407, 261, 378, 1, 25, 62, 3, 91, 200, 311];
 
@@ -84,16 +85,6 @@ async function stories(): Promise<string> {
   return dir;
 }
 
-const ALL_TARGETS = [
-  "q_proj",
-  "k_proj",
-  "v_proj",
-  "o_proj",
-  "gate_proj",
-  "up_proj",
-  "down_proj",
-  "embed_tokens",
-];
 const skip = needsShared("models/stories260K/stories260K.bin");
 
 test("stories260K: an adapter on q,k,v,o,gate,up,down and the embedding, unmerged == merged within 1e-4", {
@@ -101,7 +92,7 @@ test("stories260K: an adapter on q,k,v,o,gate,up,down and the embedding, unmerge
 }, async () => {
   const model = await stories();
   const adapterDir = join(tempDir(), "adapter");
-  saveAdapter(adapterDir, randomAdapter(model, ALL_TARGETS, 7));
+  saveAdapter(adapterDir, randomAdapter(model, LLAMA_ALL_TARGETS, 7));
   const merged = join(tempDir(), "merged");
   const { merged: names } = await mergeModel({ model, adapter: adapterDir, out: merged });
   assert.equal(names.length, 5 * 7 + 1);
@@ -118,7 +109,7 @@ test("stories260K: an adapter with B = 0 gives bit-identical logits to the base 
 }, async () => {
   const model = await stories();
   const adapterDir = join(tempDir(), "zero");
-  saveAdapter(adapterDir, randomAdapter(model, ALL_TARGETS, 3, { zeroB: true }));
+  saveAdapter(adapterDir, randomAdapter(model, LLAMA_ALL_TARGETS, 3, { zeroB: true }));
   const base = await logitsOf(model);
   const withZero = await logitsOf(model, [{ name: "z", dir: adapterDir }]);
   assert.equal(maxDiff(base, withZero), 0);

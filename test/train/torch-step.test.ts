@@ -25,11 +25,10 @@ import { buildTrainStep, shiftLabels } from "../../src/train/train-graph.js";
 import { Rng } from "../../src/util/rng.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
 import { needsTorch, runPeer } from "../helpers/torch.js";
+import { LLAMA_ALL_TARGETS } from "../lora/fixtures.js";
 import { tempDir } from "../models/fixtures.js";
 
 const skip = needsTorch || needsShared("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin");
-
-const TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens"];
 
 /** (prompt, completion) pairs; the completion (plus EOS) is what the loss scores. */
 const ROWS: [string, string][] = [
@@ -57,7 +56,7 @@ test("stories260K LoRA step (q,k,v,o,gate,up,down + embedding; padded row, compl
     r: 4,
     lora_alpha: 6,
     lora_dropout: 0,
-    target_modules: TARGETS,
+    target_modules: LLAMA_ALL_TARGETS,
     rank_pattern: { up_proj: 2 },
   });
   const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });

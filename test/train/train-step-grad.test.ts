@@ -26,6 +26,7 @@ import { listModules } from "../../src/models/modules.js";
 import { buildTrainGraph, shiftLabels, TRAIN_IO } from "../../src/train/train-graph.js";
 import { randn, rng } from "../graph/gradcheck.js";
 import { promoteToFloat64 } from "../helpers/float64-graph.js";
+import { LLAMA_ALL_TARGETS } from "../lora/fixtures.js";
 import { gpt2Config, llamaConfig, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
 
 const VOCAB = 19;
@@ -126,17 +127,7 @@ test("train step gradients, tiny Llama (GQA 4/2 heads): every LoRA A and B eleme
     cfg,
     randomWeights(llamaTensorShapes(parseModelConfig(cfg, "config.json")), 5),
   );
-  const targets = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-    "embed_tokens",
-  ];
-  const { checked, worst } = await checkTrainStep(dir, targets);
+  const { checked, worst } = await checkTrainStep(dir, LLAMA_ALL_TARGETS);
   t.diagnostic(`${checked} elements, worst |err| / max|grad| ${worst.toExponential(2)}`);
   assert.ok(checked > 800, `${checked} elements`);
 });
