@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import ts from "typescript";
 import { REPO_ROOT } from "./helpers/shared.js";
+import { tempDir } from "./models/fixtures.js";
 
 function librarySection(readme: string): string {
   const section = readme.slice(readme.indexOf("## Library API"));
@@ -26,7 +27,9 @@ test("README: the library example runs", {
   // Inside the package, `import ... from "lora-ts"` resolves to this checkout (package self-reference).
   const file = join(REPO_ROOT, "dist", "readme-example.mjs");
   writeFileSync(file, js);
-  const r = spawnSync(process.execPath, [file], { encoding: "utf8", cwd: REPO_ROOT });
+  // The example writes its adapter under os.tmpdir(): point that at a folder removed after the test.
+  const env = { ...process.env, TMPDIR: tempDir("lora-ts-readme-") };
+  const r = spawnSync(process.execPath, [file], { encoding: "utf8", cwd: REPO_ROOT, env });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^trained \d+ parameters; final loss \d/m);
 });
