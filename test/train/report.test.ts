@@ -4,17 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { inflateSync } from "node:zlib";
+import { PNG } from "pngjs";
+import { CHART_COLORS, niceTicks, type Pt, type Rgb } from "../../src/train/chart.js";
+import { pngChart, writePngChart } from "../../src/train/chart-png.js";
+import { svgChart } from "../../src/train/chart-svg.js";
 import type { Metrics, TrainSummary } from "../../src/train/events.js";
-import {
-  CHART_COLORS,
-  niceTicks,
-  reportEvents,
-  reportSummaryLines,
-  terminalChart,
-  writeHtmlReport,
-  writePngChart,
-} from "../../src/train/report.js";
+import { reportEvents } from "../../src/train/report.js";
+import { writeHtmlReport } from "../../src/train/report-html.js";
+import { reportSummaryLines } from "../../src/train/report-summary.js";
+import { terminalChart } from "../../src/train/terminal-chart.js";
 
 function makeMetrics(steps: number, evalEvery: number, noise = 0.4): Metrics[] {
   const out: Metrics[] = [];
@@ -62,103 +60,184 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), "lora-ts-report-"));
 }
 
-// A bit-at-a-time CRC-32, independent of the table-driven one in report.ts.
-function crcBitwise(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of data) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return (c ^ 0xffffffff) >>> 0;
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Decodes with pngjs (which checks the chunk CRCs and the zlib stream) after checking the signature. */
+function decode(buf: Buffer): PNG {
+  assert.deepEqual([...buf.subarray(0, 8)], PNG_SIGNATURE, "PNG signature");
+  return PNG.sync.read(buf, { checkCRC: true });
 }
 
-interface Decoded {
-  width: number;
-  height: number;
-  rgb: Uint8Array;
-  chunkTypes: string[];
+function pixel(png: PNG, x: number, y: number): [number, number, number] {
+  const i = (Math.round(y) * png.width + Math.round(x)) * 4;
+  assert.equal(png.data[i + 3], 255, `opaque at ${x},${y}`);
+  return [png.data[i]!, png.data[i + 1]!, png.data[i + 2]!];
 }
 
-function decodePng(buf: Buffer): Decoded {
-  assert.deepEqual(
-    [...buf.subarray(0, 8)],
-    [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
-    "PNG signature",
-  );
-  let off = 8;
-  const types: string[] = [];
-  const idat: Buffer[] = [];
-  let width = 0;
-  let height = 0;
-  while (off < buf.length) {
-    const len = buf.readUInt32BE(off);
-    const type = buf.toString("latin1", off + 4, off + 8);
-    const data = buf.subarray(off + 8, off + 8 + len);
-    const crc = buf.readUInt32BE(off + 8 + len);
-    assert.equal(crc, crcBitwise(buf.subarray(off + 4, off + 8 + len)), `CRC of ${type}`);
-    types.push(type);
-    if (type === "IHDR") {
-      assert.equal(len, 13);
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      assert.equal(data[8], 8, "bit depth");
-      assert.equal(data[9], 2, "colour type RGB");
-      assert.deepEqual([data[10], data[11], data[12]], [0, 0, 0]);
-    }
-    if (type === "IDAT") idat.push(Buffer.from(data));
-    off += 12 + len;
-  }
-  assert.equal(off, buf.length);
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * 3;
-  assert.equal(raw.length, (stride + 1) * height);
-  const rgb = new Uint8Array(stride * height);
-  for (let y = 0; y < height; y++) {
-    assert.equal(raw[y * (stride + 1)], 0, "filter type 0");
-    rgb.set(raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1)), y * stride);
-  }
-  return { width, height, rgb, chunkTypes: types };
+function near(a: readonly number[], b: readonly number[], tol: number): boolean {
+  return Math.max(...a.map((v, k) => Math.abs(v - b[k]!))) <= tol;
 }
 
-function countColour(d: Decoded, c: readonly number[]): number {
+/** Pixels within `tol` of colour c in every channel. */
+function countNear(png: PNG, c: Rgb, tol = 24): number {
   let n = 0;
-  for (let i = 0; i < d.width * d.height; i++)
-    if (d.rgb[i * 3] === c[0] && d.rgb[i * 3 + 1] === c[1] && d.rgb[i * 3 + 2] === c[2]) n++;
+  for (let y = 0; y < png.height; y++)
+    for (let x = 0; x < png.width; x++) if (near(pixel(png, x, y), c, tol)) n++;
   return n;
 }
 
-test("PNG chart decodes (signature, IHDR, CRCs, inflate) and shows the train and eval lines", () => {
+/** Some pixel within `r` of (x, y) satisfies `ok`. */
+function someAround(png: PNG, x: number, y: number, r: number, ok: (c: number[]) => boolean): boolean {
+  for (let dy = -Math.ceil(r); dy <= Math.ceil(r); dy++)
+    for (let dx = -Math.ceil(r); dx <= Math.ceil(r); dx++) {
+      const px = Math.round(x - 0.5) + dx;
+      const py = Math.round(y - 0.5) + dy;
+      if (Math.hypot(dx, dy) <= r && px >= 0 && py >= 0 && px < png.width && py < png.height)
+        if (ok(pixel(png, px, py))) return true;
+    }
+  return false;
+}
+
+/** The vertices of an SVG path drawn by svgChart, in pixels. */
+function pathVertices(svg: string, cls: string): Pt[] {
+  const m = new RegExp(`<path class="${cls}" d="([^"]*)"`).exec(svg);
+  assert.ok(m, `path ${cls}`);
+  return [...m[1]!.matchAll(/[ML](-?[\d.]+),(-?[\d.]+)/g)].map((v) => ({ x: Number(v[1]), y: Number(v[2]) }));
+}
+
+function circleCentres(svg: string): Pt[] {
+  return [...svg.matchAll(/<circle cx="(-?[\d.]+)" cy="(-?[\d.]+)" r="3.5"><title>/g)].map((v) => ({
+    x: Number(v[1]),
+    y: Number(v[2]),
+  }));
+}
+
+function distToPolyline(p: Pt, pts: readonly Pt[]): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < pts.length; i++) {
+    const a = pts[Math.max(0, i - 1)]!;
+    const b = pts[i]!;
+    const dx = b.x - a.x;
+    const dy = b.y - a.y;
+    const len2 = dx * dx + dy * dy;
+    const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, ((p.x - a.x) * dx + (p.y - a.y) * dy) / len2));
+    best = Math.min(best, Math.hypot(p.x - (a.x + t * dx), p.y - (a.y + t * dy)));
+  }
+  return best;
+}
+
+/** The plot area, from the SVG's two axis lines (x axis first, then y axis). */
+function plotArea(svg: string): { left: number; right: number; top: number; bottom: number } {
+  const g =
+    /<g class="axes"[^>]*>\n<line x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)" y2="[\d.]+"\/>\n<line x1="[\d.]+" y1="([\d.]+)"/.exec(
+      svg,
+    );
+  assert.ok(g, "axes in the SVG");
+  return { left: Number(g[1]), bottom: Number(g[2]), right: Number(g[3]), top: Number(g[4]) };
+}
+
+const isBlue = (c: number[]) => c[2]! > c[0]! + 20 && c[2]! < 250;
+
+test("loss.png is the SVG chart rendered: PNG signature and CRCs, size, the lines where the SVG draws them", () => {
   const dir = tmp();
   try {
     const path = join(dir, "loss.png");
-    writePngChart(path, makeMetrics(200, 40));
-    const d = decodePng(readFileSync(path));
-    assert.deepEqual(d.chunkTypes, ["IHDR", "IDAT", "IEND"]);
-    assert.equal(d.width, 800);
-    assert.equal(d.height, 400);
-    assert.ok(countColour(d, CHART_COLORS.train) > 300, "train-loss line colour appears");
-    assert.ok(countColour(d, CHART_COLORS.eval) > 50, "eval colour appears");
-    assert.ok(countColour(d, CHART_COLORS.axis) > 500, "axes, ticks and labels appear");
-    assert.ok(countColour(d, CHART_COLORS.background) > 800 * 400 * 0.5, "mostly background");
+    const metrics = makeMetrics(200, 40);
+    writePngChart(path, metrics);
+    const svg = svgChart(metrics);
+    const png = decode(readFileSync(path));
+    assert.equal(png.width, 800);
+    assert.equal(png.height, 400);
+
+    // The smoothed line (2 px, full colour) passes through every vertex of the SVG's train-ema path,
+    // the faint raw line through those of train-raw, and each eval point is a disc of the eval colour.
+    const ema = pathVertices(svg, "train-ema");
+    const raw = pathVertices(svg, "train-raw");
+    const evals = pathVertices(svg, "eval");
+    assert.equal(ema.length, 200);
+    const onEma = ema.filter((p) => someAround(png, p.x, p.y, 1.5, (c) => near(c, CHART_COLORS.train, 40)));
+    assert.ok(onEma.length >= 190, `smoothed line at ${onEma.length} of 200 vertices`);
+    const onRaw = raw.filter((p) => someAround(png, p.x, p.y, 1.5, isBlue));
+    assert.ok(onRaw.length >= 190, `raw line at ${onRaw.length} of 200 vertices`);
+    const centres = circleCentres(svg);
+    assert.equal(centres.length, 5);
+    assert.deepEqual(centres, evals);
+    for (const p of centres)
+      assert.ok(near(pixel(png, p.x - 0.5, p.y - 0.5), CHART_COLORS.eval, 24), `eval point ${p.x},${p.y}`);
+
+    // Inside the plot, away from the lines and the grid, there is only background.
+    const area = plotArea(svg);
+    const gx = [...svg.matchAll(/<line x1="([\d.]+)" y1="[\d.]+" x2="\1" y2="[\d.]+"\/>/g)].map((m) =>
+      Number(m[1]),
+    );
+    const gy = [...svg.matchAll(/<line x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="\1"\/>/g)].map((m) =>
+      Number(m[1]),
+    );
+    let checked = 0;
+    for (let y = Math.ceil(area.top) + 2; y < area.bottom - 2; y += 3)
+      for (let x = Math.ceil(area.left) + 2; x < area.right - 2; x += 3) {
+        const c = { x: x + 0.5, y: y + 0.5 };
+        if (gx.some((v) => Math.abs(v - c.x) < 1.5) || gy.some((v) => Math.abs(v - c.y) < 1.5)) continue;
+        if (Math.min(distToPolyline(c, raw), distToPolyline(c, ema), distToPolyline(c, evals)) < 5) continue;
+        assert.deepEqual(pixel(png, x, y), [...CHART_COLORS.background], `background at ${x},${y}`);
+        checked++;
+      }
+    assert.ok(checked > 5000, `${checked} background samples`);
+    // The x axis is drawn along the plot's bottom edge.
+    let axis = 0;
+    for (let x = Math.ceil(area.left) + 1; x < area.right - 1; x++)
+      if (someAround(png, x + 0.5, area.bottom, 1, (c) => c[0]! < 200 && near(c, [c[0]!, c[0]!, c[0]!], 4)))
+        axis++;
+    assert.ok(axis >= 0.95 * (area.right - area.left - 2), `x axis drawn over ${axis} columns`);
+
+    assert.ok(countNear(png, CHART_COLORS.train) > 300, "train-loss line colour appears");
+    assert.ok(countNear(png, CHART_COLORS.eval) > 50, "eval colour appears");
+    assert.ok(countNear(png, CHART_COLORS.background, 0) > 800 * 400 * 0.5, "mostly background");
 
     const small = join(dir, "small.png");
     writePngChart(small, makeMetrics(30, 10), { width: 320, height: 200 });
-    const s = decodePng(readFileSync(small));
+    const s = decode(readFileSync(small));
     assert.equal(s.width, 320);
     assert.equal(s.height, 200);
-    assert.ok(countColour(s, CHART_COLORS.train) > 20);
+    assert.ok(countNear(s, CHART_COLORS.train) > 20);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("loss.png without system fonts: the same lines, only the text left out", (t) => {
+  const metrics = makeMetrics(60, 20);
+  const svg = svgChart(metrics);
+  const withFonts = decode(pngChart(metrics));
+  const without = decode(pngChart(metrics, { systemFonts: false }));
+  assert.equal(without.width, 800);
+  assert.equal(without.height, 400);
+  const area = plotArea(svg);
+  for (let y = Math.ceil(area.top) + 1; y < area.bottom - 1; y++)
+    for (let x = Math.ceil(area.left) + 1; x < area.right - 1; x++)
+      assert.deepEqual(pixel(without, x, y), pixel(withFonts, x, y), `plot pixel ${x},${y}`);
+  // Left of the y axis there are only the tick labels and the "loss" title: blank without fonts.
+  let ink = 0;
+  for (let y = 0; y < without.height; y++)
+    for (let x = 0; x < area.left - 6; x++)
+      if (!near(pixel(without, x, y), CHART_COLORS.background, 0)) ink++;
+  assert.equal(ink, 0, "no text without fonts");
+  let inkWithFonts = 0;
+  for (let y = 0; y < withFonts.height; y++)
+    for (let x = 0; x < area.left - 6; x++)
+      if (near(pixel(withFonts, x, y), CHART_COLORS.text, 60)) inkWithFonts++;
+  if (inkWithFonts === 0)
+    t.diagnostic("this machine has no system fonts: loss.png is drawn without its labels");
+  else assert.ok(inkWithFonts > 100, `y tick labels drawn (${inkWithFonts} px)`);
 });
 
 test("PNG chart of no metrics or one step is still a valid image", () => {
   const dir = tmp();
   try {
     writePngChart(join(dir, "a.png"), []);
-    assert.equal(decodePng(readFileSync(join(dir, "a.png"))).width, 800);
+    assert.equal(decode(readFileSync(join(dir, "a.png"))).width, 800);
     writePngChart(join(dir, "b.png"), makeMetrics(1, 1));
-    assert.ok(countColour(decodePng(readFileSync(join(dir, "b.png"))), CHART_COLORS.eval) > 0);
+    assert.ok(countNear(decode(readFileSync(join(dir, "b.png"))), CHART_COLORS.eval) > 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -311,7 +390,7 @@ test("reportEvents writes report.html and loss.png and prints chart + summary; m
     const html = readFileSync(join(dir, "report.html"), "utf8");
     assert.equal(pathPoints(html, "train-raw"), 40);
     assert.equal(pathPoints(html, "eval"), 4);
-    assert.equal(decodePng(readFileSync(join(dir, "loss.png"))).width, 800);
+    assert.equal(decode(readFileSync(join(dir, "loss.png"))).width, 800);
     assert.ok(printed.includes("┤"));
     assert.ok(printed.includes("Trainable parameters:"));
     assert.ok(printed.includes(join(dir, "report.html")));
