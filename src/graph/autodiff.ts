@@ -4,10 +4,16 @@
  * `grad(loss, wrt)` appends backward nodes to the same graph, only for nodes that lie on a path from
  * some `wrt` value to `loss`, and sums gradients where a value fans out. Each op's backward rule is
  * written with ordinary ONNX ops (onnxruntime's inference build has no *Grad kernels).
+ *
+ * A region built with `Graph.region` is differentiated as a whole by its own backward pass, when the
+ * walk reaches its last node; its other nodes are skipped. `grad` checks the region's contract there:
+ * no gradient may reach a value inside the region (only its outputs carry one), every value carrying
+ * a gradient into it must be one of its inputs, and its backward pass may use only the saved values,
+ * the outputs' gradients and the graph's shared constants.
  */
 import { GraphBuildError } from "../util/errors.js";
 import { isFloat } from "./dtype.js";
-import type { Node, Value } from "./ir.js";
+import type { Node, Region, Value } from "./ir.js";
 import { add, fill, zerosLike } from "./ops.js";
 import { fmtShape, shapeEq } from "./shape.js";
 
@@ -33,6 +39,16 @@ export function defineGrad(op: string, rule: GradRule, domain = ""): void {
 
 export function hasGradRule(op: string, domain = ""): boolean {
   return rules.has(key(op, domain));
+}
+
+/** Every op with a registered backward rule, as "Op" or "domain::Op" (e.g. "com.microsoft::Gelu"). */
+export function registeredGradOps(): string[] {
+  return [...rules.keys()].sort();
+}
+
+/** The backward rule registered for an op, if any. */
+export function gradRuleOf(op: string, domain = ""): GradRule | undefined {
+  return rules.get(key(op, domain));
 }
 
 /**
@@ -72,25 +88,35 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     return sum;
   };
 
-  push(loss, seed ?? fill(g, loss.shape, 1, loss.dtype));
+  // Region bookkeeping: which region each node belongs to, and the values that stay inside one.
+  const regionOf = new Map<Node, Region>();
+  const internal = new Map<Value, Region>();
+  for (const r of g.regions.values()) {
+    for (const n of r.nodes) {
+      regionOf.set(n, r);
+      for (const v of n.outputs) if (!r.outputs.includes(v)) internal.set(v, r);
+    }
+  }
+  const pushChecked = (v: Value, gv: Value) => {
+    const r = internal.get(v);
+    if (r) {
+      throw new GraphBuildError(
+        `autodiff: a gradient reaches ${v}, a value inside region "${r.name}"; only the region's outputs carry gradients`,
+      );
+    }
+    push(v, gv);
+  };
+
+  pushChecked(loss, seed ?? fill(g, loss.shape, 1, loss.dtype));
   const lossIndex = g.nodes.indexOf(loss.producer!);
-  const inRegion = new Set<Node>();
-  for (const c of g.customGradients.values()) for (const n of c.region) inRegion.add(n);
   for (let i = lossIndex; i >= 0; i--) {
     const node = g.nodes[i]!;
-    if (!node.outputs.some((o) => active.has(o))) continue;
-    const custom = g.customGradients.get(node);
-    if (custom) {
-      const gy = total(custom.output);
-      if (!gy) continue;
-      const needs = custom.inputs.map((x) => active.has(x));
-      custom.backward(gy, needs).forEach((gx, k) => {
-        const x = custom.inputs[k]!;
-        if (gx && active.has(x)) push(x, gx);
-      });
+    const region = regionOf.get(node);
+    if (region) {
+      if (node === region.last) differentiateRegion(region);
       continue;
     }
-    if (inRegion.has(node)) continue;
+    if (!node.outputs.some((o) => active.has(o))) continue;
     const gy = node.outputs.map((o) => total(o));
     if (gy.every((x) => x === null)) continue;
     const needs = node.inputs.map((x) => x !== null && active.has(x));
@@ -102,9 +128,55 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     const gx = rule({ node, gy, needs });
     node.inputs.forEach((x, k) => {
       const gk = gx[k];
-      if (x && needs[k] && gk) push(x, gk);
+      if (x && needs[k] && gk) pushChecked(x, gk);
     });
   }
+
+  function differentiateRegion(r: Region): void {
+    // A value that carries a gradient into the region must be one of its inputs: no other path
+    // back exists.
+    for (const n of r.nodes) {
+      for (const x of n.inputs) {
+        if (x && active.has(x) && !r.inputs.includes(x) && !(x.producer && r.nodes.has(x.producer))) {
+          throw new GraphBuildError(
+            `autodiff: region "${r.name}" uses ${x}, which carries a gradient, but it is not one of the region's inputs`,
+          );
+        }
+      }
+    }
+    if (!r.outputs.some((y) => active.has(y))) return;
+    const gys = r.outputs.map((y) => total(y));
+    if (gys.every((x) => x === null)) return;
+    const gy = gys.map((x, k) => x ?? zerosLike(r.outputs[k]!));
+    const needs = r.inputs.map((x) => active.has(x));
+    const start = g.nodes.length;
+    const gx = r.backward([...r.saved], gy, needs);
+    if (gx.length !== r.inputs.length) {
+      throw new GraphBuildError(
+        `autodiff: region "${r.name}" returned ${gx.length} gradients for ${r.inputs.length} inputs`,
+      );
+    }
+    // The backward pass sees the forward pass only through the saved values (and the gradients
+    // flowing in); the graph's shared constants are not the region's, and neither is the Shape of
+    // the graph input that a symbolic dim is read from.
+    const allowed = new Set<Value>([...r.saved, ...gy, ...g.constCache.values()]);
+    const dimSources = new Set([...g.symbolSources.values()].map((s) => s.value));
+    for (const n of g.nodes.slice(start)) for (const v of n.outputs) allowed.add(v);
+    for (const n of g.nodes.slice(start)) {
+      for (const x of n.inputs) {
+        if (x && !allowed.has(x) && !(n.op === "Shape" && dimSources.has(x))) {
+          throw new GraphBuildError(
+            `autodiff: the backward pass of region "${r.name}" uses ${x}, which is not among its saved values`,
+          );
+        }
+      }
+    }
+    gx.forEach((gk, k) => {
+      const x = r.inputs[k]!;
+      if (gk && needs[k]) pushChecked(x, gk);
+    });
+  }
+
   return wrt.map((w) => total(w) ?? zerosLike(w));
 }
 

@@ -102,10 +102,11 @@ export interface Int8Values {
 
 /** y = x·Wᵀ for a frozen, quantized W; the backward pass gives d x only. */
 export function int8Linear(x: Value, w: Int8Values): Value {
-  const g = x.graph;
-  return g.withCustomGradient(
-    [x],
-    () => int8Product(x, w.qT, w.scale),
-    (dy) => [int8Product(o.mul(dy, w.scale), w.q, o.scalar(g, 1))],
-  );
+  const [y] = x.graph.region({
+    name: "int8Linear",
+    inputs: [x],
+    forward: () => ({ outputs: [int8Product(x, w.qT, w.scale)], saved: [w.q, w.scale] }),
+    backward: ([q, scale], [dy]) => [int8Product(o.mul(dy, scale), q, o.scalar(dy.graph, 1))],
+  });
+  return y;
 }

@@ -1,3 +1,4 @@
+import { GraphBuildError } from "../util/errors.js";
 import type { AnyTypedArray, DType } from "./dtype.js";
 import { type Dim, fmtShape, type Shape } from "./shape.js";
 
@@ -60,13 +61,49 @@ export interface Node {
   readonly attrs: Record<string, Attr>;
 }
 
-export interface CustomGradient {
+/**
+ * What a region's `forward` returns: the values it computes for the rest of the graph, and the values
+ * its `backward` will receive (region inputs, values computed inside it, or other graph values such as
+ * masks and labels). Nothing else crosses from the forward pass to the backward pass.
+ */
+export interface RegionForward<O extends Value[], S extends Value[]> {
+  outputs: [...O];
+  saved: [...S];
+}
+
+/**
+ * A region's backward pass: d loss / d inputs[k] for each input (null: none, and always null where
+ * `needs[k]` is false), built from `saved` and the gradient of each output (`gy[k]`; zeros where an
+ * output gets none while another does). It may use only these values and the graph's shared
+ * constants: `grad` refuses a backward that reaches any other value of the forward pass.
+ */
+export type RegionBackward<O extends Value[], S extends Value[]> = (
+  saved: S,
+  gy: { [K in keyof O]: Value },
+  needs: boolean[],
+) => (Value | null)[];
+
+/** The definition of a region with a hand-written backward pass (see `Graph.region`). */
+export interface RegionSpec<O extends Value[], S extends Value[]> {
+  /** Named in build errors, e.g. "attention". */
+  name: string;
+  /** The values the region is differentiated with respect to. */
   inputs: Value[];
-  output: Value;
-  /** `needs[k]`: whether inputs[k] wants a gradient (a region may refuse or skip the others). */
-  backward: (gy: Value, needs: boolean[]) => (Value | null)[];
-  /** Every node of the region (skipped by the ordinary backward walk). */
-  region: Set<Node>;
+  forward: () => RegionForward<O, S>;
+  backward: RegionBackward<O, S>;
+}
+
+/** A built region, as the autodiff sees it. */
+export interface Region {
+  readonly name: string;
+  readonly inputs: readonly Value[];
+  readonly outputs: readonly Value[];
+  readonly saved: readonly Value[];
+  readonly backward: (saved: Value[], gy: Value[], needs: boolean[]) => (Value | null)[];
+  /** Every node of the region, in graph order (skipped by the ordinary backward walk). */
+  readonly nodes: ReadonlySet<Node>;
+  /** The region's last node: the autodiff runs `backward` when its walk reaches it. */
+  readonly last: Node;
 }
 
 export interface OutputSpec {
@@ -87,29 +124,58 @@ export class Graph {
   readonly constCache = new Map<string, Value>();
   /** Symbolic dim name -> (graph input, axis) that carries its runtime value. */
   readonly symbolSources = new Map<string, { value: Value; axis: number }>();
-  /** Regions whose backward pass is written by hand (see `withCustomGradient`). */
-  readonly customGradients = new Map<Node, CustomGradient>();
+  /** Regions whose backward pass is written by hand (see `region`), keyed by their last node. */
+  readonly regions = new Map<Node, Region>();
+  /** The name of the region whose forward pass is being built, if any (regions do not nest). */
+  private building: string | undefined;
   private nextId = 0;
 
   /**
-   * Builds a region whose backward pass is `backward` instead of the chain of its ops' rules: useful
-   * when the region as a whole has a cheaper gradient (the LM head's cross-entropy needs no one-hot
-   * tensor). `backward(gy, needs)` returns the gradient of each of `inputs` (null: none). The region's
-   * internal values must not be used outside it, since no gradient flows back through them.
+   * Builds a region whose backward pass is `spec.backward` instead of the chain of its ops' rules:
+   * useful when the region as a whole has a cheaper gradient (the LM head's cross-entropy needs no
+   * one-hot tensor; attention can recompute its probabilities). The contract, checked by `grad`:
+   *
+   * - `forward()` builds the region's nodes and returns its outputs and the values it saves;
+   *   `backward(saved, gy, needs)` receives exactly those saved values and builds the gradient of
+   *   each of `inputs` from them and from the outputs' gradients `gy`.
+   * - Only the outputs carry gradients out of the region: a value computed inside it that is used
+   *   outside and gets a gradient is a GraphBuildError naming the region.
+   * - Every value the forward pass uses that carries a gradient must be one of `inputs`.
+   *
+   * Returns the outputs.
    */
-  withCustomGradient(
-    inputs: Value[],
-    forward: () => Value,
-    backward: (gy: Value, needs: boolean[]) => (Value | null)[],
-  ): Value {
+  region<O extends Value[], S extends Value[]>(spec: RegionSpec<O, S>): O {
+    if (this.building !== undefined)
+      throw new GraphBuildError(`region "${spec.name}" is built inside region "${this.building}"`);
     const first = this.nodes.length;
-    const out = forward();
-    if (!out.producer || this.nodes.indexOf(out.producer) < first) {
-      throw new Error("withCustomGradient: the region's output must be computed inside it");
+    this.building = spec.name;
+    let built: RegionForward<O, S>;
+    try {
+      built = spec.forward();
+    } finally {
+      this.building = undefined;
     }
-    const region = new Set(this.nodes.slice(first));
-    this.customGradients.set(out.producer, { inputs, output: out, backward, region });
-    return out;
+    const nodes = new Set(this.nodes.slice(first));
+    const { outputs, saved } = built;
+    if (outputs.length === 0) throw new GraphBuildError(`region "${spec.name}" has no outputs`);
+    for (const y of outputs) {
+      if (!y.producer || !nodes.has(y.producer))
+        throw new GraphBuildError(`region "${spec.name}": output ${y} is not computed inside it`);
+    }
+    for (const v of [...spec.inputs, ...saved]) {
+      if (v.graph !== this) throw new GraphBuildError(`region "${spec.name}": ${v} belongs to another graph`);
+    }
+    const last = this.nodes[this.nodes.length - 1]!;
+    this.regions.set(last, {
+      name: spec.name,
+      inputs: [...spec.inputs],
+      outputs: [...outputs],
+      saved: [...saved],
+      backward: spec.backward as unknown as Region["backward"],
+      nodes,
+      last,
+    });
+    return outputs as O;
   }
 
   newValue(dtype: DType, shape: Shape, producer: Node | null, name?: string): Value {

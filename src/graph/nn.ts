@@ -1,9 +1,11 @@
 /**
  * Neural-network building blocks made of graph ops, shared by the model families. Their gradients
- * come from the ops' rules; each block has its own finite-difference test.
+ * come from the ops' rules, or for SwiGLU and the head losses from a region's hand-written backward
+ * (Graph.region); each block has its own finite-difference test.
  */
 import { GraphBuildError } from "../util/errors.js";
-import { attr, type Value } from "./ir.js";
+import type { DType } from "./dtype.js";
+import type { Value } from "./ir.js";
 import * as o from "./ops.js";
 
 /** y = x·Wᵀ (+ b) with W stored [out, in] as in PyTorch / Hugging Face; no transposed copy of W. */
@@ -36,16 +38,18 @@ export function rope(x: Value, cos: Value, sin: Value): Value {
  *   d up = d h · gate·σ(gate)        d gate = d h · up · σ(gate)·(1 + gate·(1 − σ(gate)))
  */
 export function swiGlu(gate: Value, up: Value): Value {
-  return gate.graph.withCustomGradient(
-    [gate, up],
-    () => o.mul(o.silu(gate), up),
-    (dh, needs) => {
+  const [h] = gate.graph.region({
+    name: "swiGlu",
+    inputs: [gate, up],
+    forward: () => ({ outputs: [o.mul(o.silu(gate), up)], saved: [gate, up] }),
+    backward: ([gate, up], [dh], needs) => {
       const sig = o.sigmoid(gate);
       const dUp = needs[1] ? o.mul(dh, o.mul(gate, sig)) : null;
       const dGate = needs[0] ? o.mul(o.mul(dh, up), o.mul(sig, o.add(o.mul(gate, o.sub(1, sig)), 1))) : null;
       return [dGate, dUp];
     },
-  );
+  });
+  return h;
 }
 
 /**
@@ -64,22 +68,37 @@ export function crossEntropy(logits: Value, labels: Value, ignoreIndex = -100): 
   return o.div(total, safeCount);
 }
 
-/** Options of `lmHeadCrossEntropy`. */
-export interface HeadLossOptions {
+/** Options of `frozenHeadCrossEntropy`. */
+export interface FrozenHeadLossOptions {
   ignoreIndex?: number;
-  /**
-   * The head weight W is trained (full fine-tuning): softmax(logits) is kept for dW. Otherwise W is
-   * frozen and d hidden is formed in the forward pass, so no [tokens, vocab] tensor outlives it.
-   */
-  trainWeight?: boolean;
-  /** Frozen W: the tokens are processed in this many row chunks, bounding the [rows, vocab] temporaries. */
+  /** The tokens are processed in this many row chunks, bounding the [rows, vocab] temporaries. */
   chunks?: number;
+}
+
+/** Options of `trainedHeadCrossEntropy`. */
+export interface TrainedHeadLossOptions {
+  ignoreIndex?: number;
 }
 
 /** Row chunks of the frozen-head loss: [tokens/8, vocab] temporaries (measured in bench/RESULTS.md). */
 export const HEAD_LOSS_CHUNKS = 8;
 
 /**
+ * The scored-token mask and count shared by both head losses, from labels [...] int64: `kept` (bool
+ * [N]), `safeLabels` (ignored positions read label 0), `mask` [N, 1] and max(count, 1).
+ */
+function scoredTokens(labels: Value, dtype: DType, ignoreIndex: number) {
+  const g = labels.graph;
+  const flatLabels = o.reshape(labels, [-1]);
+  const kept = o.not(o.equal(flatLabels, o.scalar(g, ignoreIndex, "int64")));
+  const safeLabels = o.where(kept, flatLabels, o.scalar(g, 0, "int64"));
+  const mask = o.unsqueeze(o.cast(kept, dtype), [1]); // [N, 1]
+  const count = o.reduceSum(mask, [0, 1], false);
+  const safeCount = o.add(count, o.cast(o.less(count, 1), dtype)); // max(count, 1)
+  return { kept, safeLabels, mask, safeCount };
+}
+
+/*
  * crossEntropy(hidden·Wᵀ, labels) for an output head W [vocab, dim], with a hand-written backward.
  * Per token, with f = g·mask / count (g the loss's incoming gradient):
  *
@@ -88,55 +107,39 @@ export const HEAD_LOSS_CHUNKS = 8;
  *   d W      = (softmax(logits) − onehot(label))ᵀ·(f·hidden)
  *
  * The one-hot part of d hidden is a gather of W's rows, and the per-token factor f scales [tokens, dim]
- * rather than [tokens, vocab]. With W frozen, g is the only unknown of d hidden before the backward
- * pass, and it is a scalar: d hidden / g is computed in the forward pass, chunk by chunk over the
- * tokens, and each chunk's logits and softmax are freed before the next. Only the scored tokens go
- * through the head then (unscored ones have f = 0): prompt tokens under a completion-only loss and
- * padding cost nothing. With W trained, softmax(logits) is the one [tokens, vocab] tensor kept for
- * the backward pass.
+ * rather than [tokens, vocab].
  */
-export function lmHeadCrossEntropy(
+
+/**
+ * The LM head's cross-entropy (see above) for a frozen head W [vocab, dim]: mean over the tokens whose
+ * label is not `ignoreIndex` of -log softmax(hidden·Wᵀ)[label]. With W frozen, g is the only unknown
+ * of d hidden before the backward pass, and it is a scalar: d hidden / g is computed in the forward
+ * pass, chunk by chunk over the tokens, and each chunk's logits and softmax are freed before the
+ * next. Only the scored tokens go through the head (unscored ones have f = 0): prompt tokens under a
+ * completion-only loss and padding cost nothing. W gets no gradient (a gradient asked of it is a
+ * GraphBuildError): use `trainedHeadCrossEntropy` to train it.
+ */
+export function frozenHeadCrossEntropy(
   hidden: Value,
   weight: Value,
   labels: Value,
-  opts: HeadLossOptions = {},
+  opts: FrozenHeadLossOptions = {},
 ): Value {
   const g = hidden.graph;
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const dim = hidden.dim(-1);
-  const rows = o.reshape(hidden, [-1, dim]);
-  let perToken: Value; // trained W only: f / g = mask / count, [N, 1]
-  let safeLabels: Value;
-  let probs: Value; // trained W only
-  let dRowsPerG: Value; // frozen W only
-  return g.withCustomGradient(
-    [hidden, weight],
-    () => {
-      const flatLabels = o.reshape(labels, [-1]);
-      const kept = o.not(o.equal(flatLabels, o.scalar(g, ignoreIndex, "int64")));
-      safeLabels = o.where(kept, flatLabels, o.scalar(g, 0, "int64"));
-      const mask = o.unsqueeze(o.cast(kept, hidden.dtype), [1]); // [N, 1]
-      const count = o.reduceSum(mask, [0, 1], false);
-      const safeCount = o.add(count, o.cast(o.less(count, 1), hidden.dtype)); // max(count, 1)
-      if (opts.trainWeight) {
-        perToken = o.div(mask, safeCount);
-        const logits = o.product(rows, weight, false, true); // [N, V], freed once the forward is done
-        probs = o.softmax(logits, 1);
-        return o.reduceSum(tokenLosses(logits, safeLabels, perToken), [0, 1], false);
-      }
+  const [loss] = g.region({
+    name: "lmHeadLoss(frozen W)",
+    inputs: [hidden, weight],
+    forward: () => {
+      const rows = o.reshape(hidden, [-1, dim]);
+      const { kept, safeLabels, safeCount } = scoredTokens(labels, hidden.dtype, ignoreIndex);
       // Only the scored rows go through the head: prompts, padding and each row's last position
       // (labels -100) cost nothing. Their indices [M, 1]; M is known at run time only.
-      const scored = o.transpose(
-        g.addNode("NonZero", [kept], {}, [{ dtype: "int64", shape: [1, "scoredTokens"] }]).outputs[0]!,
-        [1, 0],
-      );
-      const gatherRows = (x: Value) =>
-        g.addNode("GatherND", [x, scored], {}, [
-          { dtype: x.dtype, shape: ["scoredTokens", ...x.shape.slice(1)] },
-        ]).outputs[0]!;
+      const scored = o.transpose(o.nonZero(kept, "scoredTokens"), [1, 0]);
       const k = opts.chunks ?? HEAD_LOSS_CHUNKS;
-      const chunkRows = rowChunks(gatherRows(rows), k);
-      const chunkLabels = rowChunks(gatherRows(o.unsqueeze(safeLabels, [1])), k);
+      const chunkRows = rowChunks(o.gatherND(rows, scored), k);
+      const chunkLabels = rowChunks(o.gatherND(o.unsqueeze(safeLabels, [1]), scored), k);
       const perScored = o.div(o.scalar(g, 1, hidden.dtype), safeCount); // f / g on every scored row
       const losses: Value[] = [];
       const grads: Value[] = [];
@@ -150,20 +153,52 @@ export function lmHeadCrossEntropy(
         const rowsOfW = o.gather(weight, o.squeeze(label, [1]), 0); // W[label], [rows_i, dim]
         grads.push(o.sub(o.product(soft, weight, false, false), rowsOfW));
       });
-      const dScored = g.addNode("Concat", grads, { axis: attr.i(0) }, [
-        { dtype: hidden.dtype, shape: ["scoredTokens", dim] },
-      ]).outputs[0]!;
-      dRowsPerG = o.mul(o.scatterND(o.zerosLike(rows), scored, dScored), perScored);
-      return o.mul(
+      const dScored = o.concat(grads, 0, "scoredTokens");
+      const dRowsPerG = o.mul(o.scatterND(o.zerosLike(rows), scored, dScored), perScored);
+      const loss = o.mul(
         losses.reduce((a, b) => o.add(a, b)),
         perScored,
       );
+      return { outputs: [loss], saved: [hidden, dRowsPerG] };
     },
-    (gy, needs) => {
-      if (!opts.trainWeight) {
-        if (needs[1]) throw new GraphBuildError("lmHeadCrossEntropy: a gradient for W needs trainWeight");
-        return [o.reshape(o.mul(dRowsPerG, gy), hidden.shape), null];
-      }
+    backward: ([hidden, dRowsPerG], [gy], needs) => {
+      if (needs[1])
+        throw new GraphBuildError(
+          "frozenHeadCrossEntropy: the head weight is frozen here and gets no gradient (use trainedHeadCrossEntropy)",
+        );
+      return [o.reshape(o.mul(dRowsPerG, gy), hidden.shape), null];
+    },
+  });
+  return loss;
+}
+
+/**
+ * The LM head's cross-entropy (see above) for a trained head W [vocab, dim] (full fine-tuning), with
+ * gradients for hidden and W. softmax(logits) is the one [tokens, vocab] tensor kept for the backward
+ * pass.
+ */
+export function trainedHeadCrossEntropy(
+  hidden: Value,
+  weight: Value,
+  labels: Value,
+  opts: TrainedHeadLossOptions = {},
+): Value {
+  const g = hidden.graph;
+  const ignoreIndex = opts.ignoreIndex ?? -100;
+  const dim = hidden.dim(-1);
+  const [loss] = g.region({
+    name: "lmHeadLoss(trained W)",
+    inputs: [hidden, weight],
+    forward: () => {
+      const rows = o.reshape(hidden, [-1, dim]);
+      const { safeLabels, mask, safeCount } = scoredTokens(labels, hidden.dtype, ignoreIndex);
+      const perToken = o.div(mask, safeCount); // f / g = mask / count, [N, 1]
+      const logits = o.product(rows, weight, false, true); // [N, V], freed once the forward is done
+      const probs = o.softmax(logits, 1);
+      const loss = o.reduceSum(tokenLosses(logits, safeLabels, perToken), [0, 1], false);
+      return { outputs: [loss], saved: [hidden, weight, rows, probs, perToken, safeLabels] };
+    },
+    backward: ([hidden, weight, rows, probs, perToken, safeLabels], [gy], needs) => {
       const f = o.mul(perToken, gy); // [N, 1]
       const dh = o.mul(o.sub(o.product(probs, weight, false, false), o.gather(weight, safeLabels, 0)), f);
       if (!needs[1]) return [o.reshape(dh, hidden.shape), null];
@@ -175,7 +210,8 @@ export function lmHeadCrossEntropy(
       );
       return [o.reshape(dh, hidden.shape), dw];
     },
-  );
+  });
+  return loss;
 }
 
 /** mask/count-weighted token losses logsumexp(logits) − logits[label], [rows, 1]. */
@@ -187,7 +223,7 @@ function tokenLosses(logits: Value, labels: Value, weight: Value): Value {
 
 /**
  * `k` row blocks of x [N, ...] for a run-time N: sizes ⌊N/k⌋, …, N − (k−1)·⌊N/k⌋ (blocks may be empty
- * when N < k). Each block gets its own symbolic row count.
+ * when N < k). Block i's row count is the new symbolic dim `headChunk<i>`.
  */
 function rowChunks(x: Value, k: number): Value[] {
   if (k <= 1) return [x];
@@ -196,9 +232,10 @@ function rowChunks(x: Value, k: number): Value[] {
   const base = o.div(n, o.i64(g, [k]));
   const last = o.sub(n, o.mul(base, o.i64(g, [k - 1])));
   const sizes = o.concat([...Array.from({ length: k - 1 }, () => base), last], 0);
-  const outs = Array.from({ length: k }, (_, i) => ({
-    dtype: x.dtype,
-    shape: [`headChunk${i}`, ...x.shape.slice(1)],
-  }));
-  return g.addNode("Split", [x, sizes], { axis: attr.i(0) }, outs).outputs;
+  return o.splitBy(
+    x,
+    0,
+    sizes,
+    Array.from({ length: k }, (_, i) => `headChunk${i}`),
+  );
 }

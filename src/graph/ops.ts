@@ -412,7 +412,12 @@ export function slice(x: Value, starts: number[], ends: number[], axes: number[]
   return node("Slice", inputs, {}, { dtype: x.dtype, shape });
 }
 
-export function concat(xs: Value[], axis: number): Value {
+/**
+ * xs joined along `axis`. `total` names the result's extent there when the parts' extents are symbols
+ * whose sum has a name of its own (e.g. the chunks of `splitBy` put back together); by default it is
+ * their sum.
+ */
+export function concat(xs: Value[], axis: number, total?: Dim): Value {
   const first = xs[0]!;
   const a = normAxis("Concat", axis, first.rank);
   for (const x of xs) {
@@ -422,7 +427,7 @@ export function concat(xs: Value[], axis: number): Value {
     });
   }
   const shape = [...first.shape];
-  shape[a] = addDims(...xs.map((x) => x.shape[a]!));
+  shape[a] = total ?? addDims(...xs.map((x) => x.shape[a]!));
   return node("Concat", xs, { axis: attr.i(a) }, { dtype: first.dtype, shape });
 }
 
@@ -436,6 +441,22 @@ export function split(x: Value, axis: number, sizes: number[]): Value[] {
     return { dtype: x.dtype, shape };
   });
   return x.graph.addNode("Split", [x, i64(x.graph, sizes)], { axis: attr.i(a) }, outs).outputs;
+}
+
+/**
+ * x cut along `axis` into parts whose sizes are known at run time only: `sizes` is an int64 [parts]
+ * tensor, and part i's extent on that axis is the new symbolic dim `dims[i]`.
+ */
+export function splitBy(x: Value, axis: number, sizes: Value, dims: string[]): Value[] {
+  const a = normAxis("Split", axis, x.rank);
+  if (sizes.dtype !== "int64" || sizes.rank !== 1 || !dimEq(sizes.shape[0]!, dims.length))
+    fail("Split", `sizes must be int64 [${dims.length}]`, x, sizes);
+  const outs = dims.map((d) => {
+    const shape = [...x.shape];
+    shape[a] = d;
+    return { dtype: x.dtype, shape };
+  });
+  return x.graph.addNode("Split", [x, sizes], { axis: attr.i(a) }, outs).outputs;
 }
 
 export function unsqueeze(x: Value, axes: number[]): Value {
@@ -486,6 +507,27 @@ export function gatherElements(data: Value, indices: Value, axis: number): Value
     { axis: attr.i(a) },
     { dtype: data.dtype, shape: indices.shape },
   );
+}
+
+/**
+ * The coordinates of x's non-zero (true) elements, int64 [rank, count], in row-major order. `count`
+ * names the number found, a symbolic dim known at run time only.
+ */
+export function nonZero(x: Value, count: string): Value {
+  return node("NonZero", [x], {}, { dtype: "int64", shape: [x.rank, count] });
+}
+
+/**
+ * data[i] for each index tuple i in the last dim of `indices` (batch_dims 0): the result is
+ * [...indices.shape[:-1], ...data.shape[k:]] for tuples of length k (a static number).
+ */
+export function gatherND(data: Value, indices: Value): Value {
+  if (indices.dtype !== "int64") fail("GatherND", "indices must be int64", data, indices);
+  const k = indices.dim(-1);
+  if (typeof k !== "number" || k < 1 || k > data.rank)
+    fail("GatherND", "the index tuples' length must be a number from 1 to data's rank", data, indices);
+  const shape = [...indices.shape.slice(0, -1), ...data.shape.slice(k)];
+  return node("GatherND", [data, indices], {}, { dtype: data.dtype, shape });
 }
 
 export function scatterND(

@@ -56,12 +56,14 @@ export class DropoutInputs {
 
 /** x ⊙ keep · scale with keep uint8 0/1; the backward pass recomputes the factor from keep. */
 export function applyKeepMask(x: Value, keep: Value, scale: Value): Value {
-  const factor = () => o.mul(o.cast(keep, x.dtype), o.cast(scale, x.dtype));
-  return x.graph.withCustomGradient(
-    [x],
-    () => o.mul(x, factor()),
-    (dy) => [o.mul(dy, factor())],
-  );
+  const factor = (keep: Value, scale: Value) => o.mul(o.cast(keep, x.dtype), o.cast(scale, x.dtype));
+  const [y] = x.graph.region({
+    name: "LoRA dropout",
+    inputs: [x],
+    forward: () => ({ outputs: [o.mul(x, factor(keep, scale))], saved: [keep, scale] }),
+    backward: ([keep, scale], [dy]) => [o.mul(dy, factor(keep, scale))],
+  });
+  return y;
 }
 
 /**

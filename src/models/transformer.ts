@@ -227,20 +227,21 @@ export function attention(q: Value, kv: KeyValue, bias: Value, scale: number): V
  * (rowsum(dO ⊙ O) = rowsum(P ⊙ dO·Vᵀ), read from the [rows, d] output rather than from P).
  */
 export function attentionCore(q: Value, key: Value, value: Value, bias: Value, scale: number): Value {
-  const probsOf = () => o.softmax(o.add(o.product(q, key, false, true, scale), bias), -1);
-  let out: Value;
-  return q.graph.withCustomGradient(
-    [q, key, value],
-    () => {
-      out = o.product(probsOf(), value, false, false);
-      return out;
+  const probsOf = (q: Value, key: Value, bias: Value) =>
+    o.softmax(o.add(o.product(q, key, false, true, scale), bias), -1);
+  const [out] = q.graph.region({
+    name: "attention",
+    inputs: [q, key, value],
+    forward: () => {
+      const out = o.product(probsOf(q, key, bias), value, false, false);
+      return { outputs: [out], saved: [q, key, value, bias, out] };
     },
-    (dOut, needs) => {
+    backward: ([q, key, value, bias, out], [dOut], needs) => {
       // The gradient flowing in is built first, and the recomputation after it, so that onnxruntime's
       // depth-first ordering runs the recomputation when the backward pass reaches this layer.
       const dProbs = o.product(dOut, value, false, true);
       const rowDot = o.reduceSum(o.mul(dOut, out), [-1], true);
-      const probs = probsOf();
+      const probs = probsOf(q, key, bias);
       const dScores = o.mul(o.sub(dProbs, rowDot), probs);
       return [
         needs[0] ? o.product(dScores, key, false, false, scale) : null,
@@ -248,7 +249,8 @@ export function attentionCore(q: Value, key: Value, value: Value, bias: Value, s
         needs[2] ? o.product(probs, dOut, true, false) : null,
       ];
     },
-  );
+  });
+  return out;
 }
 
 /** The output head (lm_head, tied or not: the context resolves the weight): logits [.., vocab]. */

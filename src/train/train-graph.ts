@@ -212,7 +212,8 @@ export async function buildTrainStep(
 
 /**
  * The forward pass and its loss. When the output head is a plain (un-adapted) linear layer, the loss
- * is taken from the final hidden state with the fused head + cross-entropy (nn.lmHeadCrossEntropy),
+ * is taken from the final hidden state with the fused head + cross-entropy (nn.frozenHeadCrossEntropy
+ * or nn.trainedHeadCrossEntropy),
  * and the model's own logits are left unused (pruned from the graph).
  */
 function buildForward(
@@ -226,7 +227,10 @@ function buildForward(
   const targets = g.input(TRAIN_IO.targets, "int64", ["batch", "seq"]);
   const { logits, hidden } = buildModel(ctx, model.config, inputs);
   if (plain) return nn.crossEntropy(logits, targets);
-  return nn.lmHeadCrossEntropy(hidden, ctx.param("lm_head.weight"), targets, { trainWeight });
+  const head = ctx.param("lm_head.weight");
+  return trainWeight
+    ? nn.trainedHeadCrossEntropy(hidden, head, targets)
+    : nn.frozenHeadCrossEntropy(hidden, head, targets);
 }
 
 /**

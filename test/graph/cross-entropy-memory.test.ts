@@ -20,12 +20,8 @@ const isTokensByVocab = (v: Value) =>
 
 for (const [name, lossOf, expected] of [
   ["crossEntropy(linear(h, W))", (h: Value, w: Value, l: Value) => nn.crossEntropy(nn.linear(h, w), l), 1],
-  [
-    "lmHeadCrossEntropy(h, W, trained W)",
-    (h: Value, w: Value, l: Value) => nn.lmHeadCrossEntropy(h, w, l, { trainWeight: true }),
-    1,
-  ],
-  ["lmHeadCrossEntropy(h, W, frozen W)", (h: Value, w: Value, l: Value) => nn.lmHeadCrossEntropy(h, w, l), 0],
+  ["trainedHeadCrossEntropy(h, W)", (h: Value, w: Value, l: Value) => nn.trainedHeadCrossEntropy(h, w, l), 1],
+  ["frozenHeadCrossEntropy(h, W)", (h: Value, w: Value, l: Value) => nn.frozenHeadCrossEntropy(h, w, l), 0],
 ] as const) {
   test(`${name}: the backward pass reads ${expected} [tokens, vocab] forward tensor(s)`, () => {
     const g = new Graph();
@@ -51,12 +47,12 @@ for (const [name, lossOf, expected] of [
   });
 }
 
-test("lmHeadCrossEntropy with a frozen W: no [tokens, vocab] value at all, only [chunk, vocab] blocks", () => {
+test("frozenHeadCrossEntropy: no [tokens, vocab] value at all, only [chunk, vocab] blocks", () => {
   const g = new Graph();
   const hidden = g.input("hidden", "float32", ["batch", "seq", 16]);
   const head = g.initializer("head", "float32", [1000, 16], { kind: "data", data: new Float32Array(16000) });
   const labels = g.input("labels", "int64", ["batch", "seq"]);
-  const loss = nn.lmHeadCrossEntropy(hidden, head, labels, { chunks: 4 });
+  const loss = nn.frozenHeadCrossEntropy(hidden, head, labels, { chunks: 4 });
   const [dHidden] = grad(loss, [hidden]);
   g.output(loss, "loss");
   g.output(dHidden!, "d_hidden");
@@ -64,5 +60,5 @@ test("lmHeadCrossEntropy with a frozen W: no [tokens, vocab] value at all, only 
   assert.equal(values.filter(isTokensByVocab).length, 0);
   const blocks = values.filter((v) => v.rank === 2 && v.shape[1] === 1000);
   assert.ok(blocks.length >= 4, `${blocks.length} [chunk, vocab] values`);
-  assert.throws(() => grad(loss, [head]), /needs trainWeight/);
+  assert.throws(() => grad(loss, [head]), /frozen here and gets no gradient \(use trainedHeadCrossEntropy\)/);
 });

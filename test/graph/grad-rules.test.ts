@@ -1,6 +1,7 @@
 /**
- * One finite-difference check per backward rule, reported by op name. float64 where onnxruntime's
- * CPU kernels exist for it (ε = 1e-6, |err| ≤ 1e-8 + 1e-6·|g|). float32 only for what is float-only
+ * One finite-difference check per backward rule, reported by op name; a test below fails when a
+ * registered rule is exercised by none of them. float64 where onnxruntime's CPU kernels exist for
+ * it (ε = 1e-6, |err| ≤ 1e-8 + 1e-6·|g|). float32 only for what is float-only
  * there (FusedMatMul, Gelu and Erf: no double kernels), checked at |err| ≤ 1e-5 + 1e-4·|g|: at least
  * 3x the float32 noise measured for each case's stencil (seeds 1-8, 30 samples), and far below the
  * up to 8.7e-4 (1% of the derivative for x in [-2.5, -1.75]) by which the erf and tanh forms of
@@ -8,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Value } from "../../src/graph/ir.js";
+import { defineGrad, grad, gradRuleOf, registeredGradOps } from "../../src/graph/grad.js";
+import { Graph, type Node, type Value } from "../../src/graph/ir.js";
 import * as nn from "../../src/graph/nn.js";
 import * as o from "../../src/graph/ops.js";
 import { attentionCore } from "../../src/models/transformer.js";
@@ -253,7 +255,7 @@ const cases: Case[] = [
   },
   {
     op: "LM head + cross-entropy, trained head (custom backward)",
-    build: (h, w, labels) => nn.lmHeadCrossEntropy(h, w, labels, { trainWeight: true }),
+    build: (h, w, labels) => nn.trainedHeadCrossEntropy(h, w, labels),
     inputs: [
       { shape: [2, 3, 4] },
       { shape: [7, 4] },
@@ -263,7 +265,7 @@ const cases: Case[] = [
   ...[1, 4, 8].map((chunks) => ({
     // 6 tokens in 8 chunks: some chunks are empty.
     op: `LM head + cross-entropy, frozen head, ${chunks} token chunks (gradient formed in the forward pass)`,
-    build: (h: Value, w: Value, labels: Value) => nn.lmHeadCrossEntropy(h, w, labels, { chunks }),
+    build: (h: Value, w: Value, labels: Value) => nn.frozenHeadCrossEntropy(h, w, labels, { chunks }),
     inputs: [
       { shape: [2, 3, 4] },
       { shape: [7, 4], kind: "const" as const },
@@ -297,6 +299,74 @@ for (const c of cases) {
     assert.ok(r.checked > 0);
   });
 }
+
+/**
+ * Registered rules that no case above exercises directly, with the reason they need none of their own.
+ * Empty: every rule has one.
+ */
+const COVERED_ELSEWHERE: Record<string, string> = {};
+
+/** The graph a case is checked on (as checkGradient builds it, without running it), differentiated. */
+function differentiateCase(c: Case): void {
+  const g = new Graph();
+  const dtype = (c.opts ?? F64).dtype;
+  const xs = c.inputs.map((spec, i) => {
+    if (spec.kind === "const") {
+      const n = spec.shape.reduce((a, b) => a * b, 1);
+      const data = dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+      return g.initializer(`c${i}`, dtype, spec.shape, { kind: "data", data });
+    }
+    return g.input(`x${i}`, spec.kind === "int64" ? "int64" : dtype, spec.dims ?? spec.shape);
+  });
+  const out = c.build(...xs);
+  const caseNodes = new Set(g.nodes);
+  const loss = o.reduceSum(
+    o.mul(out, g.input("proj", out.dtype, out.shape)),
+    [...Array(out.rank).keys()],
+    false,
+  );
+  const differentiated = xs.filter((_, i) => (c.inputs[i]!.kind ?? "float") === "float");
+  exercising = caseNodes;
+  try {
+    grad(loss, differentiated);
+  } finally {
+    exercising = undefined;
+  }
+}
+
+/** While a case is differentiated: its own nodes (the projection and sum around it are not its). */
+let exercising: Set<Node> | undefined;
+
+test("every op with a backward rule has a finite-difference case", () => {
+  const registered = registeredGradOps();
+  const exercised = new Set<string>();
+  const originals = registered.map((k) => {
+    const [domain, op] = k.includes("::") ? (k.split("::") as [string, string]) : ["", k];
+    const rule = gradRuleOf(op, domain)!;
+    defineGrad(
+      op,
+      (ctx) => {
+        if (exercising?.has(ctx.node)) exercised.add(k);
+        return rule(ctx);
+      },
+      domain,
+    );
+    return { op, domain, rule };
+  });
+  try {
+    for (const c of cases) differentiateCase(c);
+  } finally {
+    for (const { op, domain, rule } of originals) defineGrad(op, rule, domain);
+  }
+  const missing = registered.filter((k) => !exercised.has(k) && !(k in COVERED_ELSEWHERE));
+  assert.deepEqual(
+    missing,
+    [],
+    `ops with a backward rule but no finite-difference case: ${missing.join(", ")}`,
+  );
+  const stale = Object.keys(COVERED_ELSEWHERE).filter((k) => exercised.has(k) || !registered.includes(k));
+  assert.deepEqual(stale, [], "COVERED_ELSEWHERE lists ops that need no exception");
+});
 
 test("gradient check catches a wrong rule", async () => {
   // Sanity check of the checker itself: compare a function against a deliberately different one.

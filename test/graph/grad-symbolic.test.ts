@@ -122,7 +122,7 @@ const cases: Case[] = [
   },
   {
     name: "LM head + cross-entropy, hidden [batch, seq, dim], trained head",
-    build: (h, w, labels) => nn.lmHeadCrossEntropy(h, w, labels, { trainWeight: true }),
+    build: (h, w, labels) => nn.trainedHeadCrossEntropy(h, w, labels),
     inputs: [
       { shape: [2, 3, 4], dims: ["batch", "seq", 4] },
       { shape: [7, 4] },
@@ -131,7 +131,7 @@ const cases: Case[] = [
   },
   {
     name: "LM head + cross-entropy, hidden [batch, seq, dim], frozen head in 4 chunks",
-    build: (h, w, labels) => nn.lmHeadCrossEntropy(h, w, labels, { chunks: 4 }),
+    build: (h, w, labels) => nn.frozenHeadCrossEntropy(h, w, labels, { chunks: 4 }),
     inputs: [
       { shape: [2, 3, 4], dims: ["batch", "seq", 4] },
       { shape: [7, 4], kind: "const" },

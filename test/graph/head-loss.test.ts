@@ -19,7 +19,9 @@ async function lossAndGrad(trainWeight: boolean, labels: number[]) {
   const h = g.input("h", "float32", ["batch", "seq", D]);
   const w = g.initializer("w", "float32", [V, D], { kind: "data", data: Float32Array.from(randn(r, V * D)) });
   const l = g.input("labels", "int64", ["batch", "seq"]);
-  const loss = nn.lmHeadCrossEntropy(h, w, l, { trainWeight, chunks: 3 });
+  const loss = trainWeight
+    ? nn.trainedHeadCrossEntropy(h, w, l)
+    : nn.frozenHeadCrossEntropy(h, w, l, { chunks: 3 });
   const [dh] = grad(loss, [h]);
   g.output(loss, "loss");
   g.output(dh!, "dh");

@@ -3,5 +3,5 @@ import "./elementwise.js";
 import "./matmul.js";
 import "./reduce.js";
 import "./shape.js";
-import "./index.js";
+import "./gather.js";
 import "./norm.js";
