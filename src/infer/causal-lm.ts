@@ -52,7 +52,7 @@ export class CausalLM {
       for (const a of opts.adapters) set.load(a.name, a.dir);
       const union = set.union();
       const biases = set.biasUnion();
-      wrapContext = (base) => loraContext(base, union, { scaleInGraph: false, biases });
+      wrapContext = (base) => loraContext(base, union, { scaling: "fed", biases });
       adapters = set;
     }
     const runner = await forwardRunner(model, {

@@ -10,8 +10,10 @@
  * Unknown fields (PEFT adds new ones every release) are kept verbatim in `raw` and written back by
  * `loraConfigToJson`, so an adapter made by a newer PEFT survives a load/save round trip.
  */
+import { z } from "zod";
 import { kindOf, preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
+import { loraScaling } from "./layer.js";
 
 export type LoraBias = "none" | "all" | "lora_only";
 /** true: PEFT default (A kaiming-uniform, B = 0); false: A and B both random (non-identity). */
@@ -73,31 +75,8 @@ export function makeLoraConfig(fields: Partial<Omit<LoraConfig, "raw" | "peft_ty
   return parseLoraConfig(loraConfigToJson(cfg));
 }
 
-/** The fields of LoraConfig this module knows (everything else is passed through). */
-const KNOWN_FIELDS = [
-  "peft_type",
-  "task_type",
-  "base_model_name_or_path",
-  "r",
-  "lora_alpha",
-  "lora_dropout",
-  "target_modules",
-  "exclude_modules",
-  "bias",
-  "fan_in_fan_out",
-  "use_rslora",
-  "init_lora_weights",
-  "layers_to_transform",
-  "layers_pattern",
-  "rank_pattern",
-  "alpha_pattern",
-  "modules_to_save",
-  "inference_mode",
-  "use_dora",
-] as const;
-
-/** The value PEFT assumes for each known field when a file leaves it out. */
-const PEFT_DEFAULTS: Record<(typeof KNOWN_FIELDS)[number], unknown> = {
+/** The value PEFT assumes for each known field when a file leaves it out (or writes null). */
+const PEFT_DEFAULTS = {
   peft_type: "LORA",
   task_type: null,
   base_model_name_or_path: null,
@@ -117,7 +96,10 @@ const PEFT_DEFAULTS: Record<(typeof KNOWN_FIELDS)[number], unknown> = {
   modules_to_save: null,
   inference_mode: false,
   use_dora: false,
-};
+} as const satisfies Record<Exclude<keyof LoraConfig, "raw">, unknown>;
+
+/** The fields of LoraConfig this module knows (everything else is passed through). */
+const KNOWN_FIELDS = Object.keys(PEFT_DEFAULTS) as (keyof typeof PEFT_DEFAULTS)[];
 
 /**
  * PEFT fields that switch on features this project does not implement: each is refused when set to
@@ -149,6 +131,126 @@ function isOff(v: unknown): boolean {
   );
 }
 
+/** Every issue of the schema it is given says `problem`, followed by the value found. */
+const says = (problem: string) => ({
+  error: (iss: { input?: unknown }) => `${problem}, got ${preview(iss.input)}`,
+});
+/** A known field: absent or null takes PEFT's default, then `schema` checks it. */
+const field = <T extends z.ZodType>(k: keyof typeof PEFT_DEFAULTS, schema: T) =>
+  z.preprocess((v) => v ?? structuredClone(PEFT_DEFAULTS[k]), schema);
+/** The problem with `p` as a JavaScript regular expression, or undefined. */
+function regexProblem(p: string): string | undefined {
+  try {
+    new RegExp(p);
+    return undefined;
+  } catch (e) {
+    return `${JSON.stringify(p)} is not a valid regular expression (${(e as Error).message})`;
+  }
+}
+const regex = z.string().superRefine((p, ctx) => {
+  const message = regexProblem(p);
+  if (message) ctx.addIssue({ code: "custom", message });
+});
+const strList = z.array(z.string());
+/** `schema` or null (also when absent); anything else is one issue saying `problem` about the whole value. */
+const orNull = <T extends z.ZodType>(schema: T, problem: string) =>
+  z
+    .union([z.null(), schema], says(problem))
+    .optional()
+    .transform((v) => v ?? null);
+const layerIndices = "must be a layer index, a list of layer indices or null";
+const layerIndex = z.number(says(layerIndices)).int().nonnegative();
+const initKinds = {
+  error: (i: { input?: unknown }) =>
+    `${preview(i.input)} is not supported (supported: true, false, "gaussian", "pissa", "pissa_niter_N")`,
+};
+/** rank_pattern / alpha_pattern: module-name regex -> number. */
+const pattern = (value: z.ZodNumber) =>
+  z
+    .record(z.string(), value, says("must be an object mapping module-name patterns to numbers"))
+    .superRefine((rec, ctx) => {
+      for (const k of Object.keys(rec)) {
+        const message = regexProblem(k);
+        if (message) ctx.addIssue({ code: "custom", path: [k], message });
+      }
+    });
+
+/** adapter_config.json as PEFT's LoraConfig (peft/tuners/lora/config.py) checks it, less what is refused here. */
+const LoraConfigSchema = z
+  .object({
+    peft_type: field(
+      "peft_type",
+      z.literal("LORA", { error: (i) => `${preview(i.input)} is not supported (only "LORA")` }),
+    ),
+    ...Object.fromEntries(
+      Object.entries(UNSUPPORTED_WHEN_SET).map(([k, msg]) => [
+        k,
+        z
+          .unknown()
+          .refine(isOff, { error: (i) => `${msg} (got ${preview(i.input)})` })
+          .optional(),
+      ]),
+    ),
+    r: field("r", z.number(says("must be a positive integer")).int().positive()),
+    lora_alpha: field("lora_alpha", z.number(says("must be a number"))),
+    lora_dropout: field("lora_dropout", z.number(says("must be a number in [0, 1)")).min(0).lt(1)),
+    bias: field("bias", z.enum(["none", "all", "lora_only"], says('must be "none", "all" or "lora_only"'))),
+    fan_in_fan_out: field("fan_in_fan_out", z.boolean(says("must be true or false"))),
+    use_rslora: field("use_rslora", z.boolean(says("must be true or false"))),
+    inference_mode: field("inference_mode", z.boolean(says("must be true or false"))),
+    task_type: orNull(z.string(), "must be a string or null"),
+    base_model_name_or_path: orNull(z.string(), "must be a string or null"),
+    target_modules: orNull(
+      z.union([regex, strList]),
+      "must be a list of module names, a regex string or null",
+    ),
+    exclude_modules: orNull(
+      z.union([regex, strList]),
+      "must be a list of module names, a regex string or null",
+    ),
+    init_lora_weights: field(
+      "init_lora_weights",
+      z.preprocess(
+        (v) => (typeof v === "string" && v.toLowerCase() === "gaussian" ? "gaussian" : v),
+        z.union(
+          [z.boolean(), z.enum(["gaussian", "pissa"]), z.string().regex(/^pissa_niter_[0-9]+$/, initKinds)],
+          initKinds,
+        ),
+      ),
+    ),
+    layers_to_transform: orNull(z.union([layerIndex, z.array(layerIndex)]), layerIndices),
+    layers_pattern: orNull(z.union([z.string(), strList]), "must be a string, a list of strings or null"),
+    rank_pattern: field(
+      "rank_pattern",
+      pattern(z.number(says("must be a positive integer")).int().positive()),
+    ),
+    alpha_pattern: field("alpha_pattern", pattern(z.number(says("must be a number")))),
+    modules_to_save: orNull(strList, "must be a list of module names or null").refine((v) => !v?.length, {
+      error: (i) => `fully trained extra modules are not supported (got ${preview(i.input)})`,
+    }),
+  })
+  .superRefine((c, ctx) => {
+    // PEFT's own rules (LoraConfig.__post_init__).
+    const problem = (path: string, message: string) =>
+      ctx.addIssue({ code: "custom", path: [path], message });
+    const regexTargets = typeof c.target_modules === "string";
+    const ltt = c.layers_to_transform ?? null;
+    const lp = c.layers_pattern ?? null;
+    const why = "cannot be used when target_modules is a string (a regex or all-linear)";
+    if (regexTargets && ltt !== null) problem("layers_to_transform", why);
+    else if (regexTargets && lp !== null) problem("layers_pattern", why);
+    else if (lp !== null && lp.length > 0 && ltt === null)
+      problem("layers_pattern", "needs layers_to_transform as well");
+  });
+
+/** A copy of a parsed object keeping keys like "__proto__" as plain own keys. */
+function ownCopy<T>(o: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(o))
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
 /**
  * Validates an adapter_config.json object (or a plain object built in code) and returns a
  * LoraConfig. Missing fields take PEFT's defaults. Every error is one line naming the file (when
@@ -156,150 +258,30 @@ function isOff(v: unknown): boolean {
  */
 export function parseLoraConfig(json: unknown, file?: string): LoraConfig {
   const where = file ? `${file}: ` : "";
-  const fail = (field: string, problem: string): never => {
-    throw new LoraTsError(`${where}LoRA config field ${field}: ${problem}`);
-  };
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new LoraTsError(`${where}LoRA config must be a JSON object, got ${kindOf(json)}`);
   }
-  const o = json as Record<string, unknown>;
-  const get = (k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
-
-  const peftType = get("peft_type");
-  if (peftType !== undefined && peftType !== "LORA") {
-    fail("peft_type", `${JSON.stringify(peftType)} is not supported (only "LORA")`);
+  const raw = json as Record<string, unknown>;
+  const parsed = LoraConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    // rank_pattern["q_proj"]; an index into a list is left out (the message shows the value).
+    const keys = issue.path.filter((k) => typeof k === "string");
+    const name = `${keys[0]}${keys
+      .slice(1)
+      .map((k) => `[${JSON.stringify(k)}]`)
+      .join("")}`;
+    throw new LoraTsError(`${where}LoRA config field ${name}: ${issue.message}`);
   }
-  for (const [field, msg] of Object.entries(UNSUPPORTED_WHEN_SET)) {
-    if (!isOff(get(field))) fail(field, `${msg} (got ${preview(get(field))})`);
-  }
-
-  const r = get("r") ?? 8;
-  if (typeof r !== "number" || !Number.isSafeInteger(r) || r <= 0) {
-    fail("r", `must be a positive integer, got ${preview(r)}`);
-  }
-  const alpha = get("lora_alpha") ?? 8;
-  if (typeof alpha !== "number" || !Number.isFinite(alpha)) {
-    fail("lora_alpha", `must be a number, got ${preview(alpha)}`);
-  }
-  const dropout = get("lora_dropout") ?? 0;
-  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) {
-    fail("lora_dropout", `must be a number in [0, 1), got ${preview(dropout)}`);
-  }
-  const bias = get("bias") ?? "none";
-  if (bias !== "none" && bias !== "all" && bias !== "lora_only") {
-    fail("bias", `must be "none", "all" or "lora_only", got ${preview(bias)}`);
-  }
-  const bool = (field: string, dflt: boolean): boolean => {
-    const v = get(field) ?? dflt;
-    if (typeof v !== "boolean") fail(field, `must be true or false, got ${preview(v)}`);
-    return v as boolean;
-  };
-  const strOrNull = (field: string): string | null => {
-    const v = get(field) ?? null;
-    if (v !== null && typeof v !== "string") fail(field, `must be a string or null, got ${preview(v)}`);
-    return v as string | null;
-  };
-  const strListOrRegex = (field: string): string[] | string | null => {
-    const v = get(field) ?? null;
-    if (v === null) return null;
-    if (typeof v === "string") {
-      checkRegex(v, (p) => fail(field, p));
-      return v;
-    }
-    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return [...(v as string[])];
-    return fail(field, `must be a list of module names, a regex string or null, got ${preview(v)}`);
-  };
-
-  const targetModules = strListOrRegex("target_modules");
-  const excludeModules = strListOrRegex("exclude_modules");
-
-  let init = get("init_lora_weights") ?? true;
-  if (typeof init === "string" && init.toLowerCase() === "gaussian") init = "gaussian";
-  if (!(typeof init === "boolean" || init === "gaussian" || init === "pissa" || isPissaNiter(init))) {
-    fail(
-      "init_lora_weights",
-      `${preview(init)} is not supported (supported: true, false, "gaussian", "pissa", "pissa_niter_N")`,
-    );
-  }
-
-  const ltt = get("layers_to_transform") ?? null;
-  if (
-    ltt !== null &&
-    !(isNonNegInt(ltt) || (Array.isArray(ltt) && (ltt as unknown[]).every((x) => isNonNegInt(x))))
-  ) {
-    fail(
-      "layers_to_transform",
-      `must be a layer index, a list of layer indices or null, got ${preview(ltt)}`,
-    );
-  }
-  const lp = get("layers_pattern") ?? null;
-  if (
-    lp !== null &&
-    !(typeof lp === "string" || (Array.isArray(lp) && lp.every((x) => typeof x === "string")))
-  ) {
-    fail("layers_pattern", `must be a string, a list of strings or null, got ${preview(lp)}`);
-  }
-  // PEFT's own rules (LoraConfig.__post_init__).
-  if (typeof targetModules === "string" && ltt !== null) {
-    fail("layers_to_transform", "cannot be used when target_modules is a string (a regex or all-linear)");
-  }
-  if (typeof targetModules === "string" && lp !== null) {
-    fail("layers_pattern", "cannot be used when target_modules is a string (a regex or all-linear)");
-  }
-  if (lp !== null && (lp as string | string[]).length > 0 && ltt === null) {
-    fail("layers_pattern", "needs layers_to_transform as well");
-  }
-
-  const pattern = (field: string, integer: boolean): Record<string, number> => {
-    const v = get(field) ?? {};
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      return fail(field, `must be an object mapping module-name patterns to numbers, got ${preview(v)}`);
-    }
-    const out: Record<string, number> = {};
-    for (const [k, n] of Object.entries(v)) {
-      checkRegex(k, (p) => fail(`${field}[${JSON.stringify(k)}]`, p));
-      if (typeof n !== "number" || !Number.isFinite(n) || (integer && (!Number.isSafeInteger(n) || n <= 0))) {
-        fail(
-          `${field}[${JSON.stringify(k)}]`,
-          `must be ${integer ? "a positive integer" : "a number"}, got ${preview(n)}`,
-        );
-      }
-      Object.defineProperty(out, k, { value: n, enumerable: true, writable: true, configurable: true });
-    }
-    return out;
-  };
-  const rankPattern = pattern("rank_pattern", true);
-  const alphaPattern = pattern("alpha_pattern", false);
-
-  const mts = get("modules_to_save") ?? null;
-  if (mts !== null && !(Array.isArray(mts) && mts.every((x) => typeof x === "string"))) {
-    fail("modules_to_save", `must be a list of module names or null, got ${preview(mts)}`);
-  }
-  if (mts !== null && (mts as string[]).length > 0) {
-    fail("modules_to_save", `fully trained extra modules are not supported (got ${preview(mts)})`);
-  }
-
+  const c = parsed.data as Record<string, unknown>;
+  const known = Object.fromEntries(KNOWN_FIELDS.map((k) => [k, c[k]])) as Omit<LoraConfig, "raw">;
   return {
-    peft_type: "LORA",
-    task_type: strOrNull("task_type"),
-    base_model_name_or_path: strOrNull("base_model_name_or_path"),
-    r: r as number,
-    lora_alpha: alpha as number,
-    lora_dropout: dropout as number,
-    target_modules: targetModules,
-    exclude_modules: excludeModules,
-    bias: bias as LoraBias,
-    fan_in_fan_out: bool("fan_in_fan_out", false),
-    use_rslora: bool("use_rslora", false),
-    init_lora_weights: init as InitLoraWeights,
-    layers_to_transform: ltt === null ? null : Array.isArray(ltt) ? [...(ltt as number[])] : (ltt as number),
-    layers_pattern: lp === null ? null : Array.isArray(lp) ? [...(lp as string[])] : (lp as string),
-    rank_pattern: rankPattern,
-    alpha_pattern: alphaPattern,
-    modules_to_save: mts === null ? null : [],
-    inference_mode: bool("inference_mode", false),
+    ...known,
+    // Pattern keys are copied from the input itself, so keys like "__proto__" stay plain keys.
+    rank_pattern: ownCopy((raw["rank_pattern"] ?? {}) as Record<string, number>),
+    alpha_pattern: ownCopy((raw["alpha_pattern"] ?? {}) as Record<string, number>),
     use_dora: false,
-    raw: { ...o },
+    raw: { ...raw },
   };
 }
 
@@ -354,11 +336,9 @@ export function alphaFor(cfg: LoraConfig, modulePath: string): number {
   return k === undefined ? cfg.lora_alpha : cfg.alpha_pattern[k]!;
 }
 
-/** s = alpha / r, or alpha / sqrt(r) with rsLoRA, with the per-module overrides applied. */
+/** The module's s (layer.ts `loraScaling`), with rank_pattern / alpha_pattern applied. */
 export function scaling(cfg: LoraConfig, modulePath: string): number {
-  const r = rankFor(cfg, modulePath);
-  const alpha = alphaFor(cfg, modulePath);
-  return cfg.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+  return loraScaling(alphaFor(cfg, modulePath), rankFor(cfg, modulePath), cfg.use_rslora);
 }
 
 /**
@@ -434,21 +414,5 @@ export function parseLoraSpec(
   } catch (e) {
     if (e instanceof LoraTsError) fail(e.message.replace(/^LoRA config field /, ""));
     throw e;
-  }
-}
-
-function isPissaNiter(v: unknown): v is `pissa_niter_${number}` {
-  return typeof v === "string" && /^pissa_niter_[0-9]+$/.test(v);
-}
-
-function isNonNegInt(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-}
-
-function checkRegex(pattern: string, fail: (problem: string) => never): void {
-  try {
-    new RegExp(pattern);
-  } catch (e) {
-    fail(`${JSON.stringify(pattern)} is not a valid regular expression (${(e as Error).message})`);
   }
 }

@@ -28,6 +28,7 @@
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import type { InitLoraWeights } from "./config.js";
+import { deltaWeight } from "./layer.js";
 import { topSvd } from "./svd.js";
 import type { SelectedModule } from "./targets.js";
 
@@ -109,17 +110,11 @@ function pissaInit(
   for (let c = 0; c < r; c++) for (let i = 0; i < fin; i++) A[c * fin + i] = sq[c]! * Vt[c * fin + i]!;
   for (let o = 0; o < fout; o++) for (let c = 0; c < r; c++) B[o * r + c] = U[o * r + c]! * sq[c]!;
   // Residual from the stored (float32) A and B, so that W_res + s·B·A reproduces W to rounding.
+  const delta = deltaWeight({ shape: [r, fin], data: A }, { shape: [fout, r], data: B }, s);
   const residual = new Float32Array(fin * fout);
-  const acc = new Float64Array(fin);
   for (let o = 0; o < fout; o++) {
-    acc.fill(0);
-    for (let c = 0; c < r; c++) {
-      const b = s * B[o * r + c]!;
-      if (b === 0) continue;
-      for (let i = 0; i < fin; i++) acc[i]! += b * A[c * fin + i]!;
-    }
     for (let i = 0; i < fin; i++) {
-      const v = W[o * fin + i]! - acc[i]!;
+      const v = W[o * fin + i]! - delta[o * fin + i]!;
       if (mod.fanInFanOut) residual[i * fout + o] = v;
       else residual[o * fin + i] = v;
     }

@@ -1,30 +1,36 @@
 /**
  * LoRA in the model graph. The LoRA context wraps the base ModuleContext; for each selected module
- * it adds the low-rank path to the frozen layer:
+ * it adds the low-rank path of layer.ts to the frozen layer:
  *
  *     linear:     y = x·Wᵀ + b + s · (drop(x)·Aᵀ)·Bᵀ          A [r, in], B [out, r]
  *     embedding:  y = E[ids] + s · Aᵀ[ids]·Bᵀ                 A [r, vocab], B [dim, r]
  *
- * B·A is never formed: the path costs r·(in + out) multiply-adds per token. A and B are graph
- * INPUTS named by their PEFT keys, so one session serves any adapter (or none: B = 0) and training
- * feeds the current parameters each step. The rank is a symbolic dim per module, so adapters of
- * different ranks share a session.
+ * A and B are graph INPUTS named by their PEFT keys, so one session serves any adapter (or none:
+ * B = 0) and training feeds the current parameters each step. The rank is a symbolic dim per
+ * module, so adapters of different ranks share a session. The graph always multiplies by s; only
+ * where s comes from differs (LoraGraphOptions.scaling).
  */
 import type { Value } from "../graph/ir.js";
-import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import type { LinearSpec, ModuleContext } from "../models/module.js";
 import { loraKeys } from "./adapter.js";
 import type { TrainedBias } from "./bias.js";
 import type { DropoutInputs } from "./dropout.js";
+import { loraEmbedding, loraLinear } from "./layer.js";
 import type { SelectedModule } from "./targets.js";
+
+/** The name of a module's scaling input (a float32 scalar) when the scaling is fed. */
+export function scalingInputName(path: string): string {
+  return `lora_scaling:${path}`;
+}
 
 export interface LoraGraphOptions {
   /**
-   * true: multiply by the module's scaling inside the graph (training: A and B are the parameters);
-   * false: the caller feeds B already multiplied by s (serving: one graph for every adapter).
+   * Where each module's s comes from. "config" (training: the graph trains one adapter): the
+   * constant SelectedModule.scaling. "fed" (serving): a float32 scalar graph input named
+   * `scalingInputName(path)`, so one session serves adapters of different scalings.
    */
-  scaleInGraph: boolean;
+  scaling: "config" | "fed";
   /** Training only: dropout on the adapter input (masks fed per run; see dropout.ts). */
   dropout?: DropoutInputs;
   /** Layers whose bias is a graph input (trained, or fed from an adapter) instead of the base's. */
@@ -34,6 +40,8 @@ export interface LoraGraphOptions {
 export interface LoraContext extends ModuleContext {
   /** The A/B (and bias) graph inputs, by PEFT key, in the order they were created. */
   readonly loraInputs: Map<string, Value>;
+  /** The scaling inputs (scaling "fed" only), by input name. */
+  readonly scalingInputs: Map<string, Value>;
 }
 
 export function loraContext(
@@ -45,25 +53,25 @@ export function loraContext(
   const byPath = new Map(selected.map((m) => [m.path, m]));
   const biasByPath = new Map((opts.biases ?? []).map((b) => [b.path, b]));
   const loraInputs = new Map<string, Value>();
+  const scalingInputs = new Map<string, Value>();
 
-  const pair = (m: SelectedModule): { A: Value; B: Value } => {
+  const adapter = (m: SelectedModule): { A: Value; B: Value; s: Value | number } => {
     const keys = loraKeys(m.path, m.kind);
     const r = `r_${m.path}`; // symbolic rank, one per module
     const A = g.input(keys.A, "float32", [r, m.in]);
     const B = g.input(keys.B, "float32", [m.out, r]);
     loraInputs.set(keys.A, A);
     loraInputs.set(keys.B, B);
-    return { A, B };
+    if (opts.scaling === "config") return { A, B, s: m.scaling };
+    const s = g.input(scalingInputName(m.path), "float32", []);
+    scalingInputs.set(scalingInputName(m.path), s);
+    return { A, B, s };
   };
-
-  const scaled = (y: Value, m: SelectedModule): Value =>
-    opts.scaleInGraph && m.scaling !== 1 ? o.mul(y, m.scaling) : y;
-
-  const drop = (x: Value): Value => (opts.dropout ? opts.dropout.apply(x) : x);
 
   return {
     graph: g,
     loraInputs,
+    scalingInputs,
     param: (name) => base.param(name),
     linear(x: Value, spec: LinearSpec): Value {
       const bias = spec.bias ? biasByPath.get(spec.path) : undefined;
@@ -77,16 +85,15 @@ export function loraContext(
       }
       const m = byPath.get(spec.path);
       if (m?.kind !== "linear") return y;
-      const { A, B } = pair(m);
-      return o.add(y, scaled(nn.linear(nn.linear(drop(x), A), B), m));
+      const { A, B, s } = adapter(m);
+      return loraLinear(y, opts.dropout ? opts.dropout.apply(x) : x, A, B, s);
     },
     embedding(ids: Value, path: string): Value {
       const y = base.embedding(ids, path);
       const m = byPath.get(path);
       if (m?.kind !== "embedding") return y;
-      const { A, B } = pair(m);
-      const rows = nn.embedding(o.transpose(A, [1, 0]), ids); // Aᵀ[ids]: [..., r]
-      return o.add(y, scaled(nn.linear(rows, B), m));
+      const { A, B, s } = adapter(m);
+      return loraEmbedding(y, ids, A, B, s);
     },
   };
 }

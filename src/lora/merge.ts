@@ -1,54 +1,17 @@
 /**
- * Merge arithmetic on Float32Arrays (products accumulated in float64), and combining adapters.
+ * Merging on Float32Arrays, and combining adapters. The merged delta s·B·A itself (in each layer's
+ * storage layout, as PEFT's get_delta_weight) is computed in layer.ts:
  *
  *   linear     W [out, in]:  W' = W + s·B·A                 (A [r, in], B [out, r])
  *   Conv1D     W [in, out]:  W' = W + (s·B·A)ᵀ              (fan_in_fan_out)
  *   embedding  W [vocab, dim]: W' = W + (B·A)ᵀ·s            (A [r, vocab], B [dim, r])
- *
- * as PEFT's Linear/Embedding.get_delta_weight (peft/tuners/lora/layer.py).
  */
 import { LoraTsError } from "../util/errors.js";
 import { type Adapter, type AdapterTensor, loraKeys, parseAdapterKey } from "./adapter.js";
 import { type LoraConfig, scaling } from "./config.js";
+import { deltaWeight } from "./layer.js";
 
-export interface Matrix {
-  shape: readonly number[];
-  data: Float32Array;
-}
-
-/**
- * ΔW in the base weight's storage layout: [out, in] for a linear layer, [in, out] for Conv1D
- * (fanInFanOut), [vocab, dim] for an embedding.
- */
-export function deltaWeight(
-  A: Matrix,
-  B: Matrix,
-  s: number,
-  opts: { fanInFanOut?: boolean; embedding?: boolean } = {},
-): Float32Array {
-  if (A.shape.length !== 2 || B.shape.length !== 2 || A.shape[0] !== B.shape[1]) {
-    throw new LoraTsError(
-      `deltaWeight: A [${A.shape.join(", ")}] and B [${B.shape.join(", ")}] do not chain (A [r, n], B [m, r])`,
-    );
-  }
-  const [r, n] = A.shape as [number, number];
-  const m = B.shape[0]!;
-  const transpose = opts.embedding === true || opts.fanInFanOut === true;
-  const out = new Float32Array(m * n);
-  const acc = new Float64Array(n);
-  for (let i = 0; i < m; i++) {
-    acc.fill(0);
-    for (let k = 0; k < r; k++) {
-      const b = B.data[i * r + k]!;
-      if (b === 0) continue;
-      const o = k * n;
-      for (let j = 0; j < n; j++) acc[j]! += b * A.data[o + j]!;
-    }
-    if (transpose) for (let j = 0; j < n; j++) out[j * m + i] = acc[j]! * s;
-    else for (let j = 0; j < n; j++) out[i * n + j] = acc[j]! * s;
-  }
-  return out;
-}
+export { deltaWeight, type Matrix } from "./layer.js";
 
 /** W += delta, in place. */
 export function mergeInto(W: Float32Array, delta: Float32Array): Float32Array {

@@ -1,14 +1,16 @@
 /**
  * Several adapters beside one base model. The serving graph is built once over the union of the
- * modules any loaded adapter targets; choosing an adapter per call is only a matter of which tensors
- * are fed: the chosen adapter's A and s·B, and zeros (rank 1) for modules it does not touch.
- * Choosing none feeds zeros everywhere, which gives exactly the base model's outputs.
+ * modules any loaded adapter targets, with each module's scaling a graph input (inject.ts, scaling
+ * "fed"); choosing an adapter per call is only a matter of which tensors are fed: the chosen
+ * adapter's A, B and s, and zeros (rank 1, s = 0) for modules it does not touch. Choosing none
+ * feeds zeros everywhere, which gives exactly the base model's outputs.
  */
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
 import { type Adapter, loadAdapter, loraKeys, PEFT_PREFIX, validateAdapter } from "./adapter.js";
 import { adapterBias, type TrainedBias, trainedBiases } from "./bias.js";
+import { scalingInputName } from "./inject.js";
 import type { SelectedModule } from "./targets.js";
 
 interface Loaded {
@@ -51,7 +53,7 @@ export class AdapterSet {
   union(): SelectedModule[] {
     const byPath = new Map<string, SelectedModule>();
     for (const { selected } of this.loaded.values()) {
-      for (const s of selected) if (!byPath.has(s.path)) byPath.set(s.path, { ...s, scaling: 1 });
+      for (const s of selected) if (!byPath.has(s.path)) byPath.set(s.path, s);
     }
     // Keep the model's module order, so graph inputs are declared in a stable order.
     return this.modules.flatMap((m) => byPath.get(m.path) ?? []);
@@ -85,11 +87,16 @@ export class AdapterSet {
         const A = chosen.adapter.tensors.get(keys.A)!;
         const B = chosen.adapter.tensors.get(keys.B)!;
         feeds[keys.A] = { dtype: "float32", dims: A.shape, data: A.data };
-        feeds[keys.B] = { dtype: "float32", dims: B.shape, data: B.data.map((v) => v * s.scaling) };
+        feeds[keys.B] = { dtype: "float32", dims: B.shape, data: B.data };
       } else {
         feeds[keys.A] = { dtype: "float32", dims: [1, u.in], data: new Float32Array(u.in) };
         feeds[keys.B] = { dtype: "float32", dims: [u.out, 1], data: new Float32Array(u.out) };
       }
+      feeds[scalingInputName(u.path)] = {
+        dtype: "float32",
+        dims: [],
+        data: Float32Array.of(s?.scaling ?? 0),
+      };
     }
     for (const b of this.biasUnion()) {
       const data = (chosen && adapterBias(chosen.adapter, b.path)) ?? this.baseBias(b.path);

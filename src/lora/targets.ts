@@ -15,6 +15,7 @@
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
 import { ALL_LINEAR, alphaFor, defaultTargets, type LoraConfig, rankFor, scaling } from "./config.js";
+import { loraParamCount } from "./layer.js";
 
 export type { ModuleInfo } from "../models/module.js";
 
@@ -163,7 +164,7 @@ export interface ParamCount {
 }
 
 /**
- * Trainable parameters r·(in+out) per adapted module (embedding: r·(vocab+dim)). As PEFT's
+ * Trainable parameters per adapted module (layer.ts: r·(in+out); embedding: r·(vocab+dim)). As PEFT's
  * print_trainable_parameters, the total counts every parameter of the adapted model, base plus
  * adapters, and the percentage is 100·trainable/total. `extraTrainable` adds parameters that are
  * trainable but already counted in the base (biases with bias="all" / "lora_only").
@@ -178,7 +179,7 @@ export function countParams(
     in: s.in,
     out: s.out,
     r: s.r,
-    params: s.r * (s.in + s.out),
+    params: loraParamCount(s.r, s.in, s.out),
   }));
   const lora = modules.reduce((a, m) => a + m.params, 0);
   const trainable = lora + extraTrainable;

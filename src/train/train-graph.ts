@@ -162,7 +162,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
     const base = baseContext(g, model.weights, replaced, { int8: int8 ?? undefined });
     const lora = loraContext(base, setup.selected, {
-      scaleInGraph: true,
+      scaling: "config",
       dropout: dropout ?? undefined,
       biases: setup.biases,
     });
