@@ -10,7 +10,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CausalLM } from "../src/infer/causal-lm.js";
 import { generate } from "../src/infer/generate.js";
-import { convertLlama2c } from "../src/io/convert-llama2c.js";
+import { convertLlama2c } from "../src/models/convert-llama2c.js";
 import { writeRandomModel } from "../src/models/random-init.js";
 import { GPT2_SMALL } from "./shapes.js";
 

@@ -9,11 +9,11 @@
  * {"buildS","sPerStep","tokPerS","peakRssMiB","steps"}.
  */
 import { parseArgs } from "node:util";
-import { openModelDir } from "../src/io/hf-model.js";
 import { createAdapter } from "../src/lora/adapter.js";
 import { makeLoraConfig } from "../src/lora/config.js";
 import { selectTargets } from "../src/lora/targets.js";
 import { listModules } from "../src/models/modules.js";
+import { openModelDir } from "../src/models/open-model.js";
 import { AdamW, clipGradNorm } from "../src/train/optimizer.js";
 import { buildTrainStep, shiftLabels } from "../src/train/train-graph.js";
 import { Rng } from "../src/util/rng.js";

@@ -5,21 +5,23 @@
  */
 
 // ---- models, generation, training, adapters
-export { DEFAULT_MODEL_DIR, runDemo } from "./cli/demo.js";
 export { Tokenizer } from "./data/tokenizer.js";
 /** Loads a Hugging Face model folder (or .gguf file), optionally with named LoRA adapters. */
 export { CausalLM, CausalLM as Model, type LoadOptions } from "./infer/causal-lm.js";
 export { type GenerateOptions, generate } from "./infer/generate.js";
-export { convertGguf } from "./io/convert-gguf.js";
-export { convertLlama2c } from "./io/convert-llama2c.js";
-export { openModelDir } from "./io/hf-model.js";
 export { type Adapter, loadAdapter, saveAdapter } from "./lora/adapter.js";
 export { type LoraConfig, makeLoraConfig, parseLoraConfig } from "./lora/config.js";
 export { combineAdapters, deltaWeight, mergeInto, unmerge } from "./lora/merge.js";
 export { type MergeOptions, mergeModel as merge } from "./lora/merge-model.js";
 export { countParams, selectTargets } from "./lora/targets.js";
 export type { ModelConfig } from "./models/config.js";
+export { convertGguf } from "./models/convert-gguf.js";
+export { convertLlama2c } from "./models/convert-llama2c.js";
+/** The embedded default model folder (models/default). */
+export { DEFAULT_MODEL_DIR } from "./models/default-model.js";
+export { FAMILIES, familyOf, type ModelFamily } from "./models/family.js";
 export { listModules } from "./models/modules.js";
+export { type HfModel, openModelDir } from "./models/open-model.js";
 export { evaluate } from "./train/evaluate.js";
 export type { TrainerEvents, TrainSummary } from "./train/events.js";
 export { progressReporter } from "./train/progress.js";

@@ -22,12 +22,8 @@ import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { trainBpe } from "../../src/data/bpe-train.js";
-import {
-  gpt2TokenizerJson,
-  type JsonObject,
-  Tokenizer,
-  tokenizerConfigJson,
-} from "../../src/data/tokenizer.js";
+import { Tokenizer } from "../../src/data/tokenizer.js";
+import { gpt2TokenizerJson, type JsonObject, tokenizerConfigJson } from "../../src/io/tokenizer-json.js";
 import { writeFileAtomic, writeJsonAtomic } from "../../src/util/atomic.js";
 import { generateStory } from "./corpus.js";
 import { generateFinetuneRows, type PromptCompletion } from "./finetune-data.js";

@@ -3,8 +3,8 @@
  * `lora-ts convert gguf --model X.gguf --out DIR`
  */
 import type { Command } from "commander";
-import { convertGguf } from "../io/convert-gguf.js";
-import { convertLlama2c } from "../io/convert-llama2c.js";
+import { convertGguf } from "../models/convert-gguf.js";
+import { convertLlama2c } from "../models/convert-llama2c.js";
 
 export function registerConvert(program: Command): void {
   const convert = program

@@ -6,19 +6,16 @@
  */
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
 import { mergeModel } from "../lora/merge-model.js";
+import { DEFAULT_MODEL_DIR } from "../models/default-model.js";
 import { progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
 import { type TrainOptions, train } from "../train/trainer.js";
 import { LoraTsError } from "../util/errors.js";
-
-/** The embedded default model, shipped in the package (models/default). */
-export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../../models/default");
 
 /** The demo's training settings (also the README's example). */
 export const DEMO_TRAINING: Omit<TrainOptions, "model" | "data" | "valData" | "out"> = {

@@ -1,11 +1,12 @@
 /** `lora-ts info --model DIR [--json]`: what a model is, without building any graph. */
 
 import type { Command } from "commander";
-import { openModelDir } from "../io/hf-model.js";
-import { resolveModelPath } from "../io/model-path.js";
 import { parseLoraConfig, parseLoraSpec } from "../lora/config.js";
 import { countParams, selectTargets } from "../lora/targets.js";
+import { hfArchitecture } from "../models/family.js";
+import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
+import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
 
@@ -31,10 +32,7 @@ export function modelSummary(dir: string): ModelSummary {
   const dtypes = [...new Set(names.map((n) => m.weights.info(n).dtype))];
   m.weights.close();
   return {
-    architecture:
-      c.family === "gpt2"
-        ? "GPT2LMHeadModel"
-        : `${c.modelType[0]!.toUpperCase()}${c.modelType.slice(1)}ForCausalLM`,
+    architecture: hfArchitecture(c),
     model_type: c.modelType,
     parameters,
     dtype: dtypes.join("+"),

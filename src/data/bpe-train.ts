@@ -30,7 +30,6 @@
  *    new id; the loop goes on until `vocabSize` ids exist.
  */
 import { LoraTsError } from "../util/errors.js";
-import type { Gpt2Vocab } from "./tokenizer.js";
 
 /** GPT-2's pre-tokenization pattern (as used by the ByteLevel pre-tokenizer). */
 export const GPT2_SPLIT_PATTERN =
@@ -58,7 +57,8 @@ export interface BpeTrainOptions {
   minFrequency?: number;
 }
 
-export interface BpeTrainResult extends Gpt2Vocab {
+/** A byte-level BPE vocabulary, in the shape io/tokenizer-json.ts gpt2TokenizerJson takes. */
+export interface BpeTrainResult {
   tokens: string[];
   /** Merges, highest priority first. */
   merges: [string, string][];

@@ -7,8 +7,6 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.js";
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
-import { openModelDir } from "../io/hf-model.js";
-import { resolveModelPath } from "../io/model-path.js";
 import { loraContext } from "../lora/inject.js";
 import { AdapterSet } from "../lora/serve.js";
 import {
@@ -19,7 +17,9 @@ import {
   type ForwardRunner,
   forwardRunner,
 } from "../models/index.js";
+import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
+import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 
 export interface LoadOptions {

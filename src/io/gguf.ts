@@ -14,6 +14,7 @@
  */
 
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { bf16ToF32, f16ToF32 } from "../graph/half.js";
 import { FileFormatError } from "../util/errors.js";
 import { openForRead } from "../util/files.js";
 
@@ -320,16 +321,6 @@ function readValue(
   }
 }
 
-/** IEEE half → float. */
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 /** A parsed GGUF file: header, metadata and tensor directory; tensor data is read on request. */
 export class GgufFile {
   private constructor(
@@ -568,14 +559,7 @@ export class GgufFile {
     const bytes = this.readTensorBytes(name);
     if (t.type === GGML_TYPE_F32) return new Float32Array(bytes.buffer, 0, t.numel);
     const u16 = new Uint16Array(bytes.buffer, 0, t.numel);
-    const out = new Float32Array(t.numel);
-    if (t.type === GGML_TYPE_F16) {
-      for (let i = 0; i < t.numel; i++) out[i] = f16ToF32(u16[i]!);
-    } else {
-      const u32 = new Uint32Array(out.buffer);
-      for (let i = 0; i < t.numel; i++) u32[i] = u16[i]! << 16;
-    }
-    return out;
+    return t.type === GGML_TYPE_F16 ? f16ToF32(u16) : bf16ToF32(u16);
   }
 }
 

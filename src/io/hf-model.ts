@@ -1,25 +1,18 @@
 /**
- * A Hugging Face model folder: config.json, weights in model.safetensors or in shards listed by
- * model.safetensors.index.json, and the optional generation_config.json / tokenizer_config.json.
+ * A Hugging Face model folder's files: the JSON files (config.json, generation_config.json,
+ * tokenizer_config.json) read as plain objects, and the weights in model.safetensors or in shards
+ * listed by model.safetensors.index.json. Nothing here knows a model family: which tensors a model
+ * needs, how a family renames them and which are tied is models/open-model.ts's business.
  *
  * Weights are never loaded here: the store records where each tensor's bytes are (real file, byte
  * offset, length) so graphs can point initializers straight into the files (external data). HF cache
  * snapshots are symlinks into ../blobs, and onnxruntime refuses external data reached through a
  * symlink or a ".." path, so every file is resolved with realpath and the folder holding most of the
  * weights becomes `externalDir`; tensors in any other real folder are read into memory instead.
- *
- * Every expected tensor is checked (present, float, right shape) when the folder is opened, so a
- * wrong checkpoint fails at once with one line naming the tensor and the file.
  */
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { AnyTypedArray, DType } from "../graph/dtype.js";
-import { isFloat } from "../graph/dtype.js";
-import { fmtShape } from "../graph/shape.js";
-import type { ModelConfig } from "../models/config.js";
-import { parseModelConfig } from "../models/config.js";
-import { gpt2TensorShapes } from "../models/gpt2.js";
-import { llamaTensorShapes } from "../models/llama.js";
 import { FileFormatError } from "../util/errors.js";
 import { SafetensorsFile, type TensorInfo } from "./safetensors.js";
 
@@ -33,22 +26,12 @@ export interface WeightInfo {
   length: number;
 }
 
-export interface HfModel {
-  dir: string;
-  config: ModelConfig;
-  weights: WeightStore;
-  /** generation_config.json as parsed JSON, or null when absent. */
-  generationConfig: Record<string, unknown> | null;
-  /** tokenizer_config.json as parsed JSON (chat_template, special tokens...), or null when absent. */
-  tokenizerConfig: Record<string, unknown> | null;
-}
-
 interface Entry {
   file: SafetensorsFile;
   stored: TensorInfo;
 }
 
-/** The checkpoint's tensors under canonical names (see `canonicalName`), by location. */
+/** The checkpoint's tensors under the names the opener gave them (see OpenWeightsOptions), by location. */
 export class WeightStore {
   constructor(
     /** Real folder that external-data locations are relative to. */
@@ -110,62 +93,32 @@ export class WeightStore {
   }
 }
 
-/** Opens and validates a Hugging Face model folder (see the file comment). */
-export function openModelDir(dir: string): HfModel {
-  const configPath = join(dir, "config.json");
-  const config = parseModelConfig(readJson(configPath), configPath);
-  const generationConfig = readOptionalJson(join(dir, "generation_config.json"));
-  const tokenizerConfig = readOptionalJson(join(dir, "tokenizer_config.json"));
-  const weights = openWeights(dir, config);
-  return { dir, config, weights, generationConfig, tokenizerConfig };
+export interface OpenWeightsOptions {
+  /** Stored name -> name in the store, given all stored names (default: unchanged). */
+  rename?: (stored: readonly string[]) => (name: string) => string;
+  /** Further names that read another tensor (a tied head -> the embedding table). */
+  aliases?: ReadonlyMap<string, string>;
 }
 
-/** Tensor name -> expected shape, for every tensor the model's graph reads. */
-export function expectedTensors(cfg: ModelConfig): Map<string, number[]> {
-  return cfg.family === "gpt2" ? gpt2TensorShapes(cfg) : llamaTensorShapes(cfg);
+export interface OpenedWeights {
+  store: WeightStore;
+  /** The file a tensor (by store name) was expected in, for "missing tensor" messages. */
+  where(name: string): string;
+  /** A real path as the path inside the folder, for messages. */
+  describe(realPath: string): string;
 }
 
-function openWeights(dir: string, cfg: ModelConfig): WeightStore {
+/** Opens a model folder's safetensors files (single file or shards) into a weight store. */
+export function openWeights(dir: string, opts: OpenWeightsOptions = {}): OpenedWeights {
   const { files, where, describe } = locateWeights(dir);
-  const opened = new Map<string, SafetensorsFile>();
   const entries = new Map<string, Entry>();
-  const rename = canonicalName(
-    cfg,
-    files.flatMap((f) => [...f.tensors.keys()]),
-  );
   try {
+    const rename = (opts.rename ?? (() => (n: string) => n))(files.flatMap((f) => [...f.tensors.keys()]));
     for (const f of files) {
-      opened.set(f.path, f);
       for (const [name, info] of f.tensors) entries.set(rename(name), { file: f, stored: info });
     }
-    const aliases = new Map<string, string>();
-    // A tied head reads the embedding table; HF ties even when a copy of lm_head is stored.
-    if (cfg.tieWordEmbeddings) {
-      aliases.set(
-        "lm_head.weight",
-        cfg.family === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight",
-      );
-    }
-    const store = new WeightStore(mainFolder(files), entries, aliases);
-    for (const [name, shape] of expectedTensors(cfg)) {
-      if (!store.has(name)) {
-        const file = where(aliases.get(name) ?? name);
-        throw new FileFormatError(file, `missing tensor "${name}" (expected shape ${fmtShape(shape)})`);
-      }
-      const info = store.info(name);
-      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-        throw new FileFormatError(
-          describe(info.file),
-          `tensor "${name}" has shape ${fmtShape(info.shape)}, expected ${fmtShape(shape)}`,
-        );
-      }
-      if (!isFloat(info.dtype))
-        throw new FileFormatError(
-          describe(info.file),
-          `tensor "${name}" has dtype ${info.dtype}, not a float type`,
-        );
-    }
-    return store;
+    const store = new WeightStore(mainFolder(files), entries, opts.aliases ?? new Map());
+    return { store, where: (name) => where(name, rename), describe };
   } catch (e) {
     for (const f of files) f.close();
     throw e;
@@ -173,8 +126,8 @@ function openWeights(dir: string, cfg: ModelConfig): WeightStore {
 }
 
 /**
- * The checkpoint's safetensors files, opened. `where(name)` names the file a missing tensor was
- * expected in (the shard the index points to, else the index or model.safetensors); `describe`
+ * The checkpoint's safetensors files, opened. `where(name, rename)` names the file a missing tensor
+ * was expected in (the shard the index points to, else the index or model.safetensors); `describe`
  * maps a real path back to the path inside `dir` for messages.
  */
 function locateWeights(dir: string) {
@@ -190,7 +143,8 @@ function locateWeights(dir: string) {
   const describe = (real: string) => shown.get(real) ?? real;
   if (existsSync(single)) {
     const files = [open(single)];
-    return { files, where: () => single, describe };
+    const where = (_name: string, _rename: (stored: string) => string) => single;
+    return { files, where, describe };
   }
   if (!existsSync(indexPath)) {
     const hint = existsSync(join(dir, "pytorch_model.bin"))
@@ -198,7 +152,7 @@ function locateWeights(dir: string) {
       : ` (nor ${indexPath})`;
     throw new FileFormatError(single, `not found${hint}`);
   }
-  const index = readJson(indexPath);
+  const index = readJsonObject(indexPath);
   const map = index["weight_map"];
   if (map === null || typeof map !== "object" || Array.isArray(map))
     throw new FileFormatError(indexPath, `"weight_map" must be an object of tensor name -> shard file`);
@@ -215,21 +169,13 @@ function locateWeights(dir: string) {
     for (const f of files) f.close();
     throw e;
   }
-  const where = (name: string) => {
-    const shard = weightMap[name] ?? weightMap[name.replace(/^transformer\./, "")];
+  // The index lists stored names; a missing tensor is asked for by its name in the store.
+  const where = (name: string, rename: (n: string) => string) => {
+    const stored = Object.keys(weightMap).find((k) => rename(k) === name) ?? name;
+    const shard = weightMap[stored];
     return typeof shard === "string" ? join(dir, shard) : indexPath;
   };
   return { files, where, describe };
-}
-
-/**
- * Stored name -> canonical name. Canonical names are the HF module paths of the *ForCausalLM model:
- * "model.layers.0.self_attn.q_proj.weight" for Llama, "transformer.h.0.attn.c_attn.weight" for
- * GPT-2. The hub's gpt2 checkpoint was saved from GPT2Model and lacks the "transformer." prefix.
- */
-function canonicalName(cfg: ModelConfig, stored: string[]): (name: string) => string {
-  if (cfg.family !== "gpt2" || stored.some((n) => n.startsWith("transformer."))) return (n) => n;
-  return (n) => (n.startsWith("lm_head.") ? n : `transformer.${n}`);
 }
 
 /** The real folder holding the most weight files: the one external data is made relative to. */
@@ -239,7 +185,8 @@ function mainFolder(files: SafetensorsFile[]): string {
   return [...counts].sort((a, b) => b[1] - a[1])[0]![0];
 }
 
-function readJson(path: string): Record<string, unknown> {
+/** A JSON file holding an object; a one-line FileFormatError otherwise. */
+export function readJsonObject(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -258,6 +205,7 @@ function readJson(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function readOptionalJson(path: string): Record<string, unknown> | null {
-  return existsSync(path) ? readJson(path) : null;
+/** As readJsonObject, or null when the file does not exist. */
+export function readOptionalJsonObject(path: string): Record<string, unknown> | null {
+  return existsSync(path) ? readJsonObject(path) : null;
 }

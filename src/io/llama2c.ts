@@ -12,14 +12,8 @@
  * (kv_dim = n_kv_heads * dim / n_heads.) stories260K.bin is exactly 28 + 4·264,128 bytes.
  *
  * Rotary layout: llama2.c (like Meta's original Llama code and llama.cpp) rotates interleaved
- * pairs (x0,x1), (x2,x3), ... of each head; Hugging Face's Llama rotates halves (rotate_half pairs
- * x_i with x_{i+hd/2}). HF's convert_llama_weights_to_hf.py therefore permutes the rows of q_proj
- * and k_proj within each head:
- *   permute(w, n_heads) = w.view(n_heads, hd/2, 2, in).transpose(1, 2).reshape(out, in)
- * i.e. new row h·hd + j·hd/2 + i  =  old row h·hd + 2i + j   (j ∈ {0,1}, i < hd/2),
- * with n_heads for q and n_kv_heads for k. With that permutation an HF rotate_half forward pass
- * computes exactly llama2.c's attention (q·k dot products are invariant under the same permutation
- * of q and k; v and o are untouched). `readLlama2cCheckpoint` applies it by default.
+ * pairs of each head, Hugging Face's Llama rotates halves; `readLlama2cCheckpoint` permutes the
+ * q_proj/k_proj rows to HF's layout by default (rope-rows.ts, n_heads for q and n_kv_heads for k).
  *
  * Tokenizer: int32 max_token_length, then per token: float32 score, int32 byte length, bytes.
  * The vocabulary size is not stored (run.c takes it from the model); it is read to end of file
@@ -30,6 +24,7 @@
 import { closeSync, fstatSync, readSync } from "node:fs";
 import { FileFormatError } from "../util/errors.js";
 import { openForRead } from "../util/files.js";
+import { permuteRopeRows } from "./rope-rows.js";
 
 export interface Llama2cConfig {
   dim: number;
@@ -168,40 +163,6 @@ export function llama2cFloatCount(c: Llama2cConfig): number {
   return layout(c).reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
-/**
- * Reorders the rows of a q or k projection [nHeads·headDim, cols] from interleaved-pair RoPE
- * (llama2.c / Meta / GGUF) to HF's rotate_half layout — HF convert script's `permute(w, n_heads)`.
- */
-export function permuteRopeToHf(w: Float32Array, nHeads: number, cols: number): Float32Array {
-  return ropeRows(w, nHeads, cols, true);
-}
-
-/** The inverse of permuteRopeToHf (llama.cpp's converter applies this to HF q/k weights). */
-export function permuteRopeFromHf(w: Float32Array, nHeads: number, cols: number): Float32Array {
-  return ropeRows(w, nHeads, cols, false);
-}
-
-function ropeRows(w: Float32Array, nHeads: number, cols: number, toHf: boolean): Float32Array {
-  const rows = w.length / cols;
-  if (!Number.isInteger(rows) || rows % nHeads !== 0 || (rows / nHeads) % 2 !== 0) {
-    throw new RangeError(`cannot permute a [${rows}, ${cols}] matrix over ${nHeads} heads for RoPE`);
-  }
-  const hd = rows / nHeads;
-  const half = hd / 2;
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const interleaved = h * hd + 2 * i + j;
-        const halves = h * hd + j * half + i;
-        const [src, dst] = toHf ? [interleaved, halves] : [halves, interleaved];
-        out.set(w.subarray(src * cols, (src + 1) * cols), dst * cols);
-      }
-    }
-  }
-  return out;
-}
-
 /** Reads a llama2.c checkpoint (run.c format) into HF-named float32 tensors. */
 export function readLlama2cCheckpoint(path: string, options: ReadLlama2cOptions = {}): Llama2cCheckpoint {
   const hfRopeLayout = options.hfRopeLayout ?? true;
@@ -239,9 +200,9 @@ export function readLlama2cCheckpoint(path: string, options: ReadLlama2cOptions 
       for (let l = 0; l < config.nLayers; l++) {
         let w: Float32Array = data.slice(l * per, (l + 1) * per);
         if (hfRopeLayout && t.perLayer === "self_attn.q_proj.weight")
-          w = permuteRopeToHf(w, config.nHeads, config.dim);
+          w = permuteRopeRows(w, config.nHeads, config.dim, "toHf");
         if (hfRopeLayout && t.perLayer === "self_attn.k_proj.weight")
-          w = permuteRopeToHf(w, config.nKvHeads, config.dim);
+          w = permuteRopeRows(w, config.nKvHeads, config.dim, "toHf");
         tensors.set(`model.layers.${l}.${t.perLayer}`, { shape: inner, data: w });
       }
     }

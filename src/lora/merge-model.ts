@@ -7,10 +7,11 @@ import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../graph/dtype.js";
 import { f32ToBf16, f32ToF16 } from "../graph/half.js";
-import { openModelDir } from "../io/hf-model.js";
-import { resolveModelPath } from "../io/model-path.js";
 import { writeSafetensors } from "../io/safetensors.js";
+import { familyOf } from "../models/family.js";
+import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
+import { openModelDir } from "../models/open-model.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
@@ -53,7 +54,7 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
 
   // A tied model whose head or embedding is adapted must be untied: unmerged, the LoRA acts on one of
   // the two uses of the table only, so after merging they differ.
-  const embedPath = cfg.family === "gpt2" ? "transformer.wte" : "model.embed_tokens";
+  const embedPath = familyOf(cfg).embeddingPath;
   const untie = cfg.tieWordEmbeddings && selected.some((s) => s.path === "lm_head" || s.path === embedPath);
   const deltas = new Map<string, Float32Array>();
   for (const s of selected) {

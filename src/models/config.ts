@@ -2,10 +2,13 @@
  * The model hyper-parameters the engine needs, read from a Hugging Face config.json. One
  * `ModelConfig` covers both families: "llama" (Llama 2/3, Mistral, Qwen2, SmolLM — same block, a
  * few switches) and "gpt2". Field names follow the engine, the HF spelling is in each comment.
+ * Each family parses its own config.json (llama.ts, gpt2.ts) with the field readers here;
+ * `parseModelConfig` (family.ts) picks the family.
  */
 import { LoraTsError } from "../util/errors.js";
 
-export type ModelFamily = "llama" | "gpt2";
+/** The family a config belongs to; its record (models/family.ts) holds everything family-specific. */
+export type FamilyName = "llama" | "gpt2";
 
 /** model_type values accepted, in the order the error message lists them. */
 export const SUPPORTED_MODEL_TYPES = ["llama", "mistral", "qwen2", "gpt2"] as const;
@@ -25,7 +28,7 @@ export type RopeScaling =
 export type Activation = "silu" | "gelu" | "gelu_tanh" | "relu";
 
 export interface ModelConfig {
-  family: ModelFamily;
+  family: FamilyName;
   modelType: ModelType;
   vocabSize: number;
   /** hidden_size / n_embd */
@@ -70,115 +73,10 @@ export interface ModelConfig {
   eosTokenIds: number[];
 }
 
-type Json = Record<string, unknown>;
+export type ConfigJson = Record<string, unknown>;
 
-const ARCHITECTURES: Record<string, ModelType> = {
-  LlamaForCausalLM: "llama",
-  MistralForCausalLM: "mistral",
-  Qwen2ForCausalLM: "qwen2",
-  GPT2LMHeadModel: "gpt2",
-};
-
-/** Parses a config.json object; `file` names it in error messages. */
-export function parseModelConfig(json: unknown, file: string): ModelConfig {
-  if (json === null || typeof json !== "object" || Array.isArray(json))
-    throw new LoraTsError(`${file}: expected a JSON object`);
-  const j = json as Json;
-  const modelType = detectModelType(j, file);
-  return modelType === "gpt2" ? parseGpt2(j, file) : parseLlama(j, file, modelType);
-}
-
-function detectModelType(j: Json, file: string): ModelType {
-  let t = j["model_type"];
-  if (typeof t !== "string") {
-    const arch = Array.isArray(j["architectures"]) ? j["architectures"][0] : undefined;
-    t = typeof arch === "string" ? (ARCHITECTURES[arch] ?? arch) : undefined;
-  }
-  if (typeof t === "string" && (SUPPORTED_MODEL_TYPES as readonly string[]).includes(t))
-    return t as ModelType;
-  const shown = typeof t === "string" ? t : "(none)";
-  throw new LoraTsError(
-    `${file}: unsupported model_type "${shown}"; supported: ${SUPPORTED_MODEL_TYPES.join(", ")}`,
-  );
-}
-
-function parseLlama(j: Json, file: string, modelType: ModelType): ModelConfig {
-  const f = fields(j, file);
-  const hidden = f.int("hidden_size");
-  const heads = f.int("num_attention_heads");
-  const kvHeads = f.int("num_key_value_heads", heads);
-  if (heads % kvHeads !== 0 || (!j["head_dim"] && hidden % heads !== 0)) {
-    throw new LoraTsError(
-      `${file}: num_attention_heads ${heads} must be a multiple of num_key_value_heads ${kvHeads} and divide hidden_size ${hidden}`,
-    );
-  }
-  const headDim = f.int("head_dim", hidden / heads);
-  const attentionBias = f.bool("attention_bias", false);
-  // Qwen2's q/k/v always carry biases and o_proj never does (no config switch for it).
-  const isQwen2 = modelType === "qwen2";
-  const useSliding = modelType === "mistral" || f.bool("use_sliding_window", false);
-  return {
-    family: "llama",
-    modelType,
-    vocabSize: f.int("vocab_size"),
-    hidden,
-    layers: f.int("num_hidden_layers"),
-    heads,
-    kvHeads,
-    headDim,
-    intermediate: f.int("intermediate_size"),
-    normEps: f.num("rms_norm_eps", 1e-6),
-    activation: activation(f.str("hidden_act", "silu"), file),
-    ropeTheta: f.num("rope_theta", 10000),
-    ropeScaling: ropeScaling(j["rope_scaling"], file),
-    maxPositions: f.int("max_position_embeddings", 2048),
-    tieWordEmbeddings: f.bool("tie_word_embeddings", false),
-    qkvBias: isQwen2 || attentionBias,
-    oBias: !isQwen2 && attentionBias,
-    mlpBias: f.bool("mlp_bias", false),
-    scaleAttnByInverseLayerIdx: false,
-    slidingWindow: useSliding ? f.optInt("sliding_window") : null,
-    torchDtype: torchDtype(j),
-    bosTokenId: f.optInt("bos_token_id"),
-    eosTokenIds: tokenIds(j["eos_token_id"]),
-  };
-}
-
-function parseGpt2(j: Json, file: string): ModelConfig {
-  const f = fields(j, file);
-  const hidden = f.int("n_embd");
-  const heads = f.int("n_head");
-  const headDim = hidden / heads;
-  if (!Number.isInteger(headDim))
-    throw new LoraTsError(`${file}: n_embd ${hidden} is not divisible by n_head ${heads}`);
-  return {
-    family: "gpt2",
-    modelType: "gpt2",
-    vocabSize: f.int("vocab_size"),
-    hidden,
-    layers: f.int("n_layer"),
-    heads,
-    kvHeads: heads,
-    headDim,
-    intermediate: f.int("n_inner", 4 * hidden),
-    normEps: f.num("layer_norm_epsilon", 1e-5),
-    activation: activation(f.str("activation_function", "gelu_new"), file),
-    ropeTheta: 0,
-    ropeScaling: null,
-    maxPositions: f.int("n_positions", 1024),
-    tieWordEmbeddings: f.bool("tie_word_embeddings", true),
-    qkvBias: true,
-    oBias: true,
-    mlpBias: true,
-    scaleAttnByInverseLayerIdx: f.bool("scale_attn_by_inverse_layer_idx", false),
-    slidingWindow: null,
-    torchDtype: torchDtype(j),
-    bosTokenId: f.optInt("bos_token_id"),
-    eosTokenIds: tokenIds(j["eos_token_id"]),
-  };
-}
-
-function activation(name: string, file: string): Activation {
+/** hidden_act / activation_function -> the engine's activation. */
+export function parseActivation(name: string, file: string): Activation {
   switch (name) {
     case "silu":
     case "swish":
@@ -197,11 +95,12 @@ function activation(name: string, file: string): Activation {
   }
 }
 
-function ropeScaling(v: unknown, file: string): RopeScaling | null {
+/** HF `rope_scaling` (either spelling of its type key), or null for none/default. */
+export function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
   if (v === null || v === undefined) return null;
   if (typeof v !== "object" || Array.isArray(v))
     throw new LoraTsError(`${file}: rope_scaling must be an object`);
-  const f = fields(v as Json, `${file}: rope_scaling`);
+  const f = configFields(v as ConfigJson, `${file}: rope_scaling`);
   // HF renamed "type" to "rope_type"; both occur in published configs.
   const type = f.str("rope_type", f.str("type", "default"));
   switch (type) {
@@ -249,19 +148,21 @@ export function ropeInverseFrequencies(
   });
 }
 
-function torchDtype(j: Json): string | null {
+/** torch_dtype, or "dtype" in newer configs. */
+export function torchDtype(j: ConfigJson): string | null {
   const v = j["torch_dtype"] ?? j["dtype"];
   return typeof v === "string" ? v : null;
 }
 
-function tokenIds(v: unknown): number[] {
+/** A token id or list of ids (eos_token_id), always as a list. */
+export function tokenIds(v: unknown): number[] {
   if (typeof v === "number") return [v];
   if (Array.isArray(v)) return v.filter((x): x is number => typeof x === "number");
   return [];
 }
 
 /** Typed field readers that name the file and key in their one-line errors. */
-function fields(j: Json, file: string) {
+export function configFields(j: ConfigJson, file: string) {
   const bad = (key: string, want: string): never => {
     throw new LoraTsError(`${file}: "${key}" must be ${want} (got ${JSON.stringify(j[key]) ?? "nothing"})`);
   };

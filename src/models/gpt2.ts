@@ -1,11 +1,21 @@
 /**
  * GPT-2 (HF GPT2LMHeadModel semantics): learned positions, pre-LayerNorm blocks, Conv1D layers
  * (weights stored [in, out], hence fanInFanOut), one fused c_attn projection split into q, k, v,
- * GELU (tanh form, "gelu_new"), and a head tied to the token embedding table.
+ * GELU (tanh form, "gelu_new"), and a head tied to the token embedding table. `gpt2Family` is the
+ * family record (family.ts): config.json, tensors, graph, hub and GGUF names.
  */
 import type { Value } from "../graph/ir.js";
 import * as o from "../graph/ops.js";
-import type { ModelConfig } from "./config.js";
+import { LoraTsError } from "../util/errors.js";
+import {
+  type ConfigJson,
+  configFields,
+  type ModelConfig,
+  parseActivation,
+  tokenIds,
+  torchDtype,
+} from "./config.js";
+import type { ModelFamily } from "./family.js";
 import { activate } from "./llama.js";
 import type { LinearSpec, ModuleContext } from "./module.js";
 import {
@@ -95,3 +105,79 @@ export function gpt2TensorShapes(cfg: ModelConfig): Map<string, number[]> {
   m.set("lm_head.weight", [cfg.vocabSize, hidden]);
   return m;
 }
+
+/** Reads a GPT-2 config.json. */
+export function parseGpt2Config(j: ConfigJson, file: string): ModelConfig {
+  const f = configFields(j, file);
+  const hidden = f.int("n_embd");
+  const heads = f.int("n_head");
+  const headDim = hidden / heads;
+  if (!Number.isInteger(headDim))
+    throw new LoraTsError(`${file}: n_embd ${hidden} is not divisible by n_head ${heads}`);
+  return {
+    family: "gpt2",
+    modelType: "gpt2",
+    vocabSize: f.int("vocab_size"),
+    hidden,
+    layers: f.int("n_layer"),
+    heads,
+    kvHeads: heads,
+    headDim,
+    intermediate: f.int("n_inner", 4 * hidden),
+    normEps: f.num("layer_norm_epsilon", 1e-5),
+    activation: parseActivation(f.str("activation_function", "gelu_new"), file),
+    ropeTheta: 0,
+    ropeScaling: null,
+    maxPositions: f.int("n_positions", 1024),
+    tieWordEmbeddings: f.bool("tie_word_embeddings", true),
+    qkvBias: true,
+    oBias: true,
+    mlpBias: true,
+    scaleAttnByInverseLayerIdx: f.bool("scale_attn_by_inverse_layer_idx", false),
+    slidingWindow: null,
+    torchDtype: torchDtype(j),
+    bosTokenId: f.optInt("bos_token_id"),
+    eosTokenIds: tokenIds(j["eos_token_id"]),
+  };
+}
+
+const withBias = (hf: string, gguf: string) => ({
+  [`${hf}.weight`]: `${gguf}.weight`,
+  [`${hf}.bias`]: `${gguf}.bias`,
+});
+
+export const gpt2Family: ModelFamily = {
+  name: "gpt2",
+  architectures: { gpt2: "GPT2LMHeadModel" },
+  parseConfig: (j, file) => parseGpt2Config(j, file),
+  tensorShapes: gpt2TensorShapes,
+  build: buildGpt2,
+  embeddingPath: "transformer.wte",
+  headPath: "lm_head",
+  // The hub's gpt2 checkpoint was saved from GPT2Model and lacks the "transformer." prefix.
+  canonicalNames: (stored) =>
+    stored.some((n) => n.startsWith("transformer."))
+      ? (n) => n
+      : (n) => (n.startsWith("lm_head.") ? n : `transformer.${n}`),
+  gguf: {
+    architecture: "gpt2",
+    globals: {
+      "transformer.wte.weight": "token_embd.weight",
+      "transformer.wpe.weight": "position_embd.weight",
+      ...withBias("transformer.ln_f", "output_norm"),
+      "lm_head.weight": "output.weight",
+    },
+    blockPrefix: "transformer.h.",
+    block: {
+      ...withBias("ln_1", "attn_norm"),
+      ...withBias("attn.c_attn", "attn_qkv"),
+      ...withBias("attn.c_proj", "attn_output"),
+      ...withBias("ln_2", "ffn_norm"),
+      ...withBias("mlp.c_fc", "ffn_up"),
+      ...withBias("mlp.c_proj", "ffn_down"),
+    },
+    ropeRowHeads: () => null,
+    // llama.cpp's converter stores Conv1D [in, out] weights as linear [out, in] ones.
+    transposed: (name) => /\.(c_attn|c_proj|c_fc)\.weight$/.test(name),
+  },
+};

@@ -5,13 +5,12 @@
 import { emitModel } from "../graph/emit.js";
 import { Graph } from "../graph/ir.js";
 import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
-import { type HfModel, openModelDir } from "../io/hf-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { baseContext } from "./base-context.js";
 import type { ModelConfig } from "./config.js";
-import { buildGpt2 } from "./gpt2.js";
-import { buildLlama } from "./llama.js";
+import { familyOf } from "./family.js";
 import type { ModuleContext } from "./module.js";
+import { type HfModel, openModelDir } from "./open-model.js";
 import {
   declareInputs,
   declareOutputs,
@@ -26,7 +25,7 @@ export { declareInputs, declareOutputs, IO_NAMES } from "./transformer.js";
 
 /** Builds the forward pass of `cfg`'s family into ctx.graph. */
 export function buildModel(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs {
-  return cfg.family === "gpt2" ? buildGpt2(ctx, cfg, inputs) : buildLlama(ctx, cfg, inputs);
+  return familyOf(cfg).build(ctx, cfg, inputs);
 }
 
 /** Per layer, a cache tensor pair as fed to / returned by a session. */

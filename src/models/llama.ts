@@ -5,13 +5,24 @@
  *   x' = h + down_proj(silu(gate_proj(m)) · up_proj(m))                      m = rmsnorm(h)
  *
  * with grouped-query attention (kvHeads ≤ heads), optional q/k/v (Qwen2) or all-projection biases,
- * and a head tied to the embedding table or separate (lm_head).
+ * and a head tied to the embedding table or separate (lm_head). `llamaFamily` is the family record
+ * (family.ts): config.json, tensors, graph, GGUF names.
  */
 import type { Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
-import { GraphBuildError } from "../util/errors.js";
-import type { ModelConfig } from "./config.js";
+import { GraphBuildError, LoraTsError } from "../util/errors.js";
+import {
+  type ConfigJson,
+  configFields,
+  type ModelConfig,
+  type ModelType,
+  parseActivation,
+  parseRopeScaling,
+  tokenIds,
+  torchDtype,
+} from "./config.js";
+import type { ModelFamily } from "./family.js";
 import type { ModuleContext } from "./module.js";
 import {
   attention,
@@ -129,3 +140,85 @@ export function llamaTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   m.set("lm_head.weight", [cfg.vocabSize, hidden]);
   return m;
 }
+
+/** Reads a Llama / Mistral / Qwen2 / SmolLM config.json. */
+export function parseLlamaConfig(j: ConfigJson, file: string, modelType: ModelType): ModelConfig {
+  const f = configFields(j, file);
+  const hidden = f.int("hidden_size");
+  const heads = f.int("num_attention_heads");
+  const kvHeads = f.int("num_key_value_heads", heads);
+  if (heads % kvHeads !== 0 || (!j["head_dim"] && hidden % heads !== 0)) {
+    throw new LoraTsError(
+      `${file}: num_attention_heads ${heads} must be a multiple of num_key_value_heads ${kvHeads} and divide hidden_size ${hidden}`,
+    );
+  }
+  const headDim = f.int("head_dim", hidden / heads);
+  const attentionBias = f.bool("attention_bias", false);
+  // Qwen2's q/k/v always carry biases and o_proj never does (no config switch for it).
+  const isQwen2 = modelType === "qwen2";
+  const useSliding = modelType === "mistral" || f.bool("use_sliding_window", false);
+  return {
+    family: "llama",
+    modelType,
+    vocabSize: f.int("vocab_size"),
+    hidden,
+    layers: f.int("num_hidden_layers"),
+    heads,
+    kvHeads,
+    headDim,
+    intermediate: f.int("intermediate_size"),
+    normEps: f.num("rms_norm_eps", 1e-6),
+    activation: parseActivation(f.str("hidden_act", "silu"), file),
+    ropeTheta: f.num("rope_theta", 10000),
+    ropeScaling: parseRopeScaling(j["rope_scaling"], file),
+    maxPositions: f.int("max_position_embeddings", 2048),
+    tieWordEmbeddings: f.bool("tie_word_embeddings", false),
+    qkvBias: isQwen2 || attentionBias,
+    oBias: !isQwen2 && attentionBias,
+    mlpBias: f.bool("mlp_bias", false),
+    scaleAttnByInverseLayerIdx: false,
+    slidingWindow: useSliding ? f.optInt("sliding_window") : null,
+    torchDtype: torchDtype(j),
+    bosTokenId: f.optInt("bos_token_id"),
+    eosTokenIds: tokenIds(j["eos_token_id"]),
+  };
+}
+
+export const llamaFamily: ModelFamily = {
+  name: "llama",
+  architectures: { llama: "LlamaForCausalLM", mistral: "MistralForCausalLM", qwen2: "Qwen2ForCausalLM" },
+  parseConfig: parseLlamaConfig,
+  tensorShapes: llamaTensorShapes,
+  build: buildLlama,
+  embeddingPath: "model.embed_tokens",
+  headPath: "lm_head",
+  canonicalNames: () => (n) => n,
+  gguf: {
+    architecture: "llama",
+    globals: {
+      "model.embed_tokens.weight": "token_embd.weight",
+      "model.norm.weight": "output_norm.weight",
+      "lm_head.weight": "output.weight",
+    },
+    blockPrefix: "model.layers.",
+    block: {
+      "input_layernorm.weight": "attn_norm.weight",
+      "self_attn.q_proj.weight": "attn_q.weight",
+      "self_attn.k_proj.weight": "attn_k.weight",
+      "self_attn.v_proj.weight": "attn_v.weight",
+      "self_attn.o_proj.weight": "attn_output.weight",
+      "post_attention_layernorm.weight": "ffn_norm.weight",
+      "mlp.gate_proj.weight": "ffn_gate.weight",
+      "mlp.up_proj.weight": "ffn_up.weight",
+      "mlp.down_proj.weight": "ffn_down.weight",
+    },
+    // llama.cpp's converter (like Meta's checkpoints) keeps q/k rows in interleaved-pair order.
+    ropeRowHeads: (name, cfg) =>
+      name.endsWith(".self_attn.q_proj.weight")
+        ? cfg.heads
+        : name.endsWith(".self_attn.k_proj.weight")
+          ? cfg.kvHeads
+          : null,
+    transposed: () => false,
+  },
+};

@@ -6,8 +6,8 @@
 import { Graph, type Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
-import { expectedTensors } from "../io/hf-model.js";
 import type { ModelConfig } from "./config.js";
+import { expectedTensors, tiedWeights } from "./family.js";
 import { buildModel } from "./index.js";
 import type { LinearSpec, ModuleContext, ModuleInfo } from "./module.js";
 import { declareInputs } from "./transformer.js";
@@ -15,11 +15,12 @@ import { declareInputs } from "./transformer.js";
 export function listModules(cfg: ModelConfig): ModuleInfo[] {
   const g = new Graph();
   const shapes = expectedTensors(cfg);
+  const tied = tiedWeights(cfg);
   const params = new Map<string, Value>();
   const param = (name: string): Value => {
     let v = params.get(name);
     if (!v) {
-      const shape = shapes.get(name) ?? shapes.get(name.replace(/^lm_head/, "model.embed_tokens"));
+      const shape = shapes.get(name) ?? shapes.get(tied.get(name) ?? name);
       if (!shape) throw new Error(`listModules: the model asked for unknown tensor ${name}`);
       v = g.input(name, "float32", shape);
       params.set(name, v);

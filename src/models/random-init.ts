@@ -6,11 +6,10 @@
 import { join } from "node:path";
 import type { DType } from "../graph/dtype.js";
 import { f32ToBf16 } from "../graph/half.js";
-import { expectedTensors } from "../io/hf-model.js";
 import { writeSafetensors } from "../io/safetensors.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { Rng } from "../util/rng.js";
-import { parseModelConfig } from "./config.js";
+import { expectedTensors, parseModelConfig } from "./family.js";
 
 export function randomWeights(
   configJson: Record<string, unknown>,

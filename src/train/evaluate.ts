@@ -6,11 +6,11 @@ import { DataLoader, padIdOf } from "../data/batching.js";
 import { buildExamples, type Example } from "../data/examples.js";
 import { readDataset } from "../data/formats.js";
 import { Tokenizer } from "../data/tokenizer.js";
-import { openModelDir } from "../io/hf-model.js";
-import { resolveModelPath } from "../io/model-path.js";
 import { loadAdapter, validateAdapter } from "../lora/adapter.js";
 import { trainedBiases } from "../lora/bias.js";
+import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
+import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
 

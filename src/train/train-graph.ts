@@ -12,15 +12,16 @@ import { grad } from "../graph/grad.js";
 import { Graph, type Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
-import { expectedTensors, type HfModel } from "../io/hf-model.js";
 import { loraKeys } from "../lora/adapter.js";
 import type { TrainedBias } from "../lora/bias.js";
 import { DropoutInputs, type DropoutMaskInput, maskFeeds } from "../lora/dropout.js";
 import { loraContext } from "../lora/inject.js";
 import type { SelectedModule } from "../lora/targets.js";
 import { baseContext, contextFromParams, Int8Feeds } from "../models/base-context.js";
+import { embeddingWeightName, expectedTensors } from "../models/family.js";
 import { buildModel, IO_NAMES } from "../models/index.js";
 import type { ModuleContext } from "../models/module.js";
+import type { HfModel } from "../models/open-model.js";
 import { declareInputs } from "../models/transformer.js";
 
 export const TRAIN_IO = {
@@ -130,7 +131,7 @@ function fullContext(g: Graph, model: HfModel, params: TrainParam[], inputs: Val
 }
 
 export function embeddingName(model: HfModel): string {
-  return model.config.family === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
+  return embeddingWeightName(model.config);
 }
 
 /** The training step's graph before emission, with what a session needs to feed it. */

@@ -13,14 +13,14 @@ import { DataLoader, packExamples, padIdOf, splitTrainVal } from "../data/batchi
 import { buildExamples, type Example } from "../data/examples.js";
 import { readDataset } from "../data/formats.js";
 import { Tokenizer } from "../data/tokenizer.js";
-import { type HfModel, openModelDir } from "../io/hf-model.js";
-import { resolveModelPath } from "../io/model-path.js";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
 import { type Adapter, createAdapter, loadAdapter, pissaToLora, writeAdapterFiles } from "../lora/adapter.js";
 import { trainedBiases } from "../lora/bias.js";
 import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
 import { selectTargets } from "../lora/targets.js";
+import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
+import { type HfModel, openModelDir } from "../models/open-model.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { meanLoss } from "./evaluate.js";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { bytesToUnicode, countWords, trainBpe } from "../../src/data/bpe-train.js";
-import { gpt2TokenizerJson, Tokenizer, tokenizerConfigJson } from "../../src/data/tokenizer.js";
+import { Tokenizer } from "../../src/data/tokenizer.js";
+import { gpt2TokenizerJson, tokenizerConfigJson } from "../../src/io/tokenizer-json.js";
 import { Rng } from "../../src/util/rng.js";
 
 const NAMES = ["Lily", "Tom", "Mia", "Ben", "Sara", "Max"];

@@ -10,8 +10,9 @@ import {
   tokenizeSegments,
 } from "../../src/data/chat-template.js";
 import { type ChatMessage, parseDataset } from "../../src/data/formats.js";
-import { llama2cTokenizerJson, Tokenizer, tokenizerConfigJson } from "../../src/data/tokenizer.js";
+import { Tokenizer } from "../../src/data/tokenizer.js";
 import { readLlama2cTokenizer } from "../../src/io/llama2c.js";
+import { llama2cTokenizerJson, tokenizerConfigJson } from "../../src/io/tokenizer-json.js";
 import { LoraTsError } from "../../src/util/errors.js";
 import { SHARED } from "../helpers/shared.js";
 import { pieces, toyTokenizer } from "./toy-tokenizer.js";

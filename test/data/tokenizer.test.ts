@@ -3,17 +3,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
+import { Tokenizer } from "../../src/data/tokenizer.js";
+import { GgufFile } from "../../src/io/gguf.js";
+import { type Llama2cVocab, readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import {
   gpt2TokenizerJson,
   llama2cTokenizerJson,
   spmMerges,
   spmTokenizerJson,
-  Tokenizer,
   tokenizerConfigJson,
   tokenizerFromGguf,
-} from "../../src/data/tokenizer.js";
-import { GgufFile } from "../../src/io/gguf.js";
-import { type Llama2cVocab, readLlama2cTokenizer } from "../../src/io/llama2c.js";
+} from "../../src/io/tokenizer-json.js";
 import { FileFormatError } from "../../src/util/errors.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
 

@@ -4,7 +4,8 @@
  * pieces, every character of WORDS and every prefix of each word (with and without "▁"), so each
  * word of WORDS becomes one token.
  */
-import { spmTokenizerJson, Tokenizer, TokenType, tokenizerConfigJson } from "../../src/data/tokenizer.js";
+import { Tokenizer } from "../../src/data/tokenizer.js";
+import { spmTokenizerJson, TokenType, tokenizerConfigJson } from "../../src/io/tokenizer-json.js";
 
 export const WORDS = [
   "user",

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseModelConfig } from "../../src/models/config.js";
+import { parseModelConfig } from "../../src/models/family.js";
 import { gpt2TensorShapes } from "../../src/models/gpt2.js";
 import { llamaTensorShapes } from "../../src/models/llama.js";
 import { toyTokenizer, WORDS } from "../data/toy-tokenizer.js";

@@ -3,8 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { f16ToF32, GgufFile, GgufValueType } from "../../src/io/gguf.js";
-import { permuteRopeFromHf, readLlama2cCheckpoint } from "../../src/io/llama2c.js";
+import { f16ToF32 as f16ArrayToF32 } from "../../src/graph/half.js";
+import { GgufFile, GgufValueType } from "../../src/io/gguf.js";
+import { readLlama2cCheckpoint } from "../../src/io/llama2c.js";
+import { permuteRopeRows } from "../../src/io/rope-rows.js";
 import { FileFormatError } from "../../src/util/errors.js";
 import { SHARED } from "../helpers/shared.js";
 
@@ -259,6 +261,7 @@ test("synthetic GGUF: every metadata type, alignment, f32/f16/bf16 tensors", () 
 });
 
 test("f16ToF32 handles subnormals, infinities and NaN", () => {
+  const f16ToF32 = (h: number): number => f16ArrayToF32(Uint16Array.of(h))[0]!;
   assert.equal(f16ToF32(0x7c00), Number.POSITIVE_INFINITY);
   assert.equal(f16ToF32(0xfc00), Number.NEGATIVE_INFINITY);
   assert.ok(Number.isNaN(f16ToF32(0x7e00)));
@@ -385,8 +388,8 @@ test("stories260K.gguf tensors equal stories260K.bin (q/k in llama2.c's interlea
     const q = g.readTensor(`blk.${l}.attn_q.weight`);
     const k = g.readTensor(`blk.${l}.attn_k.weight`);
     assert.notDeepEqual(q, t(hf, `model.layers.${l}.self_attn.q_proj.weight`));
-    assert.deepEqual(q, permuteRopeFromHf(t(hf, `model.layers.${l}.self_attn.q_proj.weight`), 8, 64));
-    assert.deepEqual(k, permuteRopeFromHf(t(hf, `model.layers.${l}.self_attn.k_proj.weight`), 4, 64));
+    assert.deepEqual(q, permuteRopeRows(t(hf, `model.layers.${l}.self_attn.q_proj.weight`), 8, 64, "fromHf"));
+    assert.deepEqual(k, permuteRopeRows(t(hf, `model.layers.${l}.self_attn.k_proj.weight`), 4, 64, "fromHf"));
   }
 });
 

@@ -6,14 +6,17 @@ import { after, test } from "node:test";
 import {
   llama2cFloatCount,
   llama2cHfConfig,
-  permuteRopeFromHf,
-  permuteRopeToHf,
   readLlama2cCheckpoint,
   readLlama2cTokenizer,
 } from "../../src/io/llama2c.js";
+import { permuteRopeRows } from "../../src/io/rope-rows.js";
 import { FileFormatError } from "../../src/util/errors.js";
 import { SHARED } from "../helpers/shared.js";
 
+const permuteRopeToHf = (w: Float32Array, heads: number, cols: number) =>
+  permuteRopeRows(w, heads, cols, "toHf");
+const permuteRopeFromHf = (w: Float32Array, heads: number, cols: number) =>
+  permuteRopeRows(w, heads, cols, "fromHf");
 const shared = SHARED;
 const storiesDir = path.join(shared, "models/stories260K");
 const sharedMissing = !existsSync(path.join(storiesDir, "stories260K.bin"));

@@ -5,8 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { expectedTensors } from "../../src/io/hf-model.js";
-import { parseModelConfig } from "../../src/models/config.js";
+import { expectedTensors, parseModelConfig } from "../../src/models/family.js";
 import { type ForwardRunner, loadForward } from "../../src/models/index.js";
 import {
   gpt2Config,

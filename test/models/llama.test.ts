@@ -7,9 +7,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { expectedTensors } from "../../src/io/hf-model.js";
 import { llama2cHfConfig, readLlama2cCheckpoint } from "../../src/io/llama2c.js";
-import { parseModelConfig } from "../../src/models/config.js";
+import { expectedTensors, parseModelConfig } from "../../src/models/family.js";
 import { type ForwardRunner, loadForward } from "../../src/models/index.js";
 import { sharedPath } from "../helpers/shared.js";
 import {

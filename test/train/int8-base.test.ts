@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { DEFAULT_MODEL_DIR, DEMO_TRAINING } from "../../src/cli/demo.js";
+import { DEMO_TRAINING } from "../../src/cli/demo.js";
+import { DEFAULT_MODEL_DIR } from "../../src/models/default-model.js";
 import type { EvalMetrics, StepMetrics } from "../../src/train/events.js";
 import { train } from "../../src/train/trainer.js";
 import { tempDir } from "../models/fixtures.js";

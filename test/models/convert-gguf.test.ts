@@ -11,13 +11,13 @@ import path from "node:path";
 import { after, test } from "node:test";
 import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
-import { convertGguf, permuteRopeRowsToHf, readGgufAsHf } from "../../src/io/convert-gguf.js";
-import { convertLlama2c } from "../../src/io/convert-llama2c.js";
 import { GgufValueType } from "../../src/io/gguf.js";
-import { openModelDir } from "../../src/io/hf-model.js";
-import { permuteRopeToHf } from "../../src/io/llama2c.js";
-import { ggufCacheDir, resolveModelPath } from "../../src/io/model-path.js";
+import { permuteRopeRows } from "../../src/io/rope-rows.js";
 import { SafetensorsFile } from "../../src/io/safetensors.js";
+import { convertGguf, readGgufAsHf } from "../../src/models/convert-gguf.js";
+import { convertLlama2c } from "../../src/models/convert-llama2c.js";
+import { ggufCacheDir, resolveModelPath } from "../../src/models/model-path.js";
+import { openModelDir } from "../../src/models/open-model.js";
 import { LoraTsError } from "../../src/util/errors.js";
 import { REPO_ROOT, SHARED } from "../helpers/shared.js";
 
@@ -295,8 +295,8 @@ test("tiny F32 llama GGUF -> HF folder: config, names, q/k rows in rotate-half l
       const q = get(`model.layers.${l}.self_attn.q_proj.weight`);
       const k = get(`model.layers.${l}.self_attn.k_proj.weight`);
       assert.notDeepEqual(q, f32.get(`blk.${l}.attn_q.weight`));
-      assert.deepEqual(q, permuteRopeToHf(f32.get(`blk.${l}.attn_q.weight`)!, 2, 8));
-      assert.deepEqual(k, permuteRopeToHf(f32.get(`blk.${l}.attn_k.weight`)!, 1, 8));
+      assert.deepEqual(q, permuteRopeRows(f32.get(`blk.${l}.attn_q.weight`)!, 2, 8, "toHf"));
+      assert.deepEqual(k, permuteRopeRows(f32.get(`blk.${l}.attn_k.weight`)!, 1, 8, "toHf"));
     }
   } finally {
     st.close();
@@ -333,11 +333,11 @@ test("tiny F16 GGUF keeps float16 bits; q/k permuted as whole rows", async () =>
     assert.deepEqual(Buffer.from(st.read("model.embed_tokens.weight")), raw("token_embd.weight"));
     assert.deepEqual(Buffer.from(st.read("model.layers.1.mlp.up_proj.weight")), raw("blk.1.ffn_up.weight"));
     const q = Buffer.from(st.read("model.layers.0.self_attn.q_proj.weight"));
-    assert.deepEqual(q, Buffer.from(permuteRopeRowsToHf(raw("blk.0.attn_q.weight"), 2, 8 * 2)));
-    // The byte-level permutation is the same row order as llama2c.ts's float32 one.
+    assert.deepEqual(q, Buffer.from(permuteRopeRows(raw("blk.0.attn_q.weight"), 2, 8 * 2, "toHf")));
+    // The byte-level permutation is the same row order as the float32 one llama2c.ts applies.
     const rows = Float32Array.from({ length: 8 * 8 }, (_, i) => i);
-    const viaBytes = new Float32Array(permuteRopeRowsToHf(new Uint8Array(rows.buffer), 2, 8 * 4).buffer);
-    assert.deepEqual(viaBytes, permuteRopeToHf(rows, 2, 8));
+    const viaBytes = new Float32Array(permuteRopeRows(new Uint8Array(rows.buffer), 2, 8 * 4, "toHf").buffer);
+    assert.deepEqual(viaBytes, permuteRopeRows(rows, 2, 8, "toHf"));
   } finally {
     st.close();
   }

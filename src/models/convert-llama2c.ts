@@ -4,10 +4,10 @@
  * tokenizer_config.json, generation_config.json).
  */
 import { join } from "node:path";
-import { llama2cTokenizerJson, tokenizerConfigJson } from "../data/tokenizer.js";
+import { llama2cHfConfig, readLlama2cCheckpoint, readLlama2cTokenizer } from "../io/llama2c.js";
+import { writeSafetensors } from "../io/safetensors.js";
+import { llama2cTokenizerJson, tokenizerConfigJson } from "../io/tokenizer-json.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { llama2cHfConfig, readLlama2cCheckpoint, readLlama2cTokenizer } from "./llama2c.js";
-import { writeSafetensors } from "./safetensors.js";
 
 export interface ConvertLlama2cOptions {
   model: string;

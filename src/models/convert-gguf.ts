@@ -4,13 +4,11 @@
  * metadata, model.safetensors under HF names, tokenizer.json + tokenizer_config.json from the
  * `tokenizer.ggml.*` metadata, generation_config.json with the BOS/EOS ids.
  *
- * Tensor names: token_embd -> model.embed_tokens, blk.N.attn_norm -> model.layers.N.input_layernorm,
- * blk.N.attn_{q,k,v,output} -> self_attn.{q,k,v,o}_proj, blk.N.ffn_norm -> post_attention_layernorm,
- * blk.N.ffn_{gate,up,down} -> mlp.{gate,up,down}_proj, output_norm -> model.norm, output -> lm_head.
+ * Tensor names and shapes come from the Llama family record (llama.ts: `gguf` names, tensorShapes).
  * GGUF's dims are innermost first, so a stored [in, out] matrix is PyTorch's [out, in] row-major: the
  * bytes are copied unchanged, except that q/k rows go from llama.cpp's interleaved-pair RoPE layout to
- * HF's rotate_half layout (the inverse of the permutation llama.cpp's converter applies; q over
- * head_count heads, k over head_count_kv). F16 and BF16 tensors stay 16-bit (their raw bits are kept).
+ * HF's rotate_half layout (io/rope-rows.ts; the family's ropeRowHeads: q over head_count heads, k
+ * over head_count_kv). F16 and BF16 tensors stay 16-bit (their raw bits are kept).
  *
  * The embedding is tied (tie_word_embeddings, no lm_head) when there is no output.weight, or when
  * output.weight is byte for byte the same as token_embd.weight (llama.cpp's llama2.c converter writes
@@ -20,12 +18,15 @@
  * rope_freqs table, unknown tensors) fails with one line naming the file and what is unsupported.
  */
 import { join } from "node:path";
-import { type JsonObject, tokenizerFromGguf } from "../data/tokenizer.js";
 import type { DType } from "../graph/dtype.js";
+import { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32, GgufFile } from "../io/gguf.js";
+import { permuteRopeRows } from "../io/rope-rows.js";
+import { type TensorToWrite, writeSafetensors } from "../io/safetensors.js";
+import { type JsonObject, tokenizerFromGguf } from "../io/tokenizer-json.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { FileFormatError } from "../util/errors.js";
-import { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32, GgufFile } from "./gguf.js";
-import { type TensorToWrite, writeSafetensors } from "./safetensors.js";
+import { ggufTensorName, hfTensorName } from "./family.js";
+import { llamaFamily } from "./llama.js";
 
 export interface ConvertGgufOptions {
   /** The .gguf file. */
@@ -41,58 +42,6 @@ const DTYPES: Record<number, DType> = {
   [GGML_TYPE_F16]: "float16",
   [GGML_TYPE_BF16]: "bfloat16",
 };
-
-const LAYER_NAMES: Record<string, string> = {
-  attn_norm: "input_layernorm",
-  attn_q: "self_attn.q_proj",
-  attn_k: "self_attn.k_proj",
-  attn_v: "self_attn.v_proj",
-  attn_output: "self_attn.o_proj",
-  ffn_norm: "post_attention_layernorm",
-  ffn_gate: "mlp.gate_proj",
-  ffn_up: "mlp.up_proj",
-  ffn_down: "mlp.down_proj",
-};
-
-const GLOBAL_NAMES: Record<string, string> = {
-  "token_embd.weight": "model.embed_tokens.weight",
-  "output_norm.weight": "model.norm.weight",
-  "output.weight": "lm_head.weight",
-};
-
-/** The HF name of a GGUF llama tensor, or null when it is not one of the known ones. */
-export function hfTensorName(ggufName: string): string | null {
-  const g = GLOBAL_NAMES[ggufName];
-  if (g !== undefined) return g;
-  const m = /^blk\.(\d+)\.([a-z_]+)\.weight$/.exec(ggufName);
-  const part = m ? LAYER_NAMES[m[2]!] : undefined;
-  return part === undefined ? null : `model.layers.${m![1]}.${part}.weight`;
-}
-
-/**
- * Reorders the rows of a q/k projection stored as raw bytes, `rowBytes` per row, from interleaved
- * RoPE pairs to HF's rotate_half layout: new row h·hd + j·hd/2 + i = old row h·hd + 2i + j
- * (the same permutation as llama2c.ts's permuteRopeToHf, for any element size).
- */
-export function permuteRopeRowsToHf(bytes: Uint8Array, nHeads: number, rowBytes: number): Uint8Array {
-  const rows = bytes.length / rowBytes;
-  if (!Number.isInteger(rows) || rows % nHeads !== 0 || (rows / nHeads) % 2 !== 0) {
-    throw new RangeError(`cannot permute ${rows} rows over ${nHeads} heads for RoPE`);
-  }
-  const hd = rows / nHeads;
-  const half = hd / 2;
-  const out = new Uint8Array(bytes.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const src = h * hd + 2 * i + j;
-        const dst = h * hd + j * half + i;
-        out.set(bytes.subarray(src * rowBytes, (src + 1) * rowBytes), dst * rowBytes);
-      }
-    }
-  }
-  return out;
-}
 
 /** The shortest decimal that rounds to the same float32 (1e-5 rather than 9.999999747378752e-6). */
 function shortestF32(v: number): number {
@@ -120,8 +69,9 @@ export interface GgufHfModel {
 export function readGgufAsHf(path: string): GgufHfModel {
   const g = GgufFile.open(path);
   const fail = (problem: string) => new FileFormatError(path, problem);
+  const family = llamaFamily; // the one family GGUF files convert from so far
   const arch = g.string("general.architecture", "");
-  if (arch !== "llama") {
+  if (arch !== family.gguf.architecture) {
     throw fail(
       `GGUF architecture ${arch === "" ? "(missing general.architecture)" : `"${arch}"`} is not supported (only "llama")`,
     );
@@ -139,7 +89,7 @@ export function readGgufAsHf(path: string): GgufHfModel {
     throw fail('tensor "rope_freqs.weight" (Llama 3.1 RoPE frequency factors) is not supported');
   }
   for (const t of g.tensors) {
-    if (hfTensorName(t.name) === null) throw fail(`unexpected tensor "${t.name}" in a llama GGUF`);
+    if (hfTensorName(family, t.name) === null) throw fail(`unexpected tensor "${t.name}" in a llama GGUF`);
   }
 
   const hidden = g.number("llama.embedding_length");
@@ -176,24 +126,27 @@ export function readGgufAsHf(path: string): GgufHfModel {
     );
   }
 
-  // Expected shapes, row-major [out, in].
-  const expected = new Map<string, number[]>([
-    ["token_embd.weight", [vocabSize, hidden]],
-    ["output_norm.weight", [hidden]],
-  ]);
-  for (let l = 0; l < layers; l++) {
-    const b = `blk.${l}.`;
-    expected.set(`${b}attn_norm.weight`, [hidden]);
-    expected.set(`${b}attn_q.weight`, [heads * headDim, hidden]);
-    expected.set(`${b}attn_k.weight`, [kvHeads * headDim, hidden]);
-    expected.set(`${b}attn_v.weight`, [kvHeads * headDim, hidden]);
-    expected.set(`${b}attn_output.weight`, [hidden, heads * headDim]);
-    expected.set(`${b}ffn_norm.weight`, [hidden]);
-    expected.set(`${b}ffn_gate.weight`, [intermediate, hidden]);
-    expected.set(`${b}ffn_up.weight`, [intermediate, hidden]);
-    expected.set(`${b}ffn_down.weight`, [hidden, intermediate]);
+  // Expected tensors: the family's, under their GGUF names (GGUF's row-major shape is HF's).
+  const shapeConfig = family.parseConfig(
+    {
+      hidden_size: hidden,
+      intermediate_size: intermediate,
+      num_hidden_layers: layers,
+      num_attention_heads: heads,
+      num_key_value_heads: kvHeads,
+      head_dim: headDim,
+      vocab_size: vocabSize,
+    },
+    path,
+    "llama",
+  );
+  const headName = ggufTensorName(family, `${family.headPath}.weight`);
+  const expected = new Map<string, number[]>();
+  for (const [name, shape] of family.tensorShapes(shapeConfig)) {
+    const ggufName = ggufTensorName(family, name);
+    if (ggufName === null) throw fail(`tensor "${name}" has no GGUF name`);
+    if (ggufName !== headName || g.hasTensor(ggufName)) expected.set(ggufName, shape);
   }
-  if (g.hasTensor("output.weight")) expected.set("output.weight", [vocabSize, hidden]);
   for (const [name, shape] of expected) {
     if (!g.hasTensor(name)) throw fail(`missing tensor "${name}"`);
     const got = g.tensorInfo(name).shape;
@@ -207,22 +160,23 @@ export function readGgufAsHf(path: string): GgufHfModel {
 
   const embdBytes = g.readTensorBytes("token_embd.weight");
   let tied = true;
-  if (g.hasTensor("output.weight")) {
-    const out = g.tensorInfo("output.weight");
-    tied = out.type === embd.type && sameBytes(g.readTensorBytes("output.weight"), embdBytes);
+  if (headName !== null && g.hasTensor(headName)) {
+    const out = g.tensorInfo(headName);
+    tied = out.type === embd.type && sameBytes(g.readTensorBytes(headName), embdBytes);
   }
 
   const tensors: TensorToWrite[] = [];
   const numelByDtype = new Map<DType, number>();
   for (const t of g.tensors) {
-    if (tied && t.name === "output.weight") continue;
+    if (tied && t.name === headName) continue;
     const dtype = DTYPES[t.type]!;
     numelByDtype.set(dtype, (numelByDtype.get(dtype) ?? 0) + t.numel);
     let data = t.name === "token_embd.weight" ? embdBytes : g.readTensorBytes(t.name);
     const rowBytes = (t.shape[t.shape.length - 1]! * data.length) / t.numel;
-    if (t.name.endsWith(".attn_q.weight")) data = permuteRopeRowsToHf(data, heads, rowBytes);
-    if (t.name.endsWith(".attn_k.weight")) data = permuteRopeRowsToHf(data, kvHeads, rowBytes);
-    tensors.push({ name: hfTensorName(t.name)!, dtype, shape: t.shape, data });
+    const name = hfTensorName(family, t.name)!;
+    const ropeHeads = family.gguf.ropeRowHeads(name, shapeConfig);
+    if (ropeHeads !== null) data = permuteRopeRows(data, ropeHeads, rowBytes, "toHf");
+    tensors.push({ name, dtype, shape: t.shape, data });
   }
   const torchDtype = [...numelByDtype].sort((a, b) => b[1] - a[1])[0]![0];
 
