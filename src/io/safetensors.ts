@@ -353,17 +353,14 @@ function parseHeader(
       return fail(`${where}: shape ${preview(shape)} is not a list of non-negative integers`);
     }
     const offsets = e["data_offsets"];
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every(isNonNegativeInt) ||
-      offsets[0] > offsets[1]
-    ) {
+    const pair =
+      Array.isArray(offsets) && offsets.length === 2 && offsets.every(isNonNegativeInt) ? offsets : [];
+    const [begin, end] = pair;
+    if (begin === undefined || end === undefined || begin > end) {
       return fail(
         `${where}: data_offsets ${preview(offsets)} is not a pair [begin, end] of integers, begin <= end`,
       );
     }
-    const [begin, end] = offsets as [number, number];
     const expected = shape.reduce((a: number, d: number) => a * d, 1) * DTYPE_BYTES[dtype];
     const actual = end - begin;
     if (expected !== actual) {
