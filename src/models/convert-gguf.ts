@@ -126,20 +126,18 @@ export function readGgufAsHf(path: string): GgufHfModel {
     );
   }
 
+  // The config fields that fix the tensor shapes; they open the written config.json too.
+  const shapeFields = {
+    hidden_size: hidden,
+    intermediate_size: intermediate,
+    num_hidden_layers: layers,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    head_dim: headDim,
+    vocab_size: vocabSize,
+  };
   // Expected tensors: the family's, under their GGUF names (GGUF's row-major shape is HF's).
-  const shapeConfig = family.parseConfig(
-    {
-      hidden_size: hidden,
-      intermediate_size: intermediate,
-      num_hidden_layers: layers,
-      num_attention_heads: heads,
-      num_key_value_heads: kvHeads,
-      head_dim: headDim,
-      vocab_size: vocabSize,
-    },
-    path,
-    "llama",
-  );
+  const shapeConfig = family.parseConfig(shapeFields, path, "llama");
   const headName = ggufTensorName(family, `${family.headPath}.weight`);
   const expected = new Map<string, number[]>();
   for (const [name, shape] of family.tensorShapes(shapeConfig)) {
@@ -199,13 +197,7 @@ export function readGgufAsHf(path: string): GgufHfModel {
   const config: JsonObject = {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
-    hidden_size: hidden,
-    intermediate_size: intermediate,
-    num_hidden_layers: layers,
-    num_attention_heads: heads,
-    num_key_value_heads: kvHeads,
-    head_dim: headDim,
-    vocab_size: vocabSize,
+    ...shapeFields,
     max_position_embeddings: contextLength,
     rms_norm_eps: shortestF32(g.number("llama.attention.layer_norm_rms_epsilon", 1e-5)),
     rope_theta: shortestF32(g.number("llama.rope.freq_base", 10000)),
