@@ -1,9 +1,11 @@
 /** `lora-ts merge` and `lora-ts combine`: adapters in, a model or a new adapter out. */
 import type { Command } from "commander";
-import { loadAdapter, saveAdapter } from "../lora/adapter.js";
+import { loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
 import { combineAdapters } from "../lora/merge.js";
 import { type MergeDtype, mergeModel } from "../lora/merge-model.js";
+import { writeDirAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
+import { refuseNonEmpty } from "../util/out-dir.js";
 import { collect, parseAdapterSpecs, parseNumber } from "./parse.js";
 
 export function registerAdapterCommands(program: Command): void {
@@ -31,20 +33,23 @@ export function registerAdapterCommands(program: Command): void {
     .requiredOption("--adapter <dir>", "adapter directory, or name=DIR (repeatable, at least one)", collect)
     .requiredOption("--weights <w>", "one weight per adapter, e.g. 0.7,0.3")
     .option("--type <type>", "linear or cat", "linear")
-    .requiredOption("--out <dir>", "output adapter directory")
-    .action((f: { adapter: string[]; weights: string; type: string; out: string }) => {
+    .requiredOption("--out <dir>", "output adapter directory (must not exist, unless --force)")
+    .option("--force", "replace an existing output directory")
+    .action(async (f: { adapter: string[]; weights: string; type: string; out: string; force?: boolean }) => {
       const specs = parseAdapterSpecs(
         f.adapter.map((a, i) => (a.includes("=") ? a : `adapter${i + 1}=${a}`)),
       );
       const weights = f.weights.split(",").map((w) => parseNumber("--weights", w));
       if (f.type !== "linear" && f.type !== "cat")
         throw new LoraTsError(`--type ${f.type}: use linear or cat`);
+      refuseNonEmpty(f.out, f.force);
       const combined = combineAdapters(
         specs.map((s) => loadAdapter(s.dir)),
         weights,
         f.type,
       );
-      saveAdapter(f.out, combined);
+      // Assembled beside --out and renamed into place; with --force the old folder goes as a whole.
+      await writeDirAtomic(f.out, (tmp) => writeAdapterFiles(tmp, combined), { replace: f.force });
       process.stdout.write(`wrote ${f.out}\n`);
     });
 }

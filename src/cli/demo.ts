@@ -14,7 +14,7 @@ import { mergeModel } from "../lora/merge-model.js";
 import { DEFAULT_MODEL_DIR } from "../models/default-model.js";
 import { progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
-import { type TrainOptions, train } from "../train/trainer.js";
+import { checkOutDir, type TrainOptions, train } from "../train/trainer.js";
 import { LoraTsError } from "../util/errors.js";
 
 /** The demo's training settings (also the README's example). */
@@ -60,12 +60,14 @@ async function answers(lm: CausalLM, prompts: string[], adapter: string | null):
 }
 
 export async function runDemo(
-  opts: { model?: string; out?: string; log?: (s: string) => void } = {},
+  opts: { model?: string; out?: string; force?: boolean; log?: (s: string) => void } = {},
 ): Promise<{ maxDiff: number }> {
   const log = opts.log ?? ((s: string) => process.stdout.write(`${s}\n`));
   const model = opts.model ?? DEFAULT_MODEL_DIR;
   const data = join(model, "data/persona.jsonl");
   const heldOut = join(model, "data/persona-heldout.jsonl");
+  // A non-empty --out is refused before anything runs, unless --force (the run then replaces it).
+  if (opts.out) checkOutDir(opts.out, { force: opts.force, canResume: false });
   const out = opts.out ?? mkdtempSync(join(tmpdir(), "lora-ts-demo-"));
   const shown = readRows(heldOut).slice(0, SHOWN);
   const prompts = shown.map((r) => r.prompt);
@@ -82,7 +84,7 @@ export async function runDemo(
   for (const [i, p] of prompts.entries()) log(`${p.replace("\n", " ")} ${before[i]}`);
 
   log(`\n== training LoRA r=${DEMO_TRAINING.r} on ${DEMO_TRAINING.targets} ==`);
-  await train({ ...DEMO_TRAINING, model, data, valData: heldOut, out }, [
+  await train({ ...DEMO_TRAINING, model, data, valData: heldOut, out, force: opts.force }, [
     progressReporter({}),
     reportEvents(out),
   ]);
@@ -123,7 +125,8 @@ export function registerDemo(program: Command): void {
     .command("demo")
     .description("train a LoRA adapter on the embedded default model and show before/after (about a minute)")
     .option("--out <dir>", "where the adapter and report go (default: a new temporary folder)")
-    .action(async (f: { out?: string }) => {
-      await runDemo({ out: f.out });
+    .option("--force", "replace a non-empty --out")
+    .action(async (f: { out?: string; force?: boolean }) => {
+      await runDemo({ out: f.out, force: f.force });
     });
 }

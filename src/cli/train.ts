@@ -4,17 +4,17 @@
  * Config files are checked by a zod schema, and any problem is one line naming the file and the key.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Command } from "commander";
 import YAML from "yaml";
 import { z } from "zod";
+import { describeData } from "../data/examples.js";
 import { parseLoraConfig } from "../lora/config.js";
 import { evaluate } from "../train/evaluate.js";
 import type { TrainerEvents } from "../train/events.js";
-import { metricsLog } from "../train/metrics-log.js";
+import { runMetricsLog } from "../train/metrics-log.js";
 import { progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
-import { listCheckpoints, type TrainOptions, train } from "../train/trainer.js";
+import { type TrainOptions, train } from "../train/trainer.js";
 import { LoraTsError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
 
@@ -45,6 +45,7 @@ const TrainConfigSchema = z
     eval_every: positiveInt,
     save_every: positiveInt,
     resume: z.boolean(),
+    force: z.boolean(),
     schedule: z.enum(["constant", "linear", "cosine"]),
     warmup_steps: z.number().int().min(0),
     weight_decay: z.number().min(0),
@@ -134,6 +135,7 @@ function toTrainOptions(c: TrainConfig): TrainOptions {
     evalEvery: c.eval_every,
     saveEvery: c.save_every,
     resume: c.resume,
+    force: c.force,
     schedule: c.schedule,
     warmupSteps: c.warmup_steps,
     weightDecay: c.weight_decay,
@@ -144,6 +146,11 @@ function toTrainOptions(c: TrainConfig): TrainOptions {
     baseInt8: c.base_int8,
   };
 }
+
+/** One line per data file: what was kept, truncated and dropped, and why. */
+const dataLine: TrainerEvents = {
+  onData: (d, role) => process.stdout.write(`${role === "val" ? "val data" : "data"}: ${describeData(d)}\n`),
+};
 
 export function registerTrain(program: Command): void {
   program
@@ -156,7 +163,10 @@ export function registerTrain(program: Command): void {
     )
     .option("--val-data <file>", "validation data")
     .option("--val-fraction <x>", "hold out this fraction of --data for validation (default 0)")
-    .option("--out <dir>", "output directory: adapter (or model), checkpoints, metrics.jsonl, report")
+    .option(
+      "--out <dir>",
+      "output directory: adapter (or model), checkpoints, metrics.jsonl, report (new or empty, unless --resume or --force)",
+    )
     .option("--config <file>", "YAML or JSON file with these options (keys like batch_size)")
     .option("--mode <mode>", "lora (default) or full")
     .option("--r <r>", "LoRA rank (default 8)")
@@ -179,6 +189,7 @@ export function registerTrain(program: Command): void {
     .option("--eval-every <n>", "validation loss every n steps (and at the start and end)")
     .option("--save-every <n>", "checkpoint every n steps")
     .option("--resume", "continue from the newest checkpoint in --out")
+    .option("--force", "replace a non-empty --out (swapped in only when the new run succeeds)")
     .option("--schedule <kind>", "constant, linear (default) or cosine")
     .option("--warmup-steps <n>", "linear warm-up steps (default 0)")
     .option("--weight-decay <x>", "AdamW decoupled weight decay (default 0)")
@@ -192,9 +203,9 @@ export function registerTrain(program: Command): void {
     .action(async (flags: Record<string, unknown>) => {
       const fromFile = typeof flags["config"] === "string" ? readConfigFile(flags["config"]) : {};
       const opts = toTrainOptions({ ...fromFile, ...flagsToConfig(flags) });
-      const resumeFrom = opts.resume ? listCheckpoints(opts.out).at(-1)?.step : undefined;
-      const log = metricsLog(join(opts.out, "metrics.jsonl"), { resumeFromStep: resumeFrom ?? 0 });
-      const events: TrainerEvents[] = [log];
+      // metrics.jsonl is opened when the run starts, after the trainer has checked its inputs.
+      const log = runMetricsLog(opts.out);
+      const events: TrainerEvents[] = [log, dataLine];
       if (flags["progress"] !== false) events.push(progressReporter({}));
       if (flags["report"] !== false) events.push(reportEvents(opts.out));
       try {
@@ -210,7 +221,7 @@ export function registerTrain(program: Command): void {
     .requiredOption("--model <dir>", "model directory or .gguf file")
     .option("--adapter <dir>", "LoRA adapter directory")
     .requiredOption("--data <file>", "data set (same formats as train)")
-    .option("--max-length <n>", "longest sequence in tokens (default 512)", "512")
+    .option("--max-length <n>", "longest sequence in tokens (default 512, capped by the model)")
     .option("--batch-size <n>", "sequences per batch", "4")
     .option("--train-on-inputs", "score prompt / user tokens too")
     .option("--json", 'print {"loss","perplexity","tokens"}')
@@ -219,7 +230,7 @@ export function registerTrain(program: Command): void {
         model: string;
         adapter?: string;
         data: string;
-        maxLength: string;
+        maxLength?: string;
         batchSize: string;
         trainOnInputs?: boolean;
         json?: boolean;
@@ -228,7 +239,7 @@ export function registerTrain(program: Command): void {
           model: f.model,
           adapter: f.adapter,
           data: f.data,
-          maxLength: Number(f.maxLength),
+          maxLength: f.maxLength === undefined ? undefined : Number(f.maxLength),
           batchSize: Number(f.batchSize),
           trainOnInputs: f.trainOnInputs,
         });

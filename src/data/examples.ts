@@ -20,7 +20,8 @@
  *    trainOnInputs (see chat-template.ts).
  * BOS follows tokenizer_config's add_bos_token unless `addBos` says otherwise; EOS is the
  * tokenizer's eos_token (skipped when it has none). Longer examples are cut to maxLength tokens (right
- * truncation); an example left with no trained target (labels[1..] all -100) is dropped and counted.
+ * truncation); an example left with no trained target (labels[1..] all -100) is dropped and counted,
+ * and why (truncation, or nothing trained at all); describeData says so in one line.
  */
 import { LoraTsError } from "../util/errors.js";
 import {
@@ -82,6 +83,47 @@ export interface ExampleStats {
   dropped: number;
   /** Trained targets over all examples (labels[1..] that are not IGNORE_INDEX). */
   trainedTokens: number;
+}
+
+/** What buildExamples made of a data set, for the one line the CLI prints (see describeData). */
+export interface DataSummary extends ExampleStats {
+  /** The data file, when the rows came from one. */
+  path?: string;
+  /** The length examples were cut to (--max-length, capped by the model's context). */
+  maxLength: number;
+  /** Of `dropped`: examples that had tokens to train until truncation cut them all off. */
+  droppedByTruncation: number;
+}
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+/**
+ * One line: what was kept, truncated and dropped, and why, e.g.
+ * `6 rows -> 3 examples (3 truncated to --max-length 16; 3 dropped: nothing left to train after truncation)`.
+ */
+export function describeData(d: DataSummary): string {
+  const notes: string[] = [];
+  if (d.truncated > 0) notes.push(`${d.truncated} truncated to --max-length ${d.maxLength}`);
+  if (d.droppedByTruncation > 0)
+    notes.push(`${d.droppedByTruncation} dropped: nothing left to train after truncation`);
+  const untrained = d.dropped - d.droppedByTruncation;
+  if (untrained > 0) notes.push(`${untrained} dropped: no token to train`);
+  const head = `${plural(d.rows, "row", "rows")} -> ${plural(d.examples, "example", "examples")}`;
+  return notes.length > 0 ? `${head} (${notes.join("; ")})` : head;
+}
+
+/**
+ * The example length for a model with `context` positions: `given` (a --max-length the user set),
+ * which may not exceed the context, else `fallback` capped by it.
+ */
+export function maxLengthFor(given: number | undefined, context: number, fallback: number): number {
+  if (given === undefined) return Math.min(fallback, context);
+  if (given > context) {
+    throw new LoraTsError(
+      `--max-length ${given}: longer than the model's context of ${context} tokens (max_position_embeddings)`,
+    );
+  }
+  return given;
 }
 
 /** The Alpaca prompt for a row. */
@@ -165,12 +207,16 @@ export function rowToExamples(
   }
 }
 
-/** Rows (or a parsed file) → truncated training examples, with statistics. */
+/**
+ * Rows (or a parsed file) → truncated training examples, with statistics (`stats`) and a summary for
+ * the user (`summary`, see describeData). When examples were made but truncation left none with a
+ * token to train, that is an error naming --max-length: nothing is dropped without a word.
+ */
 export function buildExamples(
   data: DataFile | readonly DataRow[],
   tok: Tokenizer,
   options: ExampleOptions,
-): { examples: Example[]; stats: ExampleStats } {
+): { examples: Example[]; stats: ExampleStats; summary: DataSummary } {
   if (!Number.isInteger(options.maxLength) || options.maxLength < 2) {
     throw new LoraTsError(`maxLength must be an integer ≥ 2, got ${options.maxLength}`);
   }
@@ -179,6 +225,7 @@ export function buildExamples(
   const chatTemplate = options.chatTemplate ?? ChatTemplate.forTokenizer(tok);
   const stats: ExampleStats = { rows: rows.length, examples: 0, truncated: 0, dropped: 0, trainedTokens: 0 };
   const examples: Example[] = [];
+  let droppedByTruncation = 0;
   rows.forEach((row, i) => {
     let list: Example[];
     try {
@@ -188,7 +235,9 @@ export function buildExamples(
       throw e;
     }
     for (const ex of list) {
+      let cut = false;
       if (ex.inputIds.length > options.maxLength) {
+        cut = countTrainedTargets(ex.labels) > 0;
         ex.inputIds.length = options.maxLength;
         ex.labels.length = options.maxLength;
         stats.truncated++;
@@ -196,6 +245,7 @@ export function buildExamples(
       const n = countTrainedTargets(ex.labels);
       if (n === 0) {
         stats.dropped++;
+        if (cut) droppedByTruncation++;
         continue;
       }
       stats.trainedTokens += n;
@@ -203,5 +253,17 @@ export function buildExamples(
     }
   });
   stats.examples = examples.length;
-  return { examples, stats };
+  if (examples.length === 0 && droppedByTruncation > 0) {
+    throw new LoraTsError(
+      `${where}all ${plural(stats.dropped, "example was", "examples were")} dropped: ` +
+        `${droppedByTruncation} had nothing left to train after truncation to --max-length ${options.maxLength}`,
+    );
+  }
+  const summary: DataSummary = {
+    ...stats,
+    ...("rows" in data ? { path: data.path } : {}),
+    maxLength: options.maxLength,
+    droppedByTruncation,
+  };
+  return { examples, stats, summary };
 }

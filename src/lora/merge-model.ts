@@ -1,7 +1,8 @@
 /**
  * `lora-ts merge`: W' = W + s·B·A written into a complete Hugging Face model directory, so inference
  * costs nothing extra. The output is assembled in a temporary folder and renamed into place; the base
- * model's files are only read.
+ * model's files are only read, and an output that is, is inside or contains the base model's folder is
+ * refused whatever the flags (with `force`, replacing it would delete the base).
  */
 import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
+import { refuseBaseModelOut, refuseNonEmpty } from "../util/out-dir.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
 import { adapterBias, trainedBiases } from "./bias.js";
 import { adapterDelta, mergeInto } from "./merge.js";
@@ -41,7 +43,12 @@ function encode(data: Float32Array, dtype: DType) {
 }
 
 export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[] }> {
+  // Refused before any work: an existing output without `force`, and, whatever the flags, an output
+  // that is, is inside or contains the base model (the --model path, or the folder a .gguf converts to).
+  refuseNonEmpty(opts.out, opts.force);
+  refuseBaseModelOut(opts.out, [opts.model]);
   const dir = await resolveModelPath(opts.model);
+  if (dir !== opts.model) refuseBaseModelOut(opts.out, [dir]);
   const model = openModelDir(dir);
   const cfg = model.config;
   const modules = listModules(cfg);

@@ -3,7 +3,7 @@
  * trainOnInputs), as `lora-ts eval` prints them: the mean over every scored token of the data set.
  */
 import { DataLoader, padIdOf } from "../data/batching.js";
-import { buildExamples, type Example } from "../data/examples.js";
+import { buildExamples, type Example, maxLengthFor } from "../data/examples.js";
 import { readDataset } from "../data/formats.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { loadAdapter, validateAdapter } from "../lora/adapter.js";
@@ -56,7 +56,7 @@ export async function evaluate(o: EvaluateOptions): Promise<LossResult> {
   const dir = await resolveModelPath(o.model);
   const model = openModelDir(dir);
   const tok = Tokenizer.fromDir(dir);
-  const maxLength = Math.min(o.maxLength ?? 512, model.config.maxPositions);
+  const maxLength = maxLengthFor(o.maxLength, model.config.maxPositions, 512);
   const { examples } = buildExamples(readDataset(o.data), tok, { maxLength, trainOnInputs: o.trainOnInputs });
   if (examples.length === 0) throw new LoraTsError(`${o.data}: no example has a token to score`);
   let selected: ReturnType<typeof validateAdapter> = [];

@@ -1,4 +1,5 @@
 /** What a training run reports as it goes: the progress bar, metrics.jsonl and the report read these. */
+import type { DataSummary } from "../data/examples.js";
 
 export interface StepMetrics {
   type: "train";
@@ -34,6 +35,12 @@ export interface TrainStart {
   trainableParams: number;
   totalParams: number;
   mode: "lora" | "full";
+  /**
+   * The folder the run writes into (checkpoints, metrics.jsonl): the output folder itself, or, when a
+   * run replaces a non-empty one (`force`), a temporary folder beside it that is renamed to the output
+   * folder when the run succeeds, before onEnd.
+   */
+  outDir?: string;
 }
 
 export interface TrainSummary {
@@ -52,6 +59,8 @@ export interface TrainSummary {
 }
 
 export interface TrainerEvents {
+  /** What was made of a data file (before onStart): rows, examples, truncated and dropped, and why. */
+  onData?(summary: DataSummary, role: "train" | "val"): void;
   onStart?(info: TrainStart): void;
   onStep?(m: StepMetrics): void;
   onEval?(m: EvalMetrics): void;

@@ -2,9 +2,10 @@
  * metrics.jsonl: one JSON object per line, the StepMetrics and EvalMetrics the trainer emits, as they
  * are. Each record is one write() of a whole line, so a crash can tear at most the last line, which
  * readMetrics skips. On resume the file is first cut back to the records up to the resumed step.
+ * runMetricsLog opens it only when the run starts, in the folder the trainer writes into.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
 import type { Metrics, TrainerEvents } from "./events.js";
@@ -95,5 +96,32 @@ export function metricsLog(path: string, opts: MetricsLogOptions = {}): MetricsL
     onEval: append,
     onEnd: close,
     close,
+  };
+}
+
+/**
+ * `DIR/metrics.jsonl` of a training run, as trainer events. Nothing is touched until onStart, which the
+ * trainer emits only after it has checked every input, so a run that fails to start leaves the previous
+ * log as it was. A fresh run (startStep 0) starts an empty log; a resumed one keeps the records up to
+ * the step it resumes from and drops later ones. DIR is the folder the trainer reports in onStart
+ * (a temporary folder while a `force` run replaces `outDir`), else `outDir`.
+ */
+export function runMetricsLog(outDir: string): MetricsLog {
+  let log: MetricsLog | null = null;
+  const current = (): MetricsLog => {
+    if (log === null) throw new LoraTsError("metrics.jsonl: a record came before the run started");
+    return log;
+  };
+  return {
+    onStart(info) {
+      log?.close();
+      log = metricsLog(join(info.outDir ?? outDir, "metrics.jsonl"), {
+        resumeFromStep: info.startStep > 0 ? info.startStep : undefined,
+      });
+    },
+    onStep: (m) => current().onStep?.(m),
+    onEval: (m) => current().onEval?.(m),
+    onEnd: () => log?.close(),
+    close: () => log?.close(),
   };
 }

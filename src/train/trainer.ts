@@ -7,10 +7,21 @@
  * function of (seed, step, micro-batch), and checkpoints hold the parameters, the optimizer's
  * moments and the loader position, so `resume` continues exactly where an uninterrupted run would.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { DataLoader, packExamples, padIdOf, splitTrainVal } from "../data/batching.js";
-import { buildExamples, type Example } from "../data/examples.js";
+import { buildExamples, type DataSummary, type Example, maxLengthFor } from "../data/examples.js";
 import { readDataset } from "../data/formats.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
@@ -23,6 +34,7 @@ import { listModules } from "../models/modules.js";
 import { type HfModel, openModelDir } from "../models/open-model.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
+import { refuseBaseModelOut } from "../util/out-dir.js";
 import { meanLoss } from "./evaluate.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
 import { AdamW, clipGradNorm } from "./optimizer.js";
@@ -57,6 +69,12 @@ export interface TrainOptions {
   evalEvery?: number;
   saveEvery?: number;
   resume?: boolean;
+  /**
+   * Replace a non-empty `out` (without it, a non-empty `out` is refused unless `resume`). The run is
+   * built in a temporary folder beside `out` and swapped in only when it succeeds, so a run that fails
+   * or is killed leaves the previous one as it was.
+   */
+  force?: boolean;
   schedule?: ScheduleKind;
   warmupSteps?: number;
   weightDecay?: number;
@@ -138,13 +156,57 @@ function loadExamples(
   path: string,
   tok: Tokenizer,
   o: Required<Pick<TrainOptions, "maxLength">> & TrainOptions,
+  report: (summary: DataSummary) => void,
 ): Example[] {
-  const { examples } = buildExamples(readDataset(path), tok, {
+  const { examples, summary } = buildExamples(readDataset(path), tok, {
     maxLength: o.maxLength,
     trainOnInputs: o.trainOnInputs,
   });
+  report(summary);
   if (examples.length === 0) throw new LoraTsError(`${path}: no example has a token to train on`);
   return o.packing ? packExamples(examples, o.maxLength) : examples;
+}
+
+/**
+ * Checks `out` before a run, touching nothing: a non-empty folder is refused unless the run resumes it
+ * or replaces it (`force`). Returns true when the run replaces a non-empty folder. `canResume: false`
+ * (the demo) leaves --resume out of the message.
+ */
+export function checkOutDir(
+  out: string,
+  opts: { resume?: boolean; force?: boolean; canResume?: boolean } = {},
+): boolean {
+  if (opts.resume && opts.force) throw new LoraTsError("train: give --resume or --force, not both");
+  if (!existsSync(out)) return false;
+  if (!statSync(out).isDirectory()) throw new LoraTsError(`--out ${out}: is a file, not a folder`);
+  if (readdirSync(out).length === 0 || opts.resume) return false;
+  if (!opts.force)
+    throw new LoraTsError(
+      `--out ${out}: is not empty (use --force to replace it${opts.canResume === false ? "" : ", or --resume to continue"})`,
+    );
+  return true;
+}
+
+/**
+ * The folder a run writes into: `out` itself (created if needed), or, when it replaces a non-empty
+ * `out`, a new temporary folder beside it (`.NAME.train-XXXXXX`) that `swapInto` renames to `out`.
+ */
+function makeWorkDir(out: string, replacing: boolean): string {
+  if (!replacing) {
+    mkdirSync(out, { recursive: true });
+    return out;
+  }
+  const abs = resolve(out);
+  return mkdtempSync(join(dirname(abs), `.${basename(abs)}.train-`));
+}
+
+/** Puts the finished run `work` in the place of `out`; the old `out` is removed only after that. */
+function swapInto(work: string, out: string): void {
+  const abs = resolve(out);
+  const old = join(dirname(abs), `.${basename(abs)}.old-${process.pid}-${randomBytes(4).toString("hex")}`);
+  renameSync(abs, old);
+  renameSync(work, abs);
+  rmSync(old, { recursive: true, force: true });
 }
 
 function dirBytes(dir: string, filter: (name: string) => boolean): number {
@@ -164,19 +226,21 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const started = performance.now();
   if (o.baseInt8 && o.mode === "full")
     throw new LoraTsError("train: --base-int8 quantizes frozen weights; --mode full has none");
+  // Nothing in `out` is written until every input (model, data, settings, checkpoint) is checked.
+  refuseBaseModelOut(o.out, [o.model]); // a base model's files are never written, whatever the flags
+  const replacing = checkOutDir(o.out, o);
   const dir = await resolveModelPath(o.model);
   const model = openModelDir(dir);
   const tok = Tokenizer.fromDir(dir);
-  const maxLength = Math.min(o.maxLength, model.config.maxPositions);
-  const all = loadExamples(o.data, tok, { ...o, maxLength });
+  const maxLength = maxLengthFor(options.maxLength, model.config.maxPositions, TRAIN_DEFAULTS.maxLength);
+  const all = loadExamples(o.data, tok, { ...o, maxLength }, (d) => emit("onData", d, "train"));
   const { train: trainSet, val: heldOut } = o.valData
-    ? { train: all, val: loadExamples(o.valData, tok, { ...o, maxLength }) }
+    ? { train: all, val: loadExamples(o.valData, tok, { ...o, maxLength }, (d) => emit("onData", d, "val")) }
     : splitTrainVal(all, o.valFraction, o.seed);
   const padId = padIdOf(tok);
   const loader = new DataLoader(trainSet, { batchSize: o.batchSize, padId, seed: o.seed });
   const stepsPerEpoch = Math.max(1, Math.ceil(loader.batchesPerEpoch / o.gradAccum));
   const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
-  mkdirSync(o.out, { recursive: true });
 
   // What is trained, and its starting values.
   let adapter: Adapter | null = null;
@@ -249,103 +313,118 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     startStep = state.step;
   }
 
-  emit("onStart", {
-    totalSteps,
-    startStep,
-    trainableParams,
-    totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
-    mode: o.mode,
-  });
-  const dropoutRate = adapter?.config.lora_dropout ?? 0;
-  const evaluate = async (at: number): Promise<EvalMetrics | null> => {
-    if (heldOut.length === 0) return null;
-    const r = await meanLoss(step, values, heldOut, { batchSize: o.batchSize, padId });
-    const m: EvalMetrics = { type: "eval", step: at, ...r };
-    emit("onEval", m);
-    return m;
-  };
-
   let firstEval: EvalMetrics | null = null;
   let lastEval: EvalMetrics | null = null;
-  if (startStep === 0 && o.evalEvery) firstEval = lastEval = await evaluate(0);
   let lastLoss: number | null = null;
-  const t0 = performance.now();
-  let tokensSeen = 0;
-  for (let s = startStep + 1; s <= totalSteps; s++) {
-    const sums = values.map((v) => new Float32Array(v.length));
-    let lossSum = 0;
-    let tokens = 0;
-    let epoch = 0;
-    for (let micro = 0; micro < o.gradAccum; micro++) {
-      const b = loader.next();
-      epoch = b.epoch;
-      const targets = shiftLabels(b.labels, b.batch, b.seq);
-      tokens += scoredTokens(targets);
-      const dropoutSeed = o.seed * 1_000_003 + (s - 1) * o.gradAccum + micro;
-      const r = await step.run({ ...b, targets }, values, { train: true, dropoutRate, dropoutSeed });
-      lossSum += r.loss;
-      r.grads.forEach((g, i) => {
-        const acc = sums[i]!;
-        for (let k = 0; k < g.length; k++) acc[k]! += g[k]!;
-      });
-    }
-    const loss = lossSum / o.gradAccum;
-    for (const acc of sums) for (let k = 0; k < acc.length; k++) acc[k]! /= o.gradAccum;
-    const gradNorm = clipGradNorm(sums, o.maxGradNorm);
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      const last = listCheckpoints(o.out).at(-1);
-      await step.release();
-      throw new NonFiniteLossError(
-        `the loss became ${Number.isFinite(loss) ? `finite but the gradient norm is ${gradNorm}` : loss} at step ${s} ` +
-          `(lr ${o.lr}); training stopped. ${last ? `The last good checkpoint is ${last.dir}` : "No checkpoint was saved yet"}`,
-      );
-    }
-    const lr = learningRate({ kind: o.schedule, lr: o.lr, warmupSteps: o.warmupSteps, totalSteps }, s - 1);
-    optimizer.update(values, sums, lr);
-    lastLoss = loss;
-    tokensSeen += tokens;
-    const elapsed = (performance.now() - t0) / 1000;
-    const m: StepMetrics = {
-      type: "train",
-      step: s,
-      epoch,
-      loss,
-      lr,
-      gradNorm,
-      tokens,
-      tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
-      elapsedSec: elapsed,
+  let savedBytes = 0;
+  const work = makeWorkDir(o.out, replacing);
+  try {
+    emit("onStart", {
+      totalSteps,
+      startStep,
+      trainableParams,
+      totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
+      mode: o.mode,
+      outDir: work,
+    });
+    const dropoutRate = adapter?.config.lora_dropout ?? 0;
+    const evaluate = async (at: number): Promise<EvalMetrics | null> => {
+      if (heldOut.length === 0) return null;
+      const r = await meanLoss(step, values, heldOut, { batchSize: o.batchSize, padId });
+      const m: EvalMetrics = { type: "eval", step: at, ...r };
+      emit("onEval", m);
+      return m;
     };
-    emit("onStep", m);
-    if (o.evalEvery && s % o.evalEvery === 0) lastEval = (await evaluate(s)) ?? lastEval;
-    if (o.saveEvery && s % o.saveEvery === 0 && s < totalSteps) {
-      const dirName = join(o.out, `checkpoint-${s}`);
-      await saveCheckpoint(
-        dirName,
-        { step: s, loader: loader.state(), optimizer: { step: optimizer.step }, mode: o.mode, totalSteps },
-        {
-          model,
-          step,
-          values,
-          adapter,
-          optimizer,
-        },
-      );
-      emit("onCheckpoint", dirName, s);
-    }
-  }
-  if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
-  firstEval ??= null;
-  await step.release();
 
-  // The result: an adapter (PEFT files) or a full model, in `out` itself.
-  if (o.mode === "lora") {
-    // A PiSSA adapter is saved as PEFT saves it: a rank-2r LoRA that applies to the ORIGINAL weights.
-    writeAdapterFiles(o.out, pissaStart ? pissaToLora(adapter!, pissaStart) : adapter!);
-  } else {
-    writeFullModel(o.out, model, step, values);
+    if (startStep === 0 && o.evalEvery) firstEval = lastEval = await evaluate(0);
+    const t0 = performance.now();
+    let tokensSeen = 0;
+    for (let s = startStep + 1; s <= totalSteps; s++) {
+      const sums = values.map((v) => new Float32Array(v.length));
+      let lossSum = 0;
+      let tokens = 0;
+      let epoch = 0;
+      for (let micro = 0; micro < o.gradAccum; micro++) {
+        const b = loader.next();
+        epoch = b.epoch;
+        const targets = shiftLabels(b.labels, b.batch, b.seq);
+        tokens += scoredTokens(targets);
+        const dropoutSeed = o.seed * 1_000_003 + (s - 1) * o.gradAccum + micro;
+        const r = await step.run({ ...b, targets }, values, { train: true, dropoutRate, dropoutSeed });
+        lossSum += r.loss;
+        r.grads.forEach((g, i) => {
+          const acc = sums[i]!;
+          for (let k = 0; k < g.length; k++) acc[k]! += g[k]!;
+        });
+      }
+      const loss = lossSum / o.gradAccum;
+      for (const acc of sums) for (let k = 0; k < acc.length; k++) acc[k]! /= o.gradAccum;
+      const gradNorm = clipGradNorm(sums, o.maxGradNorm);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        const last = replacing ? undefined : listCheckpoints(o.out).at(-1);
+        await step.release();
+        const kept = replacing
+          ? `${o.out} is left as it was`
+          : last
+            ? `The last good checkpoint is ${last.dir}`
+            : "No checkpoint was saved yet";
+        throw new NonFiniteLossError(
+          `the loss became ${Number.isFinite(loss) ? `finite but the gradient norm is ${gradNorm}` : loss} at step ${s} ` +
+            `(lr ${o.lr}); training stopped. ${kept}`,
+        );
+      }
+      const lr = learningRate({ kind: o.schedule, lr: o.lr, warmupSteps: o.warmupSteps, totalSteps }, s - 1);
+      optimizer.update(values, sums, lr);
+      lastLoss = loss;
+      tokensSeen += tokens;
+      const elapsed = (performance.now() - t0) / 1000;
+      const m: StepMetrics = {
+        type: "train",
+        step: s,
+        epoch,
+        loss,
+        lr,
+        gradNorm,
+        tokens,
+        tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
+        elapsedSec: elapsed,
+      };
+      emit("onStep", m);
+      if (o.evalEvery && s % o.evalEvery === 0) lastEval = (await evaluate(s)) ?? lastEval;
+      if (o.saveEvery && s % o.saveEvery === 0 && s < totalSteps) {
+        const dirName = join(work, `checkpoint-${s}`);
+        await saveCheckpoint(
+          dirName,
+          { step: s, loader: loader.state(), optimizer: { step: optimizer.step }, mode: o.mode, totalSteps },
+          {
+            model,
+            step,
+            values,
+            adapter,
+            optimizer,
+          },
+        );
+        emit("onCheckpoint", dirName, s);
+      }
+    }
+    if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
+    firstEval ??= null;
+    await step.release();
+
+    // The result: an adapter (PEFT files) or a full model, in the run's folder itself.
+    if (o.mode === "lora") {
+      // A PiSSA adapter is saved as PEFT saves it: a rank-2r LoRA that applies to the ORIGINAL weights.
+      writeAdapterFiles(work, pissaStart ? pissaToLora(adapter!, pissaStart) : adapter!);
+    } else {
+      writeFullModel(work, model, step, values);
+    }
+    savedBytes = dirBytes(work, (f) => f.endsWith(".safetensors"));
+    if (replacing) swapInto(work, o.out);
+  } catch (e) {
+    // A failed replacing run leaves `out` as it was and no temporary folder.
+    if (replacing) rmSync(work, { recursive: true, force: true });
+    throw e;
   }
-  const savedBytes = dirBytes(o.out, (f) => f.endsWith(".safetensors"));
   const baseBytes = dirBytes(dir, (f) => f.endsWith(".safetensors"));
   model.weights.close();
   const summary: TrainSummary = {

@@ -5,7 +5,9 @@ import {
   alpacaPrompt,
   buildExamples,
   countTrainedTargets,
+  describeData,
   IGNORE_INDEX,
+  maxLengthFor,
 } from "../../src/data/examples.js";
 import { parseDataset } from "../../src/data/formats.js";
 import { pieces, toyTokenizer } from "./toy-tokenizer.js";
@@ -112,6 +114,69 @@ test("maxLength truncates; examples left with nothing to train are dropped and c
   ]);
   assert.deepEqual(cut.examples[0]!.labels.slice(4), cut.examples[0]!.inputIds.slice(4));
   assert.equal(cut.stats.truncated, 1);
+});
+
+test("the summary says what was kept, truncated and dropped, and why; all dropped by truncation is an error naming --max-length (issue #12)", () => {
+  const long = "Once upon a time ".repeat(6).trim();
+  const rows = [0, 1, 2, 3, 4, 5].map((i) =>
+    JSON.stringify({ prompt: i % 2 === 0 ? "How are you" : long, completion: " Fine thanks" }),
+  );
+  const data = parseDataset(rows.join("\n"), "d.jsonl");
+  const { examples, summary } = buildExamples(data, tok, { maxLength: 16 });
+  assert.equal(examples.length, 3);
+  assert.deepEqual(summary, {
+    rows: 6,
+    examples: 3,
+    truncated: 3,
+    dropped: 3,
+    trainedTokens: 9,
+    path: "d.jsonl",
+    maxLength: 16,
+    droppedByTruncation: 3,
+  });
+  assert.equal(
+    describeData(summary),
+    "6 rows -> 3 examples (3 truncated to --max-length 16; 3 dropped: nothing left to train after truncation)",
+  );
+  // Nothing cut, nothing dropped: just the counts.
+  const whole = buildExamples(data, tok, { maxLength: 64 });
+  assert.equal(describeData(whole.summary), "6 rows -> 6 examples");
+  // Truncated but kept; dropped with nothing to train at all (a chat with no assistant turn).
+  const chat = parseDataset(
+    [
+      '{"messages":[{"role":"user","content":"Hi"}]}',
+      '{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once upon a time The end"}]}',
+    ].join("\n"),
+    "c.jsonl",
+  );
+  const full = buildExamples(chat, tok, { maxLength: 64 });
+  assert.equal(describeData(full.summary), "2 rows -> 1 example (1 dropped: no token to train)");
+  const cutTo = full.examples[0]!.inputIds.length - 1;
+  const mixed = buildExamples(chat, tok, { maxLength: cutTo });
+  assert.equal(mixed.summary.droppedByTruncation, 0);
+  assert.equal(
+    describeData(mixed.summary),
+    `2 rows -> 1 example (1 truncated to --max-length ${cutTo}; 1 dropped: no token to train)`,
+  );
+  // Every example dropped by truncation: an error naming the file and --max-length.
+  const allLong = parseDataset(rows.filter((_, i) => i % 2 === 1).join("\n"), "long.jsonl");
+  assert.throws(
+    () => buildExamples(allLong, tok, { maxLength: 16 }),
+    (e: Error) =>
+      e.message ===
+      "long.jsonl: all 3 examples were dropped: 3 had nothing left to train after truncation to --max-length 16",
+  );
+});
+
+test("maxLengthFor: a --max-length above the model's context is an error naming --max-length; the default is capped", () => {
+  assert.equal(maxLengthFor(undefined, 128, 512), 128);
+  assert.equal(maxLengthFor(undefined, 1024, 512), 512);
+  assert.equal(maxLengthFor(128, 128, 512), 128);
+  assert.equal(maxLengthFor(16, 128, 512), 16);
+  assert.throws(
+    () => maxLengthFor(129, 128, 512),
+    /^LoraTsError: --max-length 129: longer than the model's context of 128 tokens \(max_position_embeddings\)$/,
+  );
 });
 
 test("a plain-text file is tokenized whole and cut into maxLength windows, all trained", () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { CausalLM } from "../../src/infer/causal-lm.js";
@@ -18,6 +18,7 @@ import { parseModelConfig } from "../../src/models/family.js";
 import { gpt2TensorShapes } from "../../src/models/gpt2.js";
 import { listModules } from "../../src/models/modules.js";
 import { openModelDir } from "../../src/models/open-model.js";
+import { LoraTsError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
 import { runCli } from "../helpers/cli.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
@@ -196,7 +197,6 @@ test("GPT-2 (Conv1D, fan_in_fan_out): c_attn + c_fc + wte adapter, unmerged == m
 
   // Writing over an existing, non-empty folder needs --force: an earlier merge, and the base model's
   // own folder, are refused and left byte for byte as they were, with nothing written beside them.
-  // (Not tested: `--out <base folder> --force`, issue #12.)
   const other = join(tempDir(), "adapter2");
   saveAdapter(other, randomAdapter(model, ["c_attn", "c_fc", "wte"], 9));
   const mergedFiles = fileHashes(merged);
@@ -209,6 +209,41 @@ test("GPT-2 (Conv1D, fan_in_fan_out): c_attn + c_fc + wte adapter, unmerged == m
   assert.deepEqual(fileHashes(model), baseFiles, "a refused merge leaves the base untouched");
   assert.deepEqual(fileHashes(merged), mergedFiles, "a refused merge leaves the existing output untouched");
   assert.deepEqual(readdirSync(dirname(merged)), ["merged"]);
+
+  // The base model's files are never written, whatever the flags (issue #12): an --out that is the base
+  // folder, reaches it through a symlink, lies inside it or contains it is refused with --force too,
+  // in one line naming --out and the reason, before anything is written.
+  const link = join(tempDir(), "link-to-base");
+  symlinkSync(model, link);
+  // A copy of the base one level down, so that the folder containing it is a fresh temporary one.
+  const parent = tempDir();
+  const nested = join(parent, "base");
+  cpSync(model, nested, { recursive: true });
+  const cases: [string, string, RegExp][] = [
+    [model, model, /is the base model's folder/],
+    [model, link, /is the base model's folder/],
+    [link, model, /is the base model's folder/],
+    [model, join(model, "merged"), /is inside the base model's folder/],
+    [model, join(link, "sub", "merged"), /is inside the base model's folder/],
+    [nested, parent, /contains the base model's folder/],
+  ];
+  for (const [base, out, why] of cases) {
+    const refused = runCli(["merge", "--model", base, "--adapter", other, "--out", out, "--force"]);
+    assert.equal(refused.code, 1, `--out ${out}: ${refused.stderr}`);
+    assert.match(refused.stderr, /^error: --out [^\n]*: [^\n]*, which is only ever read\n$/);
+    assert.ok(refused.stderr.startsWith(`error: --out ${out}: `), refused.stderr);
+    assert.match(refused.stderr, why);
+    assert.equal(refused.stdout, "");
+    for (const m of [model, nested])
+      assert.deepEqual(fileHashes(m), baseFiles, `merge --out ${out} --force leaves the base untouched`);
+  }
+  assert.deepEqual(readdirSync(parent), ["base"], "nothing is written beside the base");
+  // The library refuses it too.
+  await assert.rejects(
+    mergeModel({ model, adapter: other, out: model, force: true }),
+    (e: Error) => e instanceof LoraTsError && /is the base model's folder/.test(e.message),
+  );
+  assert.deepEqual(fileHashes(model), baseFiles);
 
   // --force replaces the existing output as a whole (a file only the old folder had is gone) with the
   // other adapter's merge; the base is still untouched.

@@ -5,7 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -375,6 +384,31 @@ test("CLI: convert gguf with an unsupported architecture prints one error line a
   assert.equal(r.status, 1, r.stderr);
   assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   assert.match(r.stderr, /^error: .*tiny-gpt2-cli\.gguf: GGUF architecture "gpt2" is not supported/);
+});
+
+test("CLI: convert --out is never the input's own folder, nor one holding it, whatever the flags (issue #12)", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "lora-ts-gguf-in-"));
+  const sub = path.join(dir, "models");
+  mkdirSync(sub);
+  const input = path.join(sub, "tiny.gguf");
+  const bytes = tinyLlama().file;
+  writeFileSync(input, bytes);
+  for (const out of [sub, dir, input]) {
+    const r = spawnSync(
+      process.execPath,
+      [BIN, "convert", "gguf", "--model", input, "--out", out, "--force"],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.status, 1, `--out ${out}: ${r.stdout}`);
+    const how = out === input ? "is" : "contains";
+    assert.equal(r.stderr, `error: --out ${out}: ${how} the input file ${input}, which is only ever read\n`);
+    assert.deepEqual(readdirSync(dir), ["models"], "nothing is written beside the input's folder");
+    assert.deepEqual(readdirSync(sub), ["tiny.gguf"], "the input's folder is untouched");
+    assert.ok(readFileSync(input).equals(bytes), "the input is untouched");
+  }
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test("resolveModelPath: directories pass through; a GGUF file converts once into the cache", async () => {

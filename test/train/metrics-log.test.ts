@@ -1,10 +1,18 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { Metrics } from "../../src/train/events.js";
-import { metricsLog, readMetrics } from "../../src/train/metrics-log.js";
+import { metricsLog, readMetrics, runMetricsLog } from "../../src/train/metrics-log.js";
 
 function records(from: number, to: number): Metrics[] {
   const out: Metrics[] = [];
@@ -109,5 +117,46 @@ test("a fresh run starts an empty log; resume without a file starts empty too", 
     c.close();
     c.close(); // idempotent
     assert.deepEqual(readMetrics(other), records(5, 5));
+  });
+});
+
+test("runMetricsLog: nothing touched before onStart; a fresh run starts empty, a resumed one keeps steps <= its start", () => {
+  withDir((dir) => {
+    const path = join(dir, "metrics.jsonl");
+    const old = metricsLog(path);
+    const eval0: Metrics = { type: "eval", step: 0, loss: 2, perplexity: Math.exp(2), tokens: 10 };
+    const from0 = (to: number) => [eval0, ...records(1, to)];
+    feed(old, from0(8)); // an old run, with its step-0 eval
+    old.close();
+    const before = readFileSync(path, "utf8");
+    const start = { totalSteps: 10, trainableParams: 1, totalParams: 2, mode: "lora" as const };
+
+    const failed = runMetricsLog(dir); // a run that fails before it starts
+    failed.close();
+    assert.equal(readFileSync(path, "utf8"), before, "a run that never started left the log as it was");
+
+    const resumed = runMetricsLog(dir);
+    resumed.onStart?.({ ...start, startStep: 6, outDir: dir });
+    assert.deepEqual(readMetrics(path), from0(6));
+    feed(resumed, records(7, 10));
+    resumed.onEnd?.({} as never);
+    assert.deepEqual(readMetrics(path), from0(10));
+
+    const fresh = runMetricsLog(dir);
+    fresh.onStart?.({ ...start, startStep: 0, outDir: dir });
+    feed(fresh, from0(2));
+    fresh.close();
+    assert.deepEqual(readMetrics(path), from0(2), "no record of the old runs is kept");
+
+    // The trainer's folder (a temporary one while --force replaces the output) wins over the fallback.
+    const work = join(dir, "work");
+    mkdirSync(work);
+    const elsewhere = runMetricsLog(dir);
+    elsewhere.onStart?.({ ...start, startStep: 0, outDir: work });
+    feed(elsewhere, records(1, 1));
+    elsewhere.close();
+    assert.deepEqual(readMetrics(join(work, "metrics.jsonl")), records(1, 1));
+    assert.deepEqual(readMetrics(path), from0(2));
+    assert.throws(() => runMetricsLog(dir).onStep?.(records(1, 1)[0] as never), /before the run started/);
   });
 });
