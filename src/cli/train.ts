@@ -103,13 +103,25 @@ function flagsToConfig(flags: Record<string, unknown>): TrainConfig {
   return parsed.data;
 }
 
+/** A regex metacharacter: a --target string holding one is a regex, as PEFT reads a string. */
+const REGEX_CHARS = /[\\^$*+?()[\]{}|]/;
+
+/**
+ * --target (or "target:" as a string in a config file): "all-linear", a full-match regex over module
+ * paths when it holds a regex metacharacter, else comma-separated module names (exact or ".suffix").
+ */
+export function targetFlag(t: string): string | string[] {
+  if (t === "all-linear" || REGEX_CHARS.test(t)) return t;
+  return t.split(",").map((name) => name.trim());
+}
+
 function toTrainOptions(c: TrainConfig): TrainOptions {
   for (const key of ["model", "data", "out"] as const) {
     if (!c[key]) throw new LoraTsError(`train: --${key} is required (or "${key}:" in the config file)`);
   }
   if (c.epochs !== undefined && c.max_steps !== undefined)
     throw new LoraTsError("train: give --epochs or --max-steps, not both");
-  const target = typeof c.target === "string" && c.target !== "all-linear" ? c.target.split(",") : c.target;
+  const target = typeof c.target === "string" ? targetFlag(c.target) : c.target;
   return {
     model: c.model!,
     data: c.data!,
@@ -174,7 +186,7 @@ export function registerTrain(program: Command): void {
     .option("--dropout <p>", "LoRA dropout (default 0.05)")
     .option(
       "--target <modules>",
-      "comma-separated module names, a regex, or all-linear (default: PEFT's per model)",
+      "all-linear, comma-separated module names, or a full-match regex over module paths (any value with one of ^$*+?()[]{}|\\) (default: PEFT's per model)",
     )
     .option("--rslora", "scale by alpha/sqrt(r)")
     .option("--bias <which>", "train biases too: none (default), all or lora_only")
