@@ -4,7 +4,14 @@ import { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
-import { chooseAdapter, collect, parseAdapterSpecs, parseIds, parseNumber } from "./parse.js";
+import {
+  checkIdsInVocab,
+  chooseAdapter,
+  collect,
+  parseAdapterSpecs,
+  parseIds,
+  parseNumber,
+} from "./parse.js";
 
 interface AdapterFlags {
   adapter?: string[];
@@ -53,30 +60,41 @@ export function registerGenerate(program: Command): void {
       if ((f.prompt === undefined) === (f.promptIds === undefined)) {
         throw new LoraTsError("generate: give exactly one of --prompt and --prompt-ids");
       }
+      // Every flag is checked before the model loads and before anything is written to stdout.
+      const maxNewTokens = parseNumber("--max-new-tokens", f.maxNewTokens, { integer: true, min: 1 });
+      const temperature = parseNumber("--temperature", f.temperature, { min: 0 });
+      const topK =
+        f.topK === undefined ? undefined : parseNumber("--top-k", f.topK, { integer: true, min: 1 });
+      const topP = f.topP === undefined ? undefined : parseNumber("--top-p", f.topP, { min: 0 });
+      if (topP !== undefined && !(topP > 0 && topP <= 1))
+        throw new LoraTsError(`--top-p: expected a number in (0, 1], got "${f.topP}"`);
+      const seed = parseNumber("--seed", f.seed, { integer: true });
+      const rawIds = f.promptIds === undefined ? undefined : parseIds("--prompt-ids", f.promptIds);
+      if (temperature === 0 && (topK !== undefined || topP !== undefined)) {
+        // As Hugging Face warns for top_k/top_p without do_sample: greedy decoding ignores them.
+        process.stderr.write("warning: --top-k and --top-p have no effect at --temperature 0 (greedy)\n");
+      }
       const { lm, feeds } = await loadWithAdapters(f.model, f);
       let promptIds: number[];
-      if (f.promptIds !== undefined) {
-        promptIds = parseIds("--prompt-ids", f.promptIds);
+      if (rawIds !== undefined) {
+        promptIds = rawIds;
       } else {
         if (!lm.tokenizer) throw new LoraTsError(`${f.model}: no tokenizer.json, use --prompt-ids`);
         const addBos = lm.model.tokenizerConfig?.["add_bos_token"] === true;
         promptIds = lm.tokenizer.encode(f.prompt!, { addBos });
       }
-      const vocab = lm.config.vocabSize;
-      const bad = promptIds.find((id) => id >= vocab);
-      if (bad !== undefined)
-        throw new LoraTsError(`--prompt-ids: id ${bad} is outside the vocabulary (${vocab})`);
+      checkIdsInVocab("--prompt-ids", promptIds, lm.config.vocabSize);
       if (promptIds.length === 0) throw new LoraTsError("generate: the prompt is empty");
-      const rng = new Rng(parseNumber("--seed", f.seed, { integer: true }));
+      const rng = new Rng(seed);
       const decode = (ids: number[]) => lm.tokenizer?.decode(ids, { skipSpecial: true }) ?? "";
       const streamed: number[] = [];
       if (!f.json && f.prompt !== undefined) process.stdout.write(f.prompt);
       const ids = (
         await generate(lm, [promptIds], {
-          maxNewTokens: parseNumber("--max-new-tokens", f.maxNewTokens, { integer: true, min: 1 }),
-          temperature: parseNumber("--temperature", f.temperature, { min: 0 }),
-          topK: f.topK === undefined ? undefined : parseNumber("--top-k", f.topK, { integer: true, min: 1 }),
-          topP: f.topP === undefined ? undefined : parseNumber("--top-p", f.topP, { min: 0 }),
+          maxNewTokens,
+          temperature,
+          topK,
+          topP,
           random: () => rng.float(),
           extraFeeds: feeds,
           onToken: f.json
@@ -108,6 +126,7 @@ export function registerGenerate(program: Command): void {
     .action(async (f: AdapterFlags & { model: string; ids: string; json?: boolean }) => {
       const ids = parseIds("--ids", f.ids);
       const { lm, feeds } = await loadWithAdapters(f.model, f);
+      checkIdsInVocab("--ids", ids, lm.config.vocabSize);
       const rows = await lm.logits(ids, feeds);
       if (f.json) process.stdout.write(`${JSON.stringify({ logits: rows.map((r) => Array.from(r)) })}\n`);
       else for (const r of rows) process.stdout.write(`${Array.from(r, (v) => v.toFixed(5)).join(" ")}\n`);

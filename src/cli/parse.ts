@@ -10,6 +10,12 @@ export function parseIds(flag: string, text: string): number[] {
   return ids;
 }
 
+/** Token ids must index the model's vocabulary: onnxruntime's Gather would fail with a log line. */
+export function checkIdsInVocab(flag: string, ids: readonly number[], vocabSize: number): void {
+  const bad = ids.find((id) => id >= vocabSize);
+  if (bad !== undefined) throw new LoraTsError(`${flag}: id ${bad} is outside the vocabulary (${vocabSize})`);
+}
+
 export function parseNumber(
   flag: string,
   text: string,
