@@ -85,13 +85,27 @@ export function registerGenerate(program: Command): void {
       }
       checkIdsInVocab("--prompt-ids", promptIds, lm.config.vocabSize);
       if (promptIds.length === 0) throw new LoraTsError("generate: the prompt is empty");
+      // The model's context (max_position_embeddings) bounds prompt + generated tokens.
+      const context = lm.config.maxPositions;
+      if (promptIds.length >= context)
+        throw new LoraTsError(
+          `generate: the prompt has ${promptIds.length} tokens, the model's context is ${context}`,
+        );
+      let newTokens = maxNewTokens;
+      if (promptIds.length + newTokens > context) {
+        newTokens = context - promptIds.length;
+        process.stderr.write(
+          `warning: prompt (${promptIds.length}) + --max-new-tokens (${maxNewTokens}) exceed the model's context ` +
+            `(${context}); generating at most ${newTokens} tokens\n`,
+        );
+      }
       const rng = new Rng(seed);
       const decode = (ids: number[]) => lm.tokenizer?.decode(ids, { skipSpecial: true }) ?? "";
       const streamed: number[] = [];
       if (!f.json && f.prompt !== undefined) process.stdout.write(f.prompt);
       const ids = (
         await generate(lm, [promptIds], {
-          maxNewTokens,
+          maxNewTokens: newTokens,
           temperature,
           topK,
           topP,

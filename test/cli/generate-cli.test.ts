@@ -75,3 +75,32 @@ test("--top-k / --top-p at temperature 0 warn that greedy decoding ignores them"
   assert.equal(greedy.stderr, "");
   assert.deepEqual(JSON.parse(withK.stdout), JSON.parse(greedy.stdout), "the same greedy ids");
 });
+
+test("prompt + --max-new-tokens beyond the model's context: a warning and a stop at the context; a prompt that fills it is an error", () => {
+  const short = tinyModel("llama", 32, { max_position_embeddings: 16 });
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => 3 + (i % 20)).join(",");
+  const r = runCli([
+    "generate",
+    "--model",
+    short,
+    "--prompt-ids",
+    ids(14),
+    "--max-new-tokens",
+    "10",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stderr,
+    "warning: prompt (14) + --max-new-tokens (10) exceed the model's context (16); generating at most 2 tokens\n",
+  );
+  const out = JSON.parse(r.stdout) as { ids: number[] };
+  assert.ok(out.ids.length >= 1 && out.ids.length <= 2, `${out.ids.length} tokens`);
+  fails(
+    ["generate", "--model", short, "--prompt-ids", ids(16)],
+    "generate: the prompt has 16 tokens, the model's context is 16",
+  );
+  const fits = runCli(["generate", "--model", short, "--prompt-ids", ids(10), "--max-new-tokens", "6"]);
+  assert.equal(fits.code, 0, fits.stderr);
+  assert.equal(fits.stderr, "", "no warning when it fits");
+});
