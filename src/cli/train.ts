@@ -17,6 +17,7 @@ import { reportEvents } from "../train/report.js";
 import { type TrainOptions, train } from "../train/trainer.js";
 import { LoraTsError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
+import { parseNumber } from "./parse.js";
 
 const positiveInt = z.number().int().positive();
 const TrainConfigSchema = z
@@ -251,8 +252,11 @@ export function registerTrain(program: Command): void {
           model: f.model,
           adapter: f.adapter,
           data: f.data,
-          maxLength: f.maxLength === undefined ? undefined : Number(f.maxLength),
-          batchSize: Number(f.batchSize),
+          maxLength:
+            f.maxLength === undefined
+              ? undefined
+              : parseNumber("--max-length", f.maxLength, { integer: true, min: 1 }),
+          batchSize: parseNumber("--batch-size", f.batchSize, { integer: true, min: 1 }),
           trainOnInputs: f.trainOnInputs,
         });
         if (f.json) process.stdout.write(`${JSON.stringify(r)}\n`);
