@@ -45,16 +45,18 @@ export function summaryRows(s: TrainSummary): [string, string][] {
     `${formatDuration(s.seconds)}${s.steps > 0 ? ` (${(s.seconds / s.steps).toFixed(2)} s/step)` : ""}`,
   ]);
   rows.push(["Final train loss", fmtNum(s.finalTrainLoss)]);
-  if (s.firstEvalLoss !== null || s.finalEvalLoss !== null) {
-    const a = s.firstEvalLoss;
-    const b = s.finalEvalLoss;
-    const change =
-      a !== null && b !== null && a !== 0
-        ? ` (${b <= a ? "−" : "+"}${fmtPct((100 * Math.abs(b - a)) / a)})`
-        : "";
+  const a = s.firstEvalLoss;
+  const b = s.finalEvalLoss;
+  if (a !== null && b !== null) {
+    const change = a !== 0 ? ` (${b <= a ? "−" : "+"}${fmtPct((100 * Math.abs(b - a)) / a)})` : "";
     rows.push(["Eval loss", `${fmtNum(a)} → ${fmtNum(b)}${change}`]);
-    const ppl = (x: number | null) => (x === null ? null : Math.exp(x));
-    rows.push(["Eval perplexity", `${fmtNum(ppl(a), 2)} → ${fmtNum(ppl(b), 2)}`]);
+    rows.push(["Eval perplexity", `${fmtNum(Math.exp(a), 2)} → ${fmtNum(Math.exp(b), 2)}`]);
+  } else if (a !== null || b !== null) {
+    // One evaluation only: say when, rather than an arrow from a dash.
+    const only = (a ?? b)!;
+    const when = a === null ? "at the end only" : "at the start only";
+    rows.push(["Eval loss", `${fmtNum(only)} (${when})`]);
+    rows.push(["Eval perplexity", `${fmtNum(Math.exp(only), 2)} (${when})`]);
   } else {
     rows.push(["Eval loss", "—"]);
   }

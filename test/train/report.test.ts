@@ -356,6 +356,14 @@ test("summary lines and niceTicks", () => {
     savedBytes: 20_480_000,
   });
   assert.ok(full.some((l) => l.includes("full fine-tuning")));
+  // One evaluation only (no start eval): its value and when, never an arrow from a dash.
+  const endOnly = reportSummaryLines({ ...summary, firstEvalLoss: null, finalEvalLoss: 2 });
+  assert.ok(
+    endOnly.some((l) => /^Eval loss:\s+2\.0000 \(at the end only\)$/.test(l)),
+    endOnly.join("\n"),
+  );
+  assert.ok(endOnly.some((l) => /^Eval perplexity:\s+7\.39 \(at the end only\)$/.test(l)));
+  assert.ok(!endOnly.some((l) => l.includes("—")), endOnly.join("\n"));
   assert.ok(full.some((l) => l.includes("1.00× the base")));
   assert.deepEqual(niceTicks(0.71, 3.45, 5).ticks, [0.5, 1, 1.5, 2, 2.5, 3, 3.5]);
   assert.deepEqual(niceTicks(1, 200, 8, true).ticks, [0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
