@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
+import { familyOf } from "../models/family.js";
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import {
@@ -86,17 +87,19 @@ export function registerGenerate(program: Command): void {
       checkIdsInVocab("--prompt-ids", promptIds, lm.config.vocabSize);
       if (promptIds.length === 0) throw new LoraTsError("generate: the prompt is empty");
       // The model's context (max_position_embeddings) bounds prompt + generated tokens.
+      // Learned positions end at the context: stop there. Rotary ones go on, as in HF and llama.cpp.
       const context = lm.config.maxPositions;
-      if (promptIds.length >= context)
+      const hard = familyOf(lm.config).hardContext;
+      if (hard && promptIds.length >= context)
         throw new LoraTsError(
           `generate: the prompt has ${promptIds.length} tokens, the model's context is ${context}`,
         );
       let newTokens = maxNewTokens;
       if (promptIds.length + newTokens > context) {
-        newTokens = context - promptIds.length;
+        if (hard) newTokens = context - promptIds.length;
         process.stderr.write(
           `warning: prompt (${promptIds.length}) + --max-new-tokens (${maxNewTokens}) exceed the model's context ` +
-            `(${context}); generating at most ${newTokens} tokens\n`,
+            `(${context}); ${hard ? `generating at most ${newTokens} tokens` : "positions past it were not trained"}\n`,
         );
       }
       const rng = new Rng(seed);

@@ -54,6 +54,12 @@ export interface ModelFamily {
   build(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs;
   /** Module path of the token embedding ("model.embed_tokens"); its table is `<path>.weight`. */
   embeddingPath: string;
+  /**
+   * Whether max_position_embeddings is a hard limit: learned position tables (GPT-2's wpe) have no row
+   * past it, while rotary positions run on (with quality falling off), as Hugging Face and llama.cpp
+   * allow with a warning.
+   */
+  hardContext: boolean;
   /** Module path of the output head ("lm_head"); a tied head reads the embedding table instead. */
   headPath: string;
   /**

@@ -153,6 +153,7 @@ export const gpt2Family: ModelFamily = {
   tensorShapes: gpt2TensorShapes,
   build: buildGpt2,
   embeddingPath: "transformer.wte",
+  hardContext: true,
   headPath: "lm_head",
   // The hub's gpt2 checkpoint was saved from GPT2Model and lacks the "transformer." prefix.
   canonicalNames: (stored) =>

@@ -191,6 +191,7 @@ export const llamaFamily: ModelFamily = {
   tensorShapes: llamaTensorShapes,
   build: buildLlama,
   embeddingPath: "model.embed_tokens",
+  hardContext: false,
   headPath: "lm_head",
   canonicalNames: () => (n) => n,
   gguf: {

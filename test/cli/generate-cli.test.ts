@@ -76,13 +76,13 @@ test("--top-k / --top-p at temperature 0 warn that greedy decoding ignores them"
   assert.deepEqual(JSON.parse(withK.stdout), JSON.parse(greedy.stdout), "the same greedy ids");
 });
 
-test("prompt + --max-new-tokens beyond the model's context: a warning and a stop at the context; a prompt that fills it is an error", () => {
-  const short = tinyModel("llama", 32, { max_position_embeddings: 16 });
+test("prompt + --max-new-tokens beyond the context: GPT-2 (learned positions) stops there and refuses a full prompt; Llama (rotary) warns and goes on", () => {
   const ids = (n: number) => Array.from({ length: n }, (_, i) => 3 + (i % 20)).join(",");
+  const gpt2 = tinyModel("gpt2", 32, { n_positions: 16 });
   const r = runCli([
     "generate",
     "--model",
-    short,
+    gpt2,
     "--prompt-ids",
     ids(14),
     "--max-new-tokens",
@@ -97,10 +97,28 @@ test("prompt + --max-new-tokens beyond the model's context: a warning and a stop
   const out = JSON.parse(r.stdout) as { ids: number[] };
   assert.ok(out.ids.length >= 1 && out.ids.length <= 2, `${out.ids.length} tokens`);
   fails(
-    ["generate", "--model", short, "--prompt-ids", ids(16)],
+    ["generate", "--model", gpt2, "--prompt-ids", ids(16)],
     "generate: the prompt has 16 tokens, the model's context is 16",
   );
-  const fits = runCli(["generate", "--model", short, "--prompt-ids", ids(10), "--max-new-tokens", "6"]);
+  const fits = runCli(["generate", "--model", gpt2, "--prompt-ids", ids(10), "--max-new-tokens", "6"]);
   assert.equal(fits.code, 0, fits.stderr);
   assert.equal(fits.stderr, "", "no warning when it fits");
+
+  const llama = tinyModel("llama", 33, { max_position_embeddings: 16 });
+  const soft = runCli([
+    "generate",
+    "--model",
+    llama,
+    "--prompt-ids",
+    ids(14),
+    "--max-new-tokens",
+    "6",
+    "--json",
+  ]);
+  assert.equal(soft.code, 0, soft.stderr);
+  assert.equal(
+    soft.stderr,
+    "warning: prompt (14) + --max-new-tokens (6) exceed the model's context (16); positions past it were not trained\n",
+  );
+  assert.ok((JSON.parse(soft.stdout) as { ids: number[] }).ids.length > 2, "rotary positions go on");
 });
