@@ -5,8 +5,7 @@
  * nothing to train, and refuses a --max-length above the model's context.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { createAdapter, loadAdapter, saveAdapter } from "../../src/lora/adapter.js";
@@ -17,18 +16,11 @@ import { listModules } from "../../src/models/modules.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { Rng } from "../../src/util/rng.js";
 import { runCli } from "../helpers/cli.js";
+import { fileHashes } from "../helpers/file-hashes.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
 /** sha256 of every file in `dir` (and below), by relative path. */
-function fileHashes(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" }).sort()) {
-    const p = join(dir, f);
-    if (statSync(p).isFile()) out[f] = createHash("sha256").update(readFileSync(p)).digest("hex");
-  }
-  return out;
-}
 
 /** A saved adapter on q_proj, v_proj with random non-zero A and B. */
 function adapterDir(model: string, seed: number): string {

@@ -3,8 +3,7 @@
  * named adapters on one session, linear combination [1, 0] == the first adapter, and the CLI flags.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { cpSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { CausalLM } from "../../src/infer/causal-lm.js";
@@ -21,6 +20,7 @@ import { openModelDir } from "../../src/models/open-model.js";
 import { LoraTsError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
 import { runCli } from "../helpers/cli.js";
+import { fileHashes } from "../helpers/file-hashes.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
 import { gpt2Config, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
 import { LLAMA_ALL_TARGETS } from "./fixtures.js";
@@ -57,14 +57,6 @@ async function logitsOf(model: string, adapters: { name: string; dir: string }[]
 }
 
 /** sha256 of every file in `dir` (and below), by relative path. */
-function fileHashes(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" }).sort()) {
-    const p = join(dir, f);
-    if (statSync(p).isFile()) out[f] = createHash("sha256").update(readFileSync(p)).digest("hex");
-  }
-  return out;
-}
 
 function maxDiff(a: Float32Array[], b: Float32Array[]): number {
   let m = 0;
