@@ -15,6 +15,8 @@ const model = tinyModel("llama", 31);
 const vocab = (JSON.parse(readFileSync(join(model, "config.json"), "utf8")) as { vocab_size: number })
   .vocab_size;
 
+const generateCli = (m: string, ...args: string[]) => runCli(["generate", "--model", m, ...args]);
+
 function fails(args: string[], line: string) {
   const r = runCli(args);
   assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
@@ -48,28 +50,8 @@ test("generate checks its flags before writing the prompt: --top-p in (0, 1], --
 });
 
 test("--top-k / --top-p at temperature 0 warn that greedy decoding ignores them", () => {
-  const greedy = runCli([
-    "generate",
-    "--model",
-    model,
-    "--prompt-ids",
-    "1,5",
-    "--max-new-tokens",
-    "3",
-    "--json",
-  ]);
-  const withK = runCli([
-    "generate",
-    "--model",
-    model,
-    "--prompt-ids",
-    "1,5",
-    "--max-new-tokens",
-    "3",
-    "--top-k",
-    "2",
-    "--json",
-  ]);
+  const greedy = generateCli(model, "--prompt-ids", "1,5", "--max-new-tokens", "3", "--json");
+  const withK = generateCli(model, "--prompt-ids", "1,5", "--max-new-tokens", "3", "--top-k", "2", "--json");
   assert.equal(withK.code, 0, withK.stderr);
   assert.equal(withK.stderr, "warning: --top-k and --top-p have no effect at --temperature 0 (greedy)\n");
   assert.equal(greedy.stderr, "");
@@ -79,16 +61,7 @@ test("--top-k / --top-p at temperature 0 warn that greedy decoding ignores them"
 test("prompt + --max-new-tokens beyond the context: GPT-2 (learned positions) stops there and refuses a full prompt; Llama (rotary) warns and goes on", () => {
   const ids = (n: number) => Array.from({ length: n }, (_, i) => 3 + (i % 20)).join(",");
   const gpt2 = tinyModel("gpt2", 32, { n_positions: 16 });
-  const r = runCli([
-    "generate",
-    "--model",
-    gpt2,
-    "--prompt-ids",
-    ids(14),
-    "--max-new-tokens",
-    "10",
-    "--json",
-  ]);
+  const r = generateCli(gpt2, "--prompt-ids", ids(14), "--max-new-tokens", "10", "--json");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(
     r.stderr,
@@ -100,21 +73,12 @@ test("prompt + --max-new-tokens beyond the context: GPT-2 (learned positions) st
     ["generate", "--model", gpt2, "--prompt-ids", ids(16)],
     "generate: the prompt has 16 tokens, the model's context is 16",
   );
-  const fits = runCli(["generate", "--model", gpt2, "--prompt-ids", ids(10), "--max-new-tokens", "6"]);
+  const fits = generateCli(gpt2, "--prompt-ids", ids(10), "--max-new-tokens", "6");
   assert.equal(fits.code, 0, fits.stderr);
   assert.equal(fits.stderr, "", "no warning when it fits");
 
   const llama = tinyModel("llama", 33, { max_position_embeddings: 16 });
-  const soft = runCli([
-    "generate",
-    "--model",
-    llama,
-    "--prompt-ids",
-    ids(14),
-    "--max-new-tokens",
-    "6",
-    "--json",
-  ]);
+  const soft = generateCli(llama, "--prompt-ids", ids(14), "--max-new-tokens", "6", "--json");
   assert.equal(soft.code, 0, soft.stderr);
   assert.equal(
     soft.stderr,

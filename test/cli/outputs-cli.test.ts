@@ -15,7 +15,7 @@ import { selectTargets } from "../../src/lora/targets.js";
 import { listModules } from "../../src/models/modules.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { Rng } from "../../src/util/rng.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, runTrain } from "../helpers/cli.js";
 import { fileHashes } from "../helpers/file-hashes.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
@@ -103,20 +103,7 @@ test("train --out never writes into the base model's folder, whatever the flags"
   const before = fileHashes(model);
   for (const out of [join(model, "run"), model]) {
     const extra = out === model ? ["--force"] : [];
-    const r = runCli([
-      "train",
-      "--model",
-      model,
-      "--data",
-      data,
-      "--out",
-      out,
-      "--max-steps",
-      "1",
-      "--no-progress",
-      "--no-report",
-      ...extra,
-    ]);
+    const r = runTrain(model, data, out, "--max-steps", "1", ...extra);
     assert.equal(r.code, 1, `train --out ${out} ${extra.join(" ")}: ${r.stdout}`);
     assert.match(r.stderr, /^error: --out [^\n]*: (is|is inside) the base model's folder [^\n]*\n$/);
     assert.ok(r.stderr.startsWith(`error: --out ${out}: `), r.stderr);

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadAdapter } from "../../src/lora/adapter.js";
-import { runCli } from "../helpers/cli.js";
+import { runTrain } from "../helpers/cli.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -19,20 +19,7 @@ const data = wordData(6);
 /** Trains one step with `args` and returns the adapted module paths and the saved target_modules. */
 function adapted(args: string[]): { paths: string[]; targetModules: unknown } {
   const out = join(tempDir(), "run");
-  const r = runCli([
-    "train",
-    "--model",
-    model,
-    "--data",
-    data,
-    "--out",
-    out,
-    "--max-steps",
-    "1",
-    "--no-progress",
-    "--no-report",
-    ...args,
-  ]);
+  const r = runTrain(model, data, out, "--max-steps", "1", ...args);
   assert.equal(r.code, 0, r.stderr);
   const adapter = loadAdapter(out);
   const paths = [...adapter.tensors.keys()]
@@ -81,19 +68,7 @@ test("--target names, all-linear and a regex select their modules, from the CLI 
 });
 
 test("a --target regex that matches no module is a one-line error naming it", () => {
-  const r = runCli([
-    "train",
-    "--model",
-    model,
-    "--data",
-    data,
-    "--out",
-    join(tempDir(), "run"),
-    "--target",
-    "nothing_(here)",
-    "--no-progress",
-    "--no-report",
-  ]);
+  const r = runTrain(model, data, join(tempDir(), "run"), "--target", "nothing_(here)");
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^error: .*regex "nothing_\(here\)" matches no module of the model .*\n$/);
 });

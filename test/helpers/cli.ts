@@ -5,6 +5,22 @@ import { REPO_ROOT } from "./shared.js";
 
 export const BIN = join(REPO_ROOT, "dist/src/cli/main.js");
 
+/** `lora-ts train` of `model` on `data` into `out`, quiet (no progress bar, no report), plus `extra` flags. */
+export function runTrain(model: string, data: string, out: string, ...extra: string[]) {
+  return runCli([
+    "train",
+    "--model",
+    model,
+    "--data",
+    data,
+    "--out",
+    out,
+    ...extra,
+    "--no-progress",
+    "--no-report",
+  ]);
+}
+
 export function runCli(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     encoding: "utf8",

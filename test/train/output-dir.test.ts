@@ -10,7 +10,7 @@ import { test } from "node:test";
 import type { Metrics } from "../../src/train/events.js";
 import { readMetrics } from "../../src/train/metrics-log.js";
 import { type TrainOptions, train } from "../../src/train/trainer.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, runTrain } from "../helpers/cli.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -102,18 +102,7 @@ test("a non-empty --out is refused without --resume or --force, in one line, and
   assert.deepEqual(snapshot(run), before);
   // An existing empty folder is a new one.
   const emptyOut = tempDir();
-  const ok = runCli([
-    "train",
-    "--model",
-    model,
-    "--data",
-    data,
-    "--out",
-    emptyOut,
-    "--max-steps",
-    "1",
-    ...QUIET,
-  ]);
+  const ok = runTrain(model, data, emptyOut, "--max-steps", "1");
   assert.equal(ok.code, 0, ok.stderr);
 });
 
