@@ -1,9 +1,10 @@
 /** Runs the compiled `lora-ts` binary in a child process. */
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
-import { REPO_ROOT } from "./shared.js";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-export const BIN = join(REPO_ROOT, "dist/src/cli/main.js");
+/** The binary built beside these tests (dist/ or a worker's dist-NAME/), not always dist/. */
+export const BIN = join(dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 
 /** `lora-ts train` of `model` on `data` into `out`, quiet (no progress bar, no report), plus `extra` flags. */
 export function runTrain(model: string, data: string, out: string, ...extra: string[]) {

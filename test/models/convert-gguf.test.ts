@@ -28,14 +28,13 @@ import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { ggufCacheDir, resolveModelPath } from "../../src/models/model-path.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { LoraTsError } from "../../src/util/errors.js";
-import { REPO_ROOT, SHARED } from "../helpers/shared.js";
+import { BIN } from "../helpers/cli.js";
+import { SHARED } from "../helpers/shared.js";
 
-const root = REPO_ROOT;
 const shared = SHARED;
 const storiesDir = path.join(shared, "models/stories260K");
 const storiesGguf = path.join(storiesDir, "stories260K.gguf");
 const SKIP = existsSync(storiesGguf) ? false : "needs ../shared (absent)";
-const BIN = path.join(root, "dist/src/cli/main.js");
 
 const tmp = mkdtempSync(path.join(tmpdir(), "lora-ts-convert-gguf-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
