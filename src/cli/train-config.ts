@@ -1,0 +1,153 @@
+/**
+ * The train settings as a config file (YAML or JSON, keys = the long flag names with "_" for "-", e.g.
+ * batch_size) and as commander's flags: both checked by one zod schema, so a problem is one line naming
+ * the file and key, or the flag. `toTrainOptions` turns the merged settings into the trainer's options.
+ */
+import { readFileSync } from "node:fs";
+import YAML from "yaml";
+import { z } from "zod";
+import { parseLoraConfig } from "../lora/config.js";
+import type { TrainOptions } from "../train/trainer.js";
+import { LoraTsError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
+
+const positiveInt = z.number().int().positive();
+const TrainConfigSchema = z
+  .object({
+    model: z.string(),
+    data: z.string(),
+    val_data: z.string(),
+    val_fraction: z.number().min(0).lt(1),
+    out: z.string(),
+    mode: z.enum(["lora", "full"]),
+    r: positiveInt,
+    alpha: z.number().positive(),
+    dropout: z.number().min(0).lt(1),
+    target: z.union([z.string(), z.array(z.string())]),
+    rslora: z.boolean(),
+    init: z.union([z.boolean(), z.string()]),
+    bias: z.enum(["none", "all", "lora_only"]),
+    lora_config: z.string(),
+    lr: z.number().positive(),
+    epochs: z.number().positive(),
+    max_steps: positiveInt,
+    batch_size: positiveInt,
+    grad_accum: positiveInt,
+    max_length: z.number().int().min(2),
+    seed: z.number().int().min(0),
+    eval_every: positiveInt,
+    save_every: positiveInt,
+    resume: z.boolean(),
+    force: z.boolean(),
+    schedule: z.enum(["constant", "linear", "cosine"]),
+    warmup_steps: z.number().int().min(0),
+    weight_decay: z.number().min(0),
+    max_grad_norm: z.number().positive(),
+    train_on_inputs: z.boolean(),
+    packing: z.boolean(),
+    threads: positiveInt,
+    base_int8: z.boolean(),
+  })
+  .partial()
+  .strict();
+
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+export function readConfigFile(path: string): TrainConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new LoraTsError(`${path}: cannot read the config file`);
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    throw new LoraTsError(
+      `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  const parsed = TrainConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key =
+      issue.path.join(".") || (issue.code === "unrecognized_keys" ? issue.keys.join(", ") : "(top level)");
+    throw new LoraTsError(`${path}: ${key}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Flags (commander, camelCase) as config keys (snake_case), parsed to numbers where the schema says so. */
+export function flagsToConfig(flags: Record<string, unknown>): TrainConfig {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(flags)) {
+    if (v === undefined || k === "config" || k === "progress" || k === "report") continue;
+    const key = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const shape = TrainConfigSchema.shape[key as keyof typeof TrainConfigSchema.shape];
+    const isNumber = shape?.unwrap() instanceof z.ZodNumber;
+    out[key] = isNumber && typeof v === "string" ? Number(v) : v;
+  }
+  const parsed = TrainConfigSchema.safeParse(out);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new LoraTsError(`--${String(issue.path[0] ?? "").replaceAll("_", "-")}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** A regex metacharacter: a --target string holding one is a regex, as PEFT reads a string. */
+const REGEX_CHARS = /[\\^$*+?()[\]{}|]/;
+
+/**
+ * --target (or "target:" as a string in a config file): "all-linear", a full-match regex over module
+ * paths when it holds a regex metacharacter, else comma-separated module names (exact or ".suffix").
+ */
+export function targetFlag(t: string): string | string[] {
+  if (t === "all-linear" || REGEX_CHARS.test(t)) return t;
+  return t.split(",").map((name) => name.trim());
+}
+
+export function toTrainOptions(c: TrainConfig): TrainOptions {
+  for (const key of ["model", "data", "out"] as const) {
+    if (!c[key]) throw new LoraTsError(`train: --${key} is required (or "${key}:" in the config file)`);
+  }
+  if (c.epochs !== undefined && c.max_steps !== undefined)
+    throw new LoraTsError("train: give --epochs or --max-steps, not both");
+  const target = typeof c.target === "string" ? targetFlag(c.target) : c.target;
+  return {
+    model: c.model!,
+    data: c.data!,
+    out: c.out!,
+    valData: c.val_data,
+    valFraction: c.val_fraction,
+    mode: c.mode,
+    r: c.r,
+    alpha: c.alpha,
+    dropout: c.dropout,
+    targets: target,
+    rslora: c.rslora,
+    init: c.init as TrainOptions["init"],
+    bias: c.bias,
+    loraConfig: c.lora_config ? parseLoraConfig(readJsonFile(c.lora_config), c.lora_config) : undefined,
+    lr: c.lr,
+    epochs: c.epochs,
+    maxSteps: c.max_steps,
+    batchSize: c.batch_size,
+    gradAccum: c.grad_accum,
+    maxLength: c.max_length,
+    seed: c.seed,
+    evalEvery: c.eval_every,
+    saveEvery: c.save_every,
+    resume: c.resume,
+    force: c.force,
+    schedule: c.schedule,
+    warmupSteps: c.warmup_steps,
+    weightDecay: c.weight_decay,
+    maxGradNorm: c.max_grad_norm,
+    trainOnInputs: c.train_on_inputs,
+    packing: c.packing,
+    threads: c.threads,
+    baseInt8: c.base_int8,
+  };
+}
