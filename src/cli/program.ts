@@ -20,15 +20,35 @@ const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta
 export function buildCli(): Command {
   const program = new Command("lora-ts")
     .description("LoRA fine-tuning of pretrained transformer language models, on onnxruntime")
-    .version(pkg.version)
-    .showHelpAfterError();
+    .version(pkg.version);
   registerConvert(program);
   registerGenerate(program);
   registerInfo(program);
   registerAdapterCommands(program);
   registerTrain(program);
   registerDemo(program);
+  oneLineErrors(program, "lora-ts");
   return program;
+}
+
+/**
+ * The argument parser's errors as one line, like every other error, pointing to the command's help
+ * instead of printing all of it (commander writes the error, then a "Did you mean" hint on a line of
+ * its own).
+ */
+function oneLineErrors(command: Command, path: string): void {
+  command.configureOutput({
+    outputError: (text, write) => {
+      const line = text
+        .trim()
+        .split("\n")
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0)
+        .join(" ");
+      write(`${line} (see: ${path} --help)\n`);
+    },
+  });
+  for (const sub of command.commands) oneLineErrors(sub, `${path} ${sub.name()}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

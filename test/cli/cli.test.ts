@@ -13,14 +13,27 @@ test("lora-ts --version prints the package version", () => {
   assert.equal(r.stdout.trim(), pkg.version);
 });
 
-test("an unknown command exits non-zero with a message, not a stack trace", () => {
+test("an unknown command exits non-zero with one line, not a stack trace or the whole help", () => {
   const r = runCli(["no-such-command"]);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, "");
-  // The error line first, then the usage (program.ts: showHelpAfterError).
-  const [first, second, third] = r.stderr.split("\n");
-  assert.equal(first, "error: unknown command 'no-such-command'");
-  assert.equal(second, "");
-  assert.match(third!, /^Usage: lora-ts /);
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.equal(r.stderr, "error: unknown command 'no-such-command' (see: lora-ts --help)\n");
+});
+
+test("argument-parser errors are one line naming the flag and the command's help (#12 item 11)", () => {
+  const cases: [string[], string][] = [
+    [["train", "--bogus"], "error: unknown option '--bogus' (see: lora-ts train --help)"],
+    [["train", "--r"], "error: option '--r <r>' argument missing (see: lora-ts train --help)"],
+    [
+      ["generate", "--model"],
+      "error: option '--model <dir>' argument missing (see: lora-ts generate --help)",
+    ],
+    [["info"], "error: required option '--model <dir>' not specified (see: lora-ts info --help)"],
+  ];
+  for (const [args, line] of cases) {
+    const r = runCli(args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(r.stderr, `${line}\n`, args.join(" "));
+    assert.equal(r.stdout, "", args.join(" "));
+  }
 });
