@@ -5,7 +5,7 @@ import { combineAdapters } from "../lora/merge.js";
 import { type MergeDtype, mergeModel } from "../lora/merge-model.js";
 import { writeDirAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
-import { refuseNonEmpty } from "../util/out-dir.js";
+import { refuseNonEmpty, refuseUnwritable } from "../util/out-dir.js";
 import { collect, parseAdapterSpecs, parseNumber } from "./parse.js";
 
 export function registerAdapterCommands(program: Command): void {
@@ -42,6 +42,7 @@ export function registerAdapterCommands(program: Command): void {
       const weights = f.weights.split(",").map((w) => parseNumber("--weights", w));
       if (f.type !== "linear" && f.type !== "cat")
         throw new LoraTsError(`--type ${f.type}: use linear or cat`);
+      refuseUnwritable(f.out);
       refuseNonEmpty(f.out, f.force);
       const combined = combineAdapters(
         specs.map((s) => loadAdapter(s.dir)),

@@ -6,13 +6,14 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { convertGguf } from "../models/convert-gguf.js";
 import { convertLlama2c } from "../models/convert-llama2c.js";
-import { refuseOverlap } from "../util/out-dir.js";
+import { refuseOverlap, refuseUnwritable } from "../util/out-dir.js";
 
 /**
  * The files converted are only read: an --out that is one of them, or a folder holding one, is refused
  * whatever the flags (with --force, replacing that folder would delete the input).
  */
 function refuseInputsOut(out: string, inputs: string[]): void {
+  refuseUnwritable(out);
   refuseOverlap(
     out,
     inputs.filter((p) => existsSync(p)).map((p) => ({ path: p, what: "the input file" })),

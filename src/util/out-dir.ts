@@ -4,7 +4,7 @@
  * converted). Paths are compared by real path, through symlinks, also for an output that does not
  * exist yet (its nearest existing parent is resolved).
  */
-import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { LoraTsError } from "./errors.js";
 
@@ -81,4 +81,35 @@ export function refuseNonEmpty(dir: string, force: boolean | undefined): void {
     throw new LoraTsError(`${dir}: cannot read (${(e as Error).message.split("\n")[0]})`);
   }
   if (entries.length > 0) throw new LoraTsError(`${dir}: already exists and is not empty`);
+}
+
+/** Why a folder cannot be written, in words, from the error code of a write probe. */
+const WRITE_ERRORS: Record<string, string> = {
+  EROFS: "is on a read-only file system",
+  EACCES: "is not writable (permission denied)",
+  EPERM: "is not writable (operation not permitted)",
+};
+
+/**
+ * Checks, before any work, that `out` can be created and written: its nearest existing ancestor must be
+ * a writable folder. Without this a read-only destination surfaced as the mkdir's misleading ENOENT,
+ * and only after the model and data were loaded.
+ */
+export function refuseUnwritable(out: string, flag = "--out"): void {
+  let at = resolve(out);
+  while (!existsSync(at)) {
+    const parent = dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  if (!statSync(at).isDirectory()) {
+    throw new LoraTsError(`${flag} ${out}: ${at === resolve(out) ? "it" : at} is a file, not a folder`);
+  }
+  try {
+    accessSync(at, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    const why = WRITE_ERRORS[code] ?? `cannot be written (${code || (e as Error).message})`;
+    throw new LoraTsError(`${flag} ${out}: ${at} ${why}`);
+  }
 }

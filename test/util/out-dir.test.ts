@@ -1,11 +1,18 @@
 /** util/out-dir.ts: outputs compared with read-only inputs by real path (issue #12). */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { LoraTsError } from "../../src/util/errors.js";
-import { pathRelation, refuseBaseModelOut, refuseNonEmpty, refuseOverlap } from "../../src/util/out-dir.js";
+import {
+  pathRelation,
+  refuseBaseModelOut,
+  refuseNonEmpty,
+  refuseOverlap,
+  refuseUnwritable,
+} from "../../src/util/out-dir.js";
 
 test("pathRelation: same, inside, contains or apart, through symlinks and for paths not made yet", () => {
   const root = mkdtempSync(join(tmpdir(), "lora-ts-outdir-"));
@@ -74,5 +81,41 @@ test("refuseBaseModelOut / refuseOverlap: one line naming --out and the reason; 
   assert.equal(
     err(() => refuseNonEmpty(file, false)),
     `${file}: exists and is not a directory`,
+  );
+});
+
+test("refuseUnwritable: an --out under a file or on a read-only file system is one line saying so", () => {
+  const root = mkdtempSync(join(tmpdir(), "lora-ts-outdir-"));
+  writeFileSync(join(root, "afile"), "x");
+  refuseUnwritable(join(root, "new", "deeper")); // a writable folder is fine, nothing is created
+  assert.throws(
+    () => refuseUnwritable(join(root, "afile", "out")),
+    new LoraTsError(`--out ${join(root, "afile", "out")}: ${join(root, "afile")} is a file, not a folder`),
+  );
+  assert.throws(
+    () => refuseUnwritable(join(root, "afile"), "--output"),
+    /^LoraTsError: --output .*: it is a file/,
+  );
+});
+
+const roMount = join(tmpdir(), `lora-ts-ro-${process.pid}`);
+function mountReadOnly(dir: string): boolean {
+  if (process.getuid?.() !== 0) return false;
+  mkdirSync(dir, { recursive: true });
+  return spawnSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dir]).status === 0;
+}
+const canMount = mountReadOnly(roMount);
+after(() => {
+  if (canMount) spawnSync("umount", [roMount]);
+  rmSync(roMount, { recursive: true, force: true });
+});
+
+test("refuseUnwritable: a read-only file system is named as such, not as ENOENT (#12 item 11)", {
+  skip: canMount ? false : "needs root to mount a read-only tmpfs",
+}, () => {
+  const out = join(roMount, "run");
+  assert.throws(
+    () => refuseUnwritable(out),
+    new LoraTsError(`--out ${out}: ${roMount} is on a read-only file system`),
   );
 });
