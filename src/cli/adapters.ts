@@ -5,7 +5,7 @@ import { combineAdapters } from "../lora/merge.js";
 import { type MergeDtype, mergeModel } from "../lora/merge-model.js";
 import { writeDirAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
-import { refuseNonEmpty, refuseUnwritable } from "../util/out-dir.js";
+import { refuseBadOut, refuseNonEmpty } from "../util/out-dir.js";
 import { collect, parseAdapterSpecs, parseNumber } from "./parse.js";
 
 export function registerAdapterCommands(program: Command): void {
@@ -42,7 +42,11 @@ export function registerAdapterCommands(program: Command): void {
       const weights = f.weights.split(",").map((w) => parseNumber("--weights", w));
       if (f.type !== "linear" && f.type !== "cat")
         throw new LoraTsError(`--type ${f.type}: use linear or cat`);
-      refuseUnwritable(f.out);
+      // The input adapters are only read: with --force, replacing a folder holding one would delete it.
+      refuseBadOut(
+        f.out,
+        specs.map((s) => ({ path: s.dir, what: "the input adapter" })),
+      );
       refuseNonEmpty(f.out, f.force);
       const combined = combineAdapters(
         specs.map((s) => loadAdapter(s.dir)),

@@ -2,23 +2,9 @@
  * `lora-ts convert llama2c --model X.bin --tokenizer tok.bin --out DIR`
  * `lora-ts convert gguf --model X.gguf --out DIR`
  */
-import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { convertGguf } from "../models/convert-gguf.js";
 import { convertLlama2c } from "../models/convert-llama2c.js";
-import { refuseOverlap, refuseUnwritable } from "../util/out-dir.js";
-
-/**
- * The files converted are only read: an --out that is one of them, or a folder holding one, is refused
- * whatever the flags (with --force, replacing that folder would delete the input).
- */
-function refuseInputsOut(out: string, inputs: string[]): void {
-  refuseUnwritable(out);
-  refuseOverlap(
-    out,
-    inputs.filter((p) => existsSync(p)).map((p) => ({ path: p, what: "the input file" })),
-  );
-}
 
 export function registerConvert(program: Command): void {
   const convert = program
@@ -32,7 +18,6 @@ export function registerConvert(program: Command): void {
     .requiredOption("--out <dir>", "output directory (must not exist, unless --force)")
     .option("--force", "replace an existing output directory")
     .action(async (o: { model: string; tokenizer: string; out: string; force?: boolean }) => {
-      refuseInputsOut(o.out, [o.model, o.tokenizer]);
       await convertLlama2c(o);
       process.stdout.write(`wrote ${o.out}\n`);
     });
@@ -43,7 +28,6 @@ export function registerConvert(program: Command): void {
     .requiredOption("--out <dir>", "output directory (must not exist, unless --force)")
     .option("--force", "replace an existing output directory")
     .action(async (o: { model: string; out: string; force?: boolean }) => {
-      refuseInputsOut(o.out, [o.model]);
       await convertGguf(o);
       process.stdout.write(`wrote ${o.out}\n`);
     });

@@ -15,7 +15,7 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
-import { refuseBaseModelOut, refuseNonEmpty, refuseUnwritable } from "../util/out-dir.js";
+import { refuseBadOut, refuseBaseModelOut, refuseNonEmpty } from "../util/out-dir.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
 import { adapterBias, trainedBiases } from "./bias.js";
 import { adapterDelta, mergeInto } from "./merge.js";
@@ -45,7 +45,10 @@ function encode(data: Float32Array, dtype: DType) {
 export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[] }> {
   // Refused before any work: an existing output without `force`, and, whatever the flags, an output
   // that is, is inside or contains the base model (the --model path, or the folder a .gguf converts to).
-  refuseUnwritable(opts.out);
+  refuseBadOut(
+    opts.out,
+    typeof opts.adapter === "string" ? [{ path: opts.adapter, what: "the adapter's folder" }] : [],
+  );
   refuseNonEmpty(opts.out, opts.force);
   refuseBaseModelOut(opts.out, [opts.model]);
   const dir = await resolveModelPath(opts.model);

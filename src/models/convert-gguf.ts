@@ -25,6 +25,7 @@ import { type TensorToWrite, writeSafetensors } from "../io/safetensors.js";
 import { type JsonObject, tokenizerFromGguf } from "../io/tokenizer-json.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { FileFormatError } from "../util/errors.js";
+import { refuseBadOut } from "../util/out-dir.js";
 import { ggufTensorName, hfTensorName } from "./family.js";
 import { llamaFamily } from "./llama.js";
 
@@ -218,6 +219,8 @@ export function readGgufAsHf(path: string): GgufHfModel {
 
 /** Converts a llama GGUF file into a Hugging Face model directory, written atomically. */
 export async function convertGguf(opts: ConvertGgufOptions): Promise<void> {
+  // The converted file is only read: with --force, replacing a folder holding it would delete it.
+  refuseBadOut(opts.out, [{ path: opts.model, what: "the input file" }]);
   const m = readGgufAsHf(opts.model);
   await writeDirAtomic(
     opts.out,

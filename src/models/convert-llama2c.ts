@@ -8,6 +8,7 @@ import { llama2cHfConfig, readLlama2cCheckpoint, readLlama2cTokenizer } from "..
 import { writeSafetensors } from "../io/safetensors.js";
 import { llama2cTokenizerJson, tokenizerConfigJson } from "../io/tokenizer-json.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { refuseBadOut } from "../util/out-dir.js";
 
 export interface ConvertLlama2cOptions {
   model: string;
@@ -18,6 +19,11 @@ export interface ConvertLlama2cOptions {
 }
 
 export async function convertLlama2c(opts: ConvertLlama2cOptions): Promise<void> {
+  // The converted files are only read: with --force, replacing a folder holding one would delete it.
+  refuseBadOut(opts.out, [
+    { path: opts.model, what: "the input file" },
+    { path: opts.tokenizer, what: "the input file" },
+  ]);
   const ckpt = readLlama2cCheckpoint(opts.model);
   const vocab = readLlama2cTokenizer(opts.tokenizer, ckpt.config.vocabSize);
   await writeDirAtomic(

@@ -113,3 +113,16 @@ export function refuseUnwritable(out: string, flag = "--out"): void {
     throw new LoraTsError(`${flag} ${out}: ${at} ${why}`);
   }
 }
+
+/**
+ * The checks every output folder gets before any work: it does not overlap any of the inputs that
+ * exist (a converted file, an input adapter), which are only ever read; and it can be written.
+ */
+export function refuseBadOut(out: string, inputs: readonly ReadOnlyPath[], flag = "--out"): void {
+  refuseOverlap(
+    out,
+    inputs.filter((r) => existsSync(r.path)),
+    flag,
+  );
+  refuseUnwritable(out, flag);
+}

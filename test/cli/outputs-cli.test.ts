@@ -97,6 +97,46 @@ test("combine: an existing --out is refused in one line and left as it was; --fo
   assert.notDeepEqual(fileHashes(out)["adapter_model.safetensors"], firstFiles["adapter_model.safetensors"]);
 });
 
+test("combine and merge never write into an input adapter's folder, whatever the flags", () => {
+  const model = tinyModel("llama", 5);
+  const a = adapterDir(model, 1);
+  const b = adapterDir(model, 2);
+  const before = { a: fileHashes(a), b: fileHashes(b) };
+  const parent = dirname(a);
+  const cases: [string[], string][] = [
+    // --force would have replaced the folder holding adapter a, deleting it.
+    [
+      [
+        "combine",
+        "--adapter",
+        `a=${a}`,
+        "--adapter",
+        `b=${b}`,
+        "--weights",
+        "1,1",
+        "--out",
+        parent,
+        "--force",
+      ],
+      `error: --out ${parent}: contains the input adapter ${a}, which is only ever read\n`,
+    ],
+    [
+      ["combine", "--adapter", `a=${a}`, "--adapter", `b=${b}`, "--weights", "1,1", "--out", b, "--force"],
+      `error: --out ${b}: is the input adapter ${b}, which is only ever read\n`,
+    ],
+    [
+      ["merge", "--model", model, "--adapter", a, "--out", join(a, "merged")],
+      `error: --out ${join(a, "merged")}: is inside the adapter's folder ${a}, which is only ever read\n`,
+    ],
+  ];
+  for (const [args, stderr] of cases) {
+    const r = runCli(args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(r.stderr, stderr);
+  }
+  assert.deepEqual({ a: fileHashes(a), b: fileHashes(b) }, before);
+});
+
 test("train --out never writes into the base model's folder, whatever the flags", () => {
   const model = tinyModel("llama", 6);
   const data = wordData(8);

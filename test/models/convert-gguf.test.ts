@@ -385,6 +385,19 @@ test("CLI: convert gguf with an unsupported architecture prints one error line a
   assert.match(r.stderr, /^error: .*tiny-gpt2-cli\.gguf: GGUF architecture "gpt2" is not supported/);
 });
 
+test("library: convertGguf never replaces the folder holding its input, even with force (issue #12)", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "lora-ts-gguf-in-"));
+  const input = path.join(dir, "tiny.gguf");
+  const bytes = tinyLlama().file;
+  writeFileSync(input, bytes);
+  await assert.rejects(
+    convertGguf({ model: input, out: dir, force: true }),
+    new LoraTsError(`--out ${dir}: contains the input file ${input}, which is only ever read`),
+  );
+  assert.ok(readFileSync(input).equals(bytes), "the input is untouched");
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test("CLI: convert --out is never the input's own folder, nor one holding it, whatever the flags (issue #12)", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "lora-ts-gguf-in-"));
   const sub = path.join(dir, "models");
