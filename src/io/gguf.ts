@@ -13,7 +13,7 @@
  * at its offset, so multi-GB files are never read whole.
  */
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "node:fs";
 import { bf16ToF32, f16ToF32 } from "../graph/half.js";
 import { FileFormatError } from "../util/errors.js";
 import { openForRead } from "../util/files.js";
@@ -132,6 +132,20 @@ export interface GgufTensorInfo {
 }
 
 const MAGIC = 0x46554747; // "GGUF" little-endian
+
+/** A key or tensor name for a one-line message: quoted, escaped, and cut if long. */
+function q(name: string): string {
+  const s = JSON.stringify(name);
+  return s.length > 80 ? `${s.slice(0, 76)}..."` : s;
+}
+
+/** Fewest bytes one array element of a type takes: arrays longer than the rest of the file are refused early. */
+function minItemBytes(type: number): number {
+  if (type === GgufValueType.STRING) return 8; // the u64 length
+  if (type === GgufValueType.ARRAY) return 12; // u32 type + u64 length
+  return 1;
+}
+
 const DEFAULT_ALIGNMENT = 32;
 
 /** Sequential little-endian reader over a file, fetching chunks with readSync. */
@@ -239,6 +253,19 @@ class ChunkReader {
     const n = this.size(`${what} length`);
     return this.bytes(n, what).toString("utf8");
   }
+  /**
+   * A metadata key or tensor name. GGUF's are ASCII identifiers (llama.cpp's tensor names are C
+   * strings of at most 63 bytes); a control character means a corrupt file, and refusing it keeps
+   * every later message that quotes the name on one line.
+   */
+  name(what: string): string {
+    const s = this.string(what);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+    if (/[\x00-\x1f\x7f]/.test(s)) {
+      throw new FileFormatError(this.path, `${what} ${q(s)} contains a control character: a corrupt file?`);
+    }
+    return s;
+  }
 }
 
 const NUMERIC_ARRAYS: Partial<
@@ -262,7 +289,7 @@ function readValue(
   key: string,
   depth = 0,
 ): { value: GgufValue; arrayType?: number } {
-  const what = `value of "${key}"`;
+  const what = `value of ${q(key)}`;
   switch (type) {
     case GgufValueType.UINT8:
       return { value: r.u8(what) };
@@ -286,15 +313,22 @@ function readValue(
       return { value: r.i64(what) };
     case GgufValueType.BOOL: {
       const b = r.u8(what);
-      if (b > 1) throw new FileFormatError(r.path, `bad bool value ${b} for key "${key}"`);
+      if (b > 1) throw new FileFormatError(r.path, `bad bool value ${b} for key ${q(key)}`);
       return { value: b === 1 };
     }
     case GgufValueType.STRING:
       return { value: r.string(what) };
     case GgufValueType.ARRAY: {
-      if (depth > 8) throw new FileFormatError(r.path, `arrays nested too deeply in key "${key}"`);
-      const itemType = r.u32(`array type of "${key}"`);
-      const n = r.size(`array length of "${key}"`);
+      if (depth > 8) throw new FileFormatError(r.path, `arrays nested too deeply in key ${q(key)}`);
+      const itemType = r.u32(`array type of ${q(key)}`);
+      const n = r.size(`array length of ${q(key)}`);
+      // Checked before any array is made: a corrupt length must not size an allocation.
+      if (n * minItemBytes(itemType) > r.fileSize - r.pos) {
+        throw new FileFormatError(
+          r.path,
+          `array ${q(key)} has ${n} elements, more than the ${r.fileSize - r.pos} bytes left in the file can hold`,
+        );
+      }
       const num = NUMERIC_ARRAYS[itemType as GgufValueType];
       if (num) {
         const src = r.bytes(n * num.bytes, what);
@@ -303,21 +337,19 @@ function readValue(
         return { value: num.make(ab, n), arrayType: itemType };
       }
       if (itemType === GgufValueType.STRING) {
-        if (n > r.fileSize) throw new FileFormatError(r.path, `array "${key}" has implausible length ${n}`);
         const out: string[] = new Array(n);
         for (let i = 0; i < n; i++) out[i] = r.string(what);
         return { value: out, arrayType: itemType };
       }
       if (itemType === GgufValueType.BOOL || itemType === GgufValueType.ARRAY) {
-        if (n > r.fileSize) throw new FileFormatError(r.path, `array "${key}" has implausible length ${n}`);
         const out: GgufValue[] = new Array(n);
         for (let i = 0; i < n; i++) out[i] = readValue(r, itemType, key, depth + 1).value;
         return { value: out as GgufValue, arrayType: itemType };
       }
-      throw new FileFormatError(r.path, `unknown array element type ${itemType} for key "${key}"`);
+      throw new FileFormatError(r.path, `unknown array element type ${itemType} for key ${q(key)}`);
     }
     default:
-      throw new FileFormatError(r.path, `unknown metadata value type ${type} for key "${key}"`);
+      throw new FileFormatError(r.path, `unknown metadata value type ${type} for key ${q(key)}`);
   }
 }
 
@@ -373,36 +405,40 @@ export class GgufFile {
       }
       const metadata = new Map<string, GgufKV>();
       for (let i = 0; i < nKV; i++) {
-        const key = r.string(`metadata key #${i}`);
-        const type = r.u32(`value type of "${key}"`);
+        const key = r.name(`metadata key #${i}`);
+        const type = r.u32(`value type of ${q(key)}`);
         const { value, arrayType } = readValue(r, type, key);
-        if (metadata.has(key)) throw new FileFormatError(path, `duplicate metadata key "${key}"`);
+        if (metadata.has(key)) throw new FileFormatError(path, `duplicate metadata key ${q(key)}`);
         metadata.set(key, arrayType === undefined ? { key, type, value } : { key, type, arrayType, value });
       }
       let alignment = DEFAULT_ALIGNMENT;
       const al = metadata.get("general.alignment");
       if (al !== undefined) {
-        if (typeof al.value !== "number" || al.value <= 0 || (al.value & (al.value - 1)) !== 0) {
-          throw new FileFormatError(
-            path,
-            `general.alignment must be a power of two, got ${String(al.value)}`,
-          );
+        // Not `v & (v - 1)`: it truncates to 32 bits, so 0.5, NaN or 2^40 + 2^33 would pass.
+        const v = al.value;
+        if (
+          typeof v !== "number" ||
+          !Number.isSafeInteger(v) ||
+          v <= 0 ||
+          2 ** Math.round(Math.log2(v)) !== v
+        ) {
+          throw new FileFormatError(path, `general.alignment must be a power of two, got ${String(v)}`);
         }
-        alignment = al.value;
+        alignment = v;
       }
       const infos: Omit<GgufTensorInfo, "fileOffset">[] = [];
       const seen = new Set<string>();
       for (let i = 0; i < nTensors; i++) {
-        const name = r.string(`tensor name #${i}`);
-        if (seen.has(name)) throw new FileFormatError(path, `duplicate tensor "${name}"`);
+        const name = r.name(`tensor name #${i}`);
+        if (seen.has(name)) throw new FileFormatError(path, `duplicate tensor ${q(name)}`);
         seen.add(name);
-        const nDims = r.u32(`dim count of tensor "${name}"`);
+        const nDims = r.u32(`dim count of tensor ${q(name)}`);
         if (nDims > 8)
-          throw new FileFormatError(path, `tensor "${name}" has ${nDims} dims (at most 8 allowed)`);
+          throw new FileFormatError(path, `tensor ${q(name)} has ${nDims} dims (at most 8 allowed)`);
         const dims: number[] = [];
-        for (let d = 0; d < nDims; d++) dims.push(r.size(`dims of tensor "${name}"`));
-        const type = r.u32(`type of tensor "${name}"`);
-        const offset = r.size(`offset of tensor "${name}"`);
+        for (let d = 0; d < nDims; d++) dims.push(r.size(`dims of tensor ${q(name)}`));
+        const type = r.u32(`type of tensor ${q(name)}`);
+        const offset = r.size(`offset of tensor ${q(name)}`);
         const numel = dims.reduce((a, b) => a * b, 1);
         const t = GGML_TYPES[type];
         let nbytes: number | undefined;
@@ -410,7 +446,7 @@ export class GgufFile {
           if (dims.length > 0 && dims[0]! % t.blockSize !== 0) {
             throw new FileFormatError(
               path,
-              `tensor "${name}": row length ${dims[0]} is not a multiple of the ${t.name} block size ${t.blockSize}`,
+              `tensor ${q(name)}: row length ${dims[0]} is not a multiple of the ${t.name} block size ${t.blockSize}`,
             );
           }
           nbytes = (numel / t.blockSize) * t.typeSize;
@@ -418,7 +454,7 @@ export class GgufFile {
         if (offset % alignment !== 0) {
           throw new FileFormatError(
             path,
-            `tensor "${name}" offset ${offset} is not a multiple of ${alignment}`,
+            `tensor ${q(name)} offset ${offset} is not a multiple of ${alignment}`,
           );
         }
         const info: Omit<GgufTensorInfo, "fileOffset"> = {
@@ -440,7 +476,7 @@ export class GgufFile {
         if (end > fileSize || (t.nbytes === undefined && t.fileOffset > fileSize)) {
           throw new FileFormatError(
             path,
-            `truncated GGUF: tensor "${t.name}" needs bytes up to ${end}, but the file has ${fileSize} bytes`,
+            `truncated GGUF: tensor ${q(t.name)} needs bytes up to ${end}, but the file has ${fileSize} bytes`,
           );
         }
       }
@@ -524,7 +560,7 @@ export class GgufFile {
       );
     }
     const out = new Uint8Array(t.nbytes);
-    const fd = openSync(this.path, "r");
+    const fd = openForRead(this.path, "GGUF file");
     try {
       let got = 0;
       while (got < t.nbytes) {

@@ -57,6 +57,9 @@ function vocabObject(tokens: string[]): JsonObject {
   return vocab;
 }
 
+/** Longest piece (UTF-16 units) whose merges spmMerges derives. */
+export const MAX_MERGED_PIECE = 256;
+
 /**
  * BPE merges implied by a SentencePiece vocabulary, as transformers' SentencePieceExtractor derives
  * them: every split of a piece into two pieces of the vocabulary is a merge; merges are ranked by
@@ -70,6 +73,10 @@ export function spmMerges(tokens: string[], scores: ArrayLike<number>): [string,
   });
   const all: { l: string; r: string; score: number; order: number }[] = [];
   for (let i = 0; i < tokens.length; i++) {
+    // Splitting costs the square of a piece's length: a corrupt vocabulary with one huge piece would
+    // hang here. Real SentencePiece pieces are short (16 characters by default), so longer ones are
+    // left without merges (they stay reachable as added tokens).
+    if (tokens[i]!.length > MAX_MERGED_PIECE) continue;
     const cps = Array.from(tokens[i]!);
     const local: { l: string; r: string; li: number; ri: number }[] = [];
     for (let k = 1; k < cps.length; k++) {
@@ -277,6 +284,17 @@ export function tokenizerConfigJson(o: TokenizerConfigOptions): JsonObject {
  * (or absent); other BPE pre-tokenizers need their own split regex and are rejected.
  */
 export function tokenizerFromGguf(g: GgufFile): { tokenizer: JsonObject; config: JsonObject } {
+  try {
+    return ggufTokenizer(g);
+  } catch (e) {
+    // The builders' own errors (a token given twice, a bad merge) name no file.
+    if (e instanceof LoraTsError && !(e instanceof FileFormatError))
+      throw new FileFormatError(g.path, e.message);
+    throw e;
+  }
+}
+
+function ggufTokenizer(g: GgufFile): { tokenizer: JsonObject; config: JsonObject } {
   const model = g.string("tokenizer.ggml.model");
   const tokens = g.strings("tokenizer.ggml.tokens");
   const types = g.get("tokenizer.ggml.token_type") as ArrayLike<number> | undefined;
@@ -313,7 +331,10 @@ export function tokenizerFromGguf(g: GgufFile): { tokenizer: JsonObject; config:
   if (model === "gpt2") {
     const pre = g.string("tokenizer.ggml.pre", "gpt-2");
     if (pre !== "gpt-2" && pre !== "default") {
-      throw new FileFormatError(g.path, `GGUF BPE pre-tokenizer "${pre}" is not supported (only "gpt-2")`);
+      throw new FileFormatError(
+        g.path,
+        `GGUF BPE pre-tokenizer ${JSON.stringify(pre)} is not supported (only "gpt-2")`,
+      );
     }
     const merges = g.strings("tokenizer.ggml.merges");
     const specialIds: number[] = [];
@@ -334,6 +355,6 @@ export function tokenizerFromGguf(g: GgufFile): { tokenizer: JsonObject; config:
   }
   throw new FileFormatError(
     g.path,
-    `GGUF tokenizer model "${model}" is not supported (only "llama" and "gpt2")`,
+    `GGUF tokenizer model ${JSON.stringify(model)} is not supported (only "llama" and "gpt2")`,
   );
 }

@@ -9,6 +9,7 @@ import { type Llama2cVocab, readLlama2cTokenizer } from "../../src/io/llama2c.js
 import {
   gpt2TokenizerJson,
   llama2cTokenizerJson,
+  MAX_MERGED_PIECE,
   spmMerges,
   spmTokenizerJson,
   tokenizerConfigJson,
@@ -265,6 +266,21 @@ test("spmMerges ranks merges by the merged piece's score, splits by (left id, ri
   ]);
   assert.deepEqual(merges[6], ["a", "bc"]);
   assert.deepEqual(merges[7], ["b", "c"]);
+});
+
+test("fuzz regression: spmMerges gives a piece longer than MAX_MERGED_PIECE no merges, so a huge piece cannot hang", () => {
+  // Before: every split of every piece was tried, quadratic in its length: a corrupt 20000-character
+  // piece took seconds, a 200000-character one minutes.
+  const long = "a".repeat(MAX_MERGED_PIECE + 1);
+  const tokens = ["a", long.slice(1), long, "a".repeat(20_000)];
+  const t0 = performance.now();
+  const merges = spmMerges(tokens, [0, -1, -2, -3]);
+  assert.ok(performance.now() - t0 < 1000);
+  assert.ok(!merges.some(([l, r]) => l.length + r.length > MAX_MERGED_PIECE));
+  assert.deepEqual(
+    spmMerges(["a", "a".repeat(MAX_MERGED_PIECE - 1), "a".repeat(MAX_MERGED_PIECE)], [0, -1, -2]).length,
+    2,
+  );
 });
 
 test("spmTokenizerJson: dummy prefix, merges, byte fallback, exact decode", () => {

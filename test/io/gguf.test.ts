@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -7,6 +7,7 @@ import { f16ToF32 as f16ArrayToF32 } from "../../src/graph/half.js";
 import { GgufFile, GgufValueType } from "../../src/io/gguf.js";
 import { readLlama2cCheckpoint } from "../../src/io/llama2c.js";
 import { permuteRopeRows } from "../../src/io/rope-rows.js";
+import { tokenizerFromGguf } from "../../src/io/tokenizer-json.js";
 import { FileFormatError } from "../../src/util/errors.js";
 import { SHARED } from "../helpers/shared.js";
 
@@ -326,6 +327,70 @@ test("corrupt GGUF: absurd counts and unknown value types", () => {
   const p2 = path.join(tmp, "badtype.gguf");
   writeFileSync(p2, Buffer.concat([bad, Buffer.alloc(8)]));
   assertOneLine(() => GgufFile.open(p2), p2, /unknown metadata value type 13/);
+});
+
+test("fuzz regression: a key or tensor name with a control character is refused in one line", () => {
+  // Before: accepted, and every later message quoting the name (here or in the converter) broke lines.
+  const p = path.join(tmp, "control.gguf");
+  writeFileSync(p, writeGguf([["general.\nname", GgufValueType.UINT32, 1]], []));
+  assertOneLine(() => GgufFile.open(p), p, /metadata key #0 "general\.\\nname" contains a control character/);
+  writeFileSync(p, writeGguf([], [{ name: "w\r1", dims: [1], type: 0, data: f32Bytes([1]) }]));
+  assertOneLine(() => GgufFile.open(p), p, /tensor name #0 "w\\r1" contains a control character/);
+});
+
+test("fuzz regression: general.alignment must be an integer power of two", () => {
+  // Before: the test `v & (v - 1)` truncates to 32 bits, so 0.5 and 2^40 + 2^33 passed as powers of two.
+  const p = path.join(tmp, "alignment.gguf");
+  const tensor = { name: "w", dims: [1], type: 0, data: f32Bytes([1]) };
+  for (const [type, v] of [
+    [GgufValueType.FLOAT32, 0.5],
+    [GgufValueType.FLOAT64, 2 ** 40 + 2 ** 33],
+  ] as const) {
+    writeFileSync(p, writeGguf([["general.alignment", type, v]], [tensor]));
+    assertOneLine(() => GgufFile.open(p), p, /general\.alignment must be a power of two/);
+  }
+});
+
+test("fuzz regression: an array longer than the rest of a 4 GiB file is refused before any allocation", () => {
+  // Before: only lengths above the file size were refused, so in a file over 4 GiB a corrupt length
+  // of 2^32 + 1 strings reached `new Array(n)`: RangeError "Invalid array length". (A sparse file.)
+  const w = new W();
+  w.raw(Buffer.from("GGUF", "latin1"));
+  w.u32(3);
+  w.u64(0);
+  w.u64(1);
+  w.str("k");
+  w.u32(GgufValueType.ARRAY);
+  w.u32(GgufValueType.STRING);
+  w.u64(2n ** 32n + 1n);
+  const p = path.join(tmp, "long-array.gguf");
+  writeFileSync(p, w.done());
+  truncateSync(p, 2 ** 32 + 4096);
+  try {
+    assertOneLine(
+      () => GgufFile.open(p),
+      p,
+      /array "k" has 4294967297 elements, more than the \d+ bytes left/,
+    );
+  } finally {
+    rmSync(p);
+  }
+});
+
+test("fuzz regression: tokenizer errors from GGUF metadata are one line naming the file", () => {
+  const p = path.join(tmp, "tokenizer.gguf");
+  const tokens = ["<unk>", "<s>", "</s>", "a"];
+  const vocab = (model: string, list = tokens): Parameters<typeof writeGguf>[0] => [
+    ["tokenizer.ggml.model", GgufValueType.STRING, model],
+    ["tokenizer.ggml.tokens", GgufValueType.ARRAY, list, GgufValueType.STRING],
+    ["tokenizer.ggml.scores", GgufValueType.ARRAY, list.map((_, i) => -i), GgufValueType.FLOAT32],
+  ];
+  // Before: the model name was quoted raw, line break included.
+  writeFileSync(p, writeGguf(vocab("llama\n2"), []));
+  assertOneLine(() => tokenizerFromGguf(GgufFile.open(p)), p, /tokenizer model "llama\\n2" is not supported/);
+  // Before: "vocabulary has token "a" twice", naming no file.
+  writeFileSync(p, writeGguf(vocab("llama", [...tokens, "a"]), []));
+  assertOneLine(() => tokenizerFromGguf(GgufFile.open(p)), p, /token "a" twice/);
 });
 
 test("stories260K.gguf: llama metadata and tensor directory", { skip: SKIP }, () => {
