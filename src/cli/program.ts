@@ -9,6 +9,7 @@ import { LoraTsError } from "../util/errors.js";
 import { registerAdapterCommands } from "./adapters.js";
 import { registerConvert } from "./convert.js";
 import { registerDemo } from "./demo.js";
+import { registerDownload } from "./download.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerTrain } from "./train.js";
@@ -27,6 +28,7 @@ export function buildCli(): Command {
   registerAdapterCommands(program);
   registerTrain(program);
   registerDemo(program);
+  registerDownload(program);
   oneLineErrors(program, "lora-ts");
   return program;
 }
