@@ -1,6 +1,7 @@
 /** `lora-ts merge` and `lora-ts combine`: adapters in, a model or a new adapter out. */
 import type { Command } from "commander";
 import { loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
+import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { combineAdapters } from "../lora/merge.js";
 import { type MergeDtype, mergeModel } from "../lora/merge-model.js";
 import { writeDirAtomic } from "../util/atomic.js";
@@ -14,8 +15,11 @@ export function registerAdapterCommands(program: Command): void {
     .description(
       "merge an adapter into the base weights (W' = W + s·B·A) and write a complete model directory",
     )
-    .requiredOption("--model <dir>", "base model directory or .gguf file (only read)")
-    .requiredOption("--adapter <dir>", "PEFT adapter directory")
+    .requiredOption(
+      "--model <dir>",
+      "base model directory, .gguf file or hub id org/name[@revision] (only read)",
+    )
+    .requiredOption("--adapter <dir>", "PEFT adapter directory or hub id org/name[@revision]")
     .requiredOption("--out <dir>", "output model directory (must not exist, unless --force)")
     .option("--dtype <dtype>", "weights dtype: same, f32, bf16 or f16", "same")
     .option("--force", "replace an existing output directory")
@@ -30,7 +34,11 @@ export function registerAdapterCommands(program: Command): void {
   program
     .command("combine")
     .description("combine adapters into a new one: linear (equal ranks) or cat (ranks concatenated)")
-    .requiredOption("--adapter <dir>", "adapter directory, or name=DIR (repeatable, at least one)", collect)
+    .requiredOption(
+      "--adapter <dir>",
+      "adapter directory or hub id, or name=DIR (repeatable, at least one)",
+      collect,
+    )
     .requiredOption("--weights <w>", "one weight per adapter, e.g. 0.7,0.3")
     .option("--type <type>", "linear or cat", "linear")
     .requiredOption("--out <dir>", "output adapter directory (must not exist, unless --force)")
@@ -48,8 +56,16 @@ export function registerAdapterCommands(program: Command): void {
         specs.map((s) => ({ path: s.dir, what: "the input adapter" })),
       );
       refuseNonEmpty(f.out, f.force);
+      // Hub ids become snapshot folders (one at a time: downloads share the connection and the disk).
+      const dirs: string[] = [];
+      for (const s of specs) dirs.push(await resolveAdapterPath(s.dir));
+      const fromHub = dirs.filter((d, i) => d !== specs[i]!.dir);
+      refuseBadOut(
+        f.out,
+        fromHub.map((path) => ({ path, what: "the input adapter" })),
+      );
       const combined = combineAdapters(
-        specs.map((s) => loadAdapter(s.dir)),
+        dirs.map((d) => loadAdapter(d)),
         weights,
         f.type,
       );

@@ -19,7 +19,8 @@ interface AdapterFlags {
   use?: string;
 }
 
-const ADAPTER_HELP = "LoRA adapter directory, or name=DIR (repeatable)";
+const ADAPTER_HELP = "LoRA adapter directory or hub id org/name[@revision], or name=DIR (repeatable)";
+const MODEL_HELP = "Hugging Face model directory, .gguf file or hub id org/name[@revision]";
 const USE_HELP = 'adapter to use when several are loaded ("none": the base model)';
 
 /** Loads the model with the --adapter flags; returns it with the feeds of the --use choice. */
@@ -46,7 +47,7 @@ export function registerGenerate(program: Command): void {
   program
     .command("generate")
     .description("continue a prompt with the model (greedy unless --temperature > 0)")
-    .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
+    .requiredOption("--model <dir>", MODEL_HELP)
     .option("--adapter <dir>", ADAPTER_HELP, collect)
     .option("--use <name>", USE_HELP)
     .option("--prompt <text>", "prompt text, encoded by the model's tokenizer")
@@ -135,7 +136,7 @@ export function registerGenerate(program: Command): void {
   program
     .command("logits")
     .description("print the float32 logits at every position (a verification aid for small models)")
-    .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
+    .requiredOption("--model <dir>", MODEL_HELP)
     .option("--adapter <dir>", ADAPTER_HELP, collect)
     .option("--use <name>", USE_HELP)
     .requiredOption("--ids <ids>", "token ids, e.g. 1,2,3")

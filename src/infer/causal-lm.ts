@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.js";
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
+import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { loraContext } from "../lora/inject.js";
 import { AdapterSet } from "../lora/serve.js";
 import {
@@ -49,7 +50,7 @@ export class CausalLM {
       const set = new AdapterSet(listModules(model.config), model.config.modelType, (path) =>
         model.weights.readFloat32(`${path}.bias`),
       );
-      for (const a of opts.adapters) set.load(a.name, a.dir);
+      for (const a of opts.adapters) set.load(a.name, await resolveAdapterPath(a.dir));
       const union = set.union();
       const biases = set.biasUnion();
       wrapContext = (base) => loraContext(base, union, { scaling: "fed", biases });

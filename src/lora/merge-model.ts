@@ -17,6 +17,7 @@ import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBadOut, refuseBaseModelOut, refuseNonEmpty } from "../util/out-dir.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
+import { resolveAdapterPath } from "./adapter-path.js";
 import { adapterBias, trainedBiases } from "./bias.js";
 import { adapterDelta, mergeInto } from "./merge.js";
 
@@ -56,7 +57,12 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
   const model = openModelDir(dir);
   const cfg = model.config;
   const modules = listModules(cfg);
-  const adapter = typeof opts.adapter === "string" ? loadAdapter(opts.adapter) : opts.adapter;
+  const adapterDir = typeof opts.adapter === "string" ? await resolveAdapterPath(opts.adapter) : null;
+  // A hub id's snapshot folder is an input too: --out may not be, or be inside, it either.
+  if (adapterDir !== null && adapterDir !== opts.adapter) {
+    refuseBadOut(opts.out, [{ path: adapterDir, what: "the adapter's folder" }]);
+  }
+  const adapter = adapterDir !== null ? loadAdapter(adapterDir) : (opts.adapter as Adapter);
   const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });
   const wantDtype =
     (opts.dtype ?? "same") === "same" ? null : OUT_DTYPE[opts.dtype as Exclude<MergeDtype, "same">];

@@ -1,6 +1,8 @@
 /**
- * What `--model` may name: a Hugging Face model directory (used as is) or a llama.cpp `.gguf` file,
- * which is converted once (see convert-gguf.ts) into a cache folder and that folder used from then on.
+ * What `--model` may name: a Hugging Face model directory (used as is), a llama.cpp `.gguf` file,
+ * which is converted once (see convert-gguf.ts) into a cache folder and that folder used from then on,
+ * or a hub id `org/name[@revision]` (io/hub.ts), which becomes its snapshot folder in the Hugging Face
+ * cache. A local path that exists always wins over a hub id of the same spelling.
  *
  * Cache: `$LORA_TS_CACHE/gguf/<key>` when LORA_TS_CACHE is set, else `$XDG_CACHE_HOME/lora-ts/gguf/<key>`
  * or `~/.cache/lora-ts/gguf/<key>`, where key = sha256 of the file's real path, size and mtime — a
@@ -11,6 +13,7 @@ import { createHash } from "node:crypto";
 import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { hubIdFor, hubSnapshot } from "../io/hub.js";
 import { convertGguf } from "./convert-gguf.js";
 
 /** The cache root (…/lora-ts, or $LORA_TS_CACHE). */
@@ -55,6 +58,7 @@ export async function resolveModelPath(p: string): Promise<string> {
   try {
     isFile = statSync(p).isFile();
   } catch {
+    if (hubIdFor(p)) return hubSnapshot(p, { kind: "model" });
     return p; // missing: let the model loader report it
   }
   if (!isFile || !(p.toLowerCase().endsWith(".gguf") || hasGgufMagic(p))) return p;

@@ -7,6 +7,7 @@ import { buildExamples, type Example, maxLengthFor } from "../data/examples.js";
 import { readDataset } from "../data/formats.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { loadAdapter, validateAdapter } from "../lora/adapter.js";
+import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { trainedBiases } from "../lora/bias.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
@@ -62,7 +63,7 @@ export async function evaluate(o: EvaluateOptions): Promise<LossResult> {
   let selected: ReturnType<typeof validateAdapter> = [];
   let biases: ReturnType<typeof trainedBiases> = [];
   let values: Float32Array[] = [];
-  const adapter = o.adapter ? loadAdapter(o.adapter) : null;
+  const adapter = o.adapter ? loadAdapter(await resolveAdapterPath(o.adapter)) : null;
   if (adapter) {
     const modules = listModules(model.config);
     selected = validateAdapter(adapter, modules, { modelType: model.config.modelType });
