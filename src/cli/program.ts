@@ -10,6 +10,7 @@ import { registerAdapterCommands } from "./adapters.js";
 import { registerConvert } from "./convert.js";
 import { registerDemo } from "./demo.js";
 import { registerDownload } from "./download.js";
+import { registerExport } from "./export.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerTrain } from "./train.js";
@@ -29,6 +30,7 @@ export function buildCli(): Command {
   registerTrain(program);
   registerDemo(program);
   registerDownload(program);
+  registerExport(program);
   oneLineErrors(program, "lora-ts");
   return program;
 }
