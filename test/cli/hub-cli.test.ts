@@ -6,12 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { BIN } from "../helpers/cli.js";
 import { decoys, filesOf, tinyAdapter, tinyShardedLlama } from "../helpers/hub-fixtures.js";
 import { commitId, MockHub } from "../helpers/mock-hub.js";
+import { wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
 const C1 = commitId("cli-1");
@@ -124,4 +125,56 @@ test("generate --model org/name --adapter org/adapter gives what the same local 
   assert.equal(offline.code, 0, offline.stderr);
   assert.equal(offline.stdout, local.stdout);
   assert.equal(hub.requests.length, count);
+});
+
+test("merge, combine, eval and info take hub ids and give what the local folders give", async () => {
+  const env = hubEnv();
+  const out = tempDir("lora-ts-hub-out-");
+  const viaHub = await run(
+    ["merge", "--model", "tiny-org/tiny-llama", "--adapter", "tiny-org/tiny-lora", "--out", join(out, "hub")],
+    env,
+  );
+  assert.equal(viaHub.code, 0, viaHub.stderr);
+  const viaDirs = await run(
+    ["merge", "--model", modelDir, "--adapter", adapterDir, "--out", join(out, "local")],
+    env,
+  );
+  assert.equal(viaDirs.code, 0, viaDirs.stderr);
+  const names = readdirSync(join(out, "local")).sort();
+  assert.deepEqual(readdirSync(join(out, "hub")).sort(), names);
+  for (const n of names)
+    assert.deepEqual(readFileSync(join(out, "hub", n)), readFileSync(join(out, "local", n)), n);
+
+  const combined = await run(
+    [
+      "combine",
+      "--adapter",
+      "tiny-org/tiny-lora",
+      "--adapter",
+      adapterDir,
+      "--weights",
+      "0.5,0.5",
+      "--out",
+      join(out, "comb"),
+    ],
+    env,
+  );
+  assert.equal(combined.code, 0, combined.stderr);
+  assert.ok(existsSync(join(out, "comb", "adapter_model.safetensors")));
+
+  const data = wordData(8);
+  const evalHub = await run(
+    ["eval", "--model", "tiny-org/tiny-llama", "--adapter", "tiny-org/tiny-lora", "--data", data, "--json"],
+    env,
+  );
+  const evalLocal = await run(
+    ["eval", "--model", modelDir, "--adapter", adapterDir, "--data", data, "--json"],
+    env,
+  );
+  assert.equal(evalHub.code, 0, evalHub.stderr);
+  assert.equal(evalHub.stdout, evalLocal.stdout);
+
+  const info = await run(["info", "--model", "tiny-org/tiny-llama"], env);
+  assert.equal(info.code, 0, info.stderr);
+  assert.match(info.stdout, /bfloat16/);
 });
