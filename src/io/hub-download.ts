@@ -7,8 +7,11 @@
  * huggingface_hub): the bytes go to `<blob>.incomplete` and are renamed to `<blob>` only once whole,
  * so a final name never holds a partial file. What is added: a leftover `.incomplete` is continued
  * with `Range: bytes=<have>-` (Python does the same), a dropped connection is retried that way a
- * few times within the call, and the size is checked before the rename.
+ * few times within the call, and the size and the hash the blob is named by (sha256, or git's sha1)
+ * are checked before the rename: a leftover partial of another version cannot become a wrong blob.
  */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 
 export interface BlobDownload {
@@ -20,6 +23,11 @@ export interface BlobDownload {
   blob: string;
   /** The expected size in bytes (from the file tree). */
   size: number;
+  /**
+   * The blob's name: the sha256 of the bytes (64 hex, LFS files) or git's blob id (40 hex, sha1 of
+   * "blob <size>\0" + bytes). The finished file is checked against it before it gets its final name.
+   */
+  etag: string;
   /** What the progress line calls the file. */
   label: string;
   progress: ProgressLine | null;
@@ -55,6 +63,11 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
     try {
       await transfer(d, incomplete);
       if ((await sizeOf(incomplete)) !== d.size) throw new Error("the connection ended early");
+      if ((await hashOf(incomplete, d.etag.length === 40 ? d.size : null)) !== d.etag) {
+        // A stale partial of another version, or a server that mangled a range: start over.
+        await rm(incomplete, { force: true });
+        throw new Error(`the bytes do not hash to ${d.etag}`);
+      }
       await rename(incomplete, d.blob);
       return;
     } catch (e) {
@@ -66,6 +79,13 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
   throw new Error(
     `${d.label}: download stopped at ${have} of ${d.size} bytes (${describe(lastError)}); run the command again to resume`,
   );
+}
+
+/** sha256 of the file, or with `gitSize`, git's blob id (sha1 over "blob <size>\0" + bytes). */
+async function hashOf(path: string, gitSize: number | null): Promise<string> {
+  const h = gitSize === null ? createHash("sha256") : createHash("sha1").update(`blob ${gitSize}\0`);
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest("hex");
 }
 
 function describe(e: unknown): string {

@@ -218,6 +218,7 @@ async function download(ctx: Ctx, storage: string, opts: HubSnapshotOptions): Pr
         headers: ctx.token ? { Authorization: `Bearer ${ctx.token}` } : {},
         blob,
         size: f.lfs?.size ?? f.size,
+        etag,
         label: f.path,
         progress,
         fetch: fetchSeen,
@@ -272,6 +273,11 @@ function hubError(e: unknown, ctx: Ctx): Error {
   if (code === "RevisionNotFound") {
     return new LoraTsError(
       `${ctx.what}: ${ctx.repo} has no revision "${ctx.revision}": check the branch, tag or commit`,
+    );
+  }
+  if (code === "EntryNotFound") {
+    return new LoraTsError(
+      `${ctx.what}: a file the hub listed is missing from it (404 EntryNotFound): try again later`,
     );
   }
   if (code === "RepoNotFound" || status === 404) {

@@ -255,6 +255,27 @@ test("a connection dropped mid-file is resumed with a Range request; no partial 
   });
 });
 
+test("a leftover partial of other bytes does not become a wrong blob: the hash check starts the file over", async () => {
+  const shard = "model-00001-of-00002.safetensors";
+  const f = fileOf(v2, shard);
+  await withHub({}, async (cache) => {
+    const blob = join(cache, "models--tiny-org--tiny-llama", "blobs", etagOf(f));
+    mkdirSync(dirname(blob), { recursive: true });
+    writeFileSync(`${blob}.incomplete`, new Uint8Array(500).fill(0xab));
+    const before = hub.resolves(shard).length;
+    const dir = await hubSnapshot(MODEL, { kind: "model" });
+    assert.deepEqual(
+      hub
+        .resolves(shard)
+        .slice(before)
+        .map((r) => r.range),
+      ["bytes=500-", undefined],
+    );
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, shard))), f.data);
+    assert.ok(!existsSync(`${blob}.incomplete`));
+  });
+});
+
 test("HF_TOKEN is sent as Authorization: Bearer on every request, and opens a private repo", async () => {
   await withHub({ HF_TOKEN: hub.token }, async () => {
     const before = hub.requests.length;
