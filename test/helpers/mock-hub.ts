@@ -11,7 +11,9 @@
  * Errors carry X-Error-Code as the hub does: RepoNotFound (401 without a token, 404 with one, as the
  * hub answers so as not to reveal private repos), RevisionNotFound, EntryNotFound, GatedRepo; a
  * token other than `token` is a 401 without a code ("Invalid credentials").
- * Every request is logged; `drop` cuts a file's response after some bytes to test resuming.
+ * LFS files are answered, as on the hub, with a 302 to a CDN path (`/cdn/<sha256>`, here on the
+ * same server) that serves the bytes with Range. Every request is logged; `drop` cuts a file's
+ * response after some bytes to test resuming.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -98,7 +100,7 @@ export class MockHub {
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
   }
 
-  /** The requests for a file's bytes (resolve), by file path. */
+  /** The requests for a file's bytes (resolve; LFS files then get theirs from /cdn/), by file path. */
   resolves(path?: string): LoggedRequest[] {
     return this.requests.filter(
       (r) => r.path.includes("/resolve/") && (!path || r.path.endsWith(`/${path}`)),
@@ -115,6 +117,13 @@ export class MockHub {
       authorization: req.headers.authorization,
     });
     for await (const _ of req); // drain a POST body
+    const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(path);
+    if (cdn) {
+      const file = [...this.repos.values()]
+        .flatMap((r) => r.commits.flatMap((c) => c.files))
+        .find((f) => isLfs(f.path) && etagOf(f) === cdn[1]);
+      return file ? this.serveFile(req, res, file, null) : fail(res, 404, null, "not found");
+    }
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree|paths-info)\/(.+?)\/?$/.exec(path);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     const repoId = api?.[1] ?? resolve?.[1];
@@ -163,19 +172,24 @@ export class MockHub {
     }
     const file = commit.files.find((f) => f.path === resolve![3]);
     if (!file) return fail(res, 404, "EntryNotFound", "Entry not found");
+    if (isLfs(file.path)) {
+      const etag = etagOf(file);
+      res.statusCode = 302;
+      res.setHeader("Location", `/cdn/${etag}`);
+      res.setHeader("ETag", `"${gitOid(file.data)}"`);
+      res.setHeader("X-Linked-Etag", `"${etag}"`);
+      res.setHeader("X-Linked-Size", String(file.data.byteLength));
+      res.setHeader("X-Repo-Commit", commit.sha);
+      return void res.end();
+    }
     this.serveFile(req, res, file, commit.sha);
   }
 
-  private serveFile(req: IncomingMessage, res: ServerResponse, file: MockFile, sha: string): void {
+  private serveFile(req: IncomingMessage, res: ServerResponse, file: MockFile, sha: string | null): void {
     const total = file.data.byteLength;
-    const etag = etagOf(file);
-    res.setHeader("ETag", `"${etag}"`);
-    res.setHeader("X-Repo-Commit", sha);
+    res.setHeader("ETag", `"${etagOf(file)}"`);
+    if (sha) res.setHeader("X-Repo-Commit", sha);
     res.setHeader("Accept-Ranges", "bytes");
-    if (isLfs(file.path)) {
-      res.setHeader("X-Linked-Etag", `"${etag}"`);
-      res.setHeader("X-Linked-Size", String(total));
-    }
     let start = 0;
     let end = total - 1;
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");

@@ -147,6 +147,8 @@ test("a model id downloads config, tokenizer, generation config and the bf16 sha
     assert.deepEqual(readdirSync(storage).sort(), ["blobs", "refs", "snapshots"]);
     const asked = hub.requests.slice(before).map((r) => r.path);
     assert.ok(!asked.some((p) => /pytorch_model\.bin|README|original/.test(p)), asked.join("\n"));
+    // The shards came through the hub's redirect to its CDN, as on huggingface.co.
+    assert.equal(asked.filter((p) => p.startsWith("/cdn/")).length, 2);
     // LFS files are named by their sha256, small files by their git blob id (40 hex).
     assert.equal(etagOf(fileOf(v2, "config.json")).length, 40);
     assert.equal(etagOf(fileOf(v2, "model-00001-of-00002.safetensors")).length, 64);
