@@ -158,8 +158,11 @@ function locateWeights(dir: string) {
     throw new FileFormatError(indexPath, `"weight_map" must be an object of tensor name -> shard file`);
   const weightMap = map as Record<string, unknown>;
   const shardNames = [...new Set(Object.values(weightMap))];
+  if (shardNames.length === 0) throw new FileFormatError(indexPath, `"weight_map" lists no tensors`);
   for (const s of shardNames) {
-    if (typeof s !== "string" || s.includes("/") || s.includes("\\") || s === "..")
+    // A file name in the folder: no path, and no control character (it is quoted raw in messages).
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+    if (typeof s !== "string" || /[/\\\x00-\x1f\x7f]/.test(s) || s === "" || s === "." || s === "..")
       throw new FileFormatError(indexPath, `weight_map names an invalid shard file ${JSON.stringify(s)}`);
   }
   const files: SafetensorsFile[] = [];
@@ -198,7 +201,8 @@ export function readJsonObject(path: string): Record<string, unknown> {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new FileFormatError(path, `invalid JSON: ${(e as Error).message.split("\n")[0]}`);
+    // V8 quotes the start of the text, control characters and all: one line needs both \r and \n gone.
+    throw new FileFormatError(path, `invalid JSON: ${(e as Error).message.replace(/[\r\n]+/g, " ")}`);
   }
   if (v === null || typeof v !== "object" || Array.isArray(v))
     throw new FileFormatError(path, "expected a JSON object");

@@ -106,7 +106,10 @@ export class SafetensorsFile {
   static open(path: string): SafetensorsFile {
     const fd = openForRead(path, "safetensors file");
     try {
-      const fileSize = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      // A directory opens fine on Linux and only fails on read, with a bare EISDIR.
+      if (!stat.isFile()) throw new FileFormatError(path, "not a file (a directory or a device?)");
+      const fileSize = stat.size;
       if (fileSize < 8) {
         throw new FileFormatError(
           path,

@@ -90,7 +90,7 @@ export function parseActivation(name: string, file: string): Activation {
       return "relu";
     default:
       throw new LoraTsError(
-        `${file}: unsupported activation "${name}"; supported: silu, gelu, gelu_new, relu`,
+        `${file}: unsupported activation ${JSON.stringify(name)}; supported: silu, gelu, gelu_new, relu`,
       );
   }
 }
@@ -118,7 +118,7 @@ export function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
       };
     default:
       throw new LoraTsError(
-        `${file}: unsupported rope_scaling type "${type}"; supported: default, linear, llama3`,
+        `${file}: unsupported rope_scaling type ${JSON.stringify(type)}; supported: default, linear, llama3`,
       );
   }
 }

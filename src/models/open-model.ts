@@ -36,6 +36,15 @@ export function openModelDir(dir: string): HfModel {
     aliases,
   });
   try {
+    // Every layer has tensors of its own: a corrupt layer count must not size the map of expected
+    // tensors (2^31 layers would build billions of entries before the first one is found missing).
+    const stored = store.names().length;
+    if (config.layers > stored) {
+      throw new FileFormatError(
+        configPath,
+        `declares ${config.layers} layers, but the checkpoint holds only ${stored} tensors`,
+      );
+    }
     for (const [name, shape] of expectedTensors(config)) {
       if (!store.has(name)) {
         const file = where(aliases.get(name) ?? name);

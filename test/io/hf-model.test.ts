@@ -304,3 +304,53 @@ test("errors: unknown model_type, missing config.json, missing weights", () => {
     'x/config.json: "hidden_size" must be a number',
   );
 });
+
+test("fuzz regression: shard names that are not file names in the folder are refused in one line", () => {
+  // Before: "" and "." named the folder itself, which opened and failed on read with a bare EISDIR;
+  // a name with a line break was quoted raw in "not found".
+  const dir = write(QWEN, weightsFor(QWEN), { shards: 2 });
+  const index = join(dir, "model.safetensors.index.json");
+  for (const shard of ["", ".", "a\nb"]) {
+    writeFileSync(index, JSON.stringify({ weight_map: { "model.norm.weight": shard } }));
+    oneLineError(() => openModelDir(dir), index, `invalid shard file ${JSON.stringify(shard)}`);
+  }
+});
+
+test("fuzz regression: JSON errors quoting a carriage return stay on one line", () => {
+  // Before: only "\n" was cut from V8's message, which quotes the start of the text raw.
+  const dir = write(QWEN, weightsFor(QWEN));
+  writeFileSync(join(dir, "config.json"), "\u0010\r{}");
+  oneLineError(() => openModelDir(dir), join(dir, "config.json"), "invalid JSON");
+  assert.throws(
+    () => openModelDir(dir),
+    (e: unknown) => e instanceof LoraTsError && !/\r/.test(e.message),
+  );
+});
+
+test("fuzz regression: a layer count beyond the checkpoint's tensors is refused before listing them", () => {
+  // Before: the expected tensors of 2^31 - 1 layers were listed first: a minute, gigabytes, then
+  // "RangeError: Map maximum size exceeded".
+  const dir = write(QWEN, weightsFor(QWEN));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...QWEN, num_hidden_layers: 2 ** 31 - 1 }));
+  oneLineError(() => openModelDir(dir), join(dir, "config.json"), "declares 2147483647 layers", "holds only");
+});
+
+test("fuzz regression: an unsupported activation or rope_scaling type is quoted on one line", () => {
+  // Before: quoted raw, a line break included.
+  oneLineError(
+    () => parseModelConfig({ ...QWEN, hidden_act: "a\nb" }, "x/config.json"),
+    'unsupported activation "a\\nb"',
+  );
+  oneLineError(
+    () => parseModelConfig({ ...QWEN, rope_scaling: { rope_type: "a\nb" } }, "x/config.json"),
+    'unsupported rope_scaling type "a\\nb"',
+  );
+});
+
+test("fuzz regression: an index whose weight_map is empty is refused in one line", () => {
+  // Before: no shard was opened, and picking the folder of the most shards read [][0]: TypeError.
+  const dir = write(QWEN, weightsFor(QWEN), { shards: 2 });
+  const index = join(dir, "model.safetensors.index.json");
+  writeFileSync(index, JSON.stringify({ metadata: {}, weight_map: {} }));
+  oneLineError(() => openModelDir(dir), index, '"weight_map" lists no tensors');
+});

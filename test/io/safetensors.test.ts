@@ -234,6 +234,17 @@ describe("safetensors validation on open", () => {
     assertOpenFails(join(dir, "does-not-exist.safetensors"), /cannot open/, /ENOENT/);
   });
 
+  test("fuzz regression: a directory is a one-line FileFormatError, not a bare EISDIR", () => {
+    // Before: a directory opens on Linux, and the first read threw EISDIR (e.g. a shard named ".").
+    const sub = join(dir, "a-folder.safetensors");
+    mkdirSync(sub);
+    assert.throws(
+      () => SafetensorsFile.open(sub),
+      (e: unknown) =>
+        e instanceof FileFormatError && e.message === `${sub}: not a file (a directory or a device?)`,
+    );
+  });
+
   test("truncated file (last bytes cut)", () => {
     const p = valid();
     truncateSync(p, statSync(p).size - 3);
