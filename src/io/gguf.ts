@@ -422,7 +422,8 @@ export class GgufFile {
           v <= 0 ||
           2 ** Math.round(Math.log2(v)) !== v
         ) {
-          throw new FileFormatError(path, `general.alignment must be a power of two, got ${String(v)}`);
+          const got = typeof v === "string" ? q(v) : typeof v === "object" ? "an array" : String(v);
+          throw new FileFormatError(path, `general.alignment must be a power of two, got ${got}`);
         }
         alignment = v;
       }

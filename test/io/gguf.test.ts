@@ -342,9 +342,11 @@ test("fuzz regression: general.alignment must be an integer power of two", () =>
   // Before: the test `v & (v - 1)` truncates to 32 bits, so 0.5 and 2^40 + 2^33 passed as powers of two.
   const p = path.join(tmp, "alignment.gguf");
   const tensor = { name: "w", dims: [1], type: 0, data: f32Bytes([1]) };
+  // Before: a string value was also quoted raw, line break included.
   for (const [type, v] of [
     [GgufValueType.FLOAT32, 0.5],
     [GgufValueType.FLOAT64, 2 ** 40 + 2 ** 33],
+    [GgufValueType.STRING, "a\nb"],
   ] as const) {
     writeFileSync(p, writeGguf([["general.alignment", type, v]], [tensor]));
     assertOneLine(() => GgufFile.open(p), p, /general\.alignment must be a power of two/);
