@@ -224,7 +224,8 @@ export function loadAdapter(
   try {
     json = JSON.parse(readFileSync(cfgPath, "utf8"));
   } catch (e) {
-    throw new FileFormatError(cfgPath, `not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    // V8 quotes the start of the text raw, \r included: every line break goes.
+    throw new FileFormatError(cfgPath, `not valid JSON (${(e as Error).message.replace(/[\r\n]+/g, " ")})`);
   }
   const config = parseLoraConfig(json, cfgPath);
   const tensors = new Map<string, AdapterTensor>();

@@ -381,7 +381,7 @@ export function parseLoraSpec(
     const v = one(k);
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isFinite(n)) fail(`${k}=${v} is not a number`);
+    if (!Number.isFinite(n)) fail(`${k}=${JSON.stringify(v)} is not a number`);
     return n;
   };
   const fields: Record<string, unknown> = { ...base };
@@ -394,7 +394,7 @@ export function parseLoraSpec(
   }
   if (values.has("rslora")) {
     const v = one("rslora");
-    if (v !== "true" && v !== "false") fail(`rslora=${v}: write true or false`);
+    if (v !== "true" && v !== "false") fail(`rslora=${JSON.stringify(v)}: write true or false`);
     fields["use_rslora"] = v === "true";
   }
   if (values.has("init")) {

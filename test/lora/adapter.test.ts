@@ -16,6 +16,7 @@ import {
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { adapterDelta } from "../../src/lora/merge.js";
 import { selectTargets } from "../../src/lora/targets.js";
+import { LoraTsError } from "../../src/util/errors.js";
 import {
   gpt2Modules,
   LLAMA_ALL_TARGETS,
@@ -379,4 +380,18 @@ test("PiSSA conversion: the rank-2r adapter's delta is s·(B·A − B₀·A₀)"
   );
   const e = "model.embed_tokens";
   assert.ok(maxAbsDiff(adapterDelta(conv, e)!, adapterDelta(trained, e)!) < 1e-6, "embedding delta kept");
+});
+
+test("fuzz regression: adapter_config.json that is not JSON gives one line even when V8 quotes a \\r", () => {
+  // Before: only "\n" was cut from V8's message, which quotes the start of the text raw.
+  const at = fresh();
+  writePeftStyle(at);
+  writeFileSync(join(at, "adapter_config.json"), "\u0000\r{");
+  assert.throws(
+    () => loadAdapter(at),
+    (e: unknown) =>
+      e instanceof LoraTsError &&
+      e.message.startsWith(`${join(at, "adapter_config.json")}: not valid JSON (`) &&
+      !/[\r\n]/.test(e.message),
+  );
 });

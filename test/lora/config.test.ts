@@ -163,3 +163,16 @@ test("parseLoraSpec: CLI shorthand, a bare item continues the previous key's lis
   assert.throws(() => parseLoraSpec("r=0"), /--lora "r=0": r: must be a positive integer/);
   assert.throws(() => parseLoraSpec("r=8,r=4"), /r is given twice/);
 });
+
+test("fuzz regression: --lora values with a line break are quoted, the message stays on one line", () => {
+  // Before: "r=a\nb is not a number" and "rslora=a\nb: write ..." put the value in raw.
+  assert.throws(
+    () => parseLoraSpec("r=a\nb"),
+    (e: unknown) => e instanceof LoraTsError && e.message === '--lora "r=a\\nb": r="a\\nb" is not a number',
+  );
+  assert.throws(
+    () => parseLoraSpec("rslora=a\rb"),
+    (e: unknown) =>
+      e instanceof LoraTsError && e.message === '--lora "rslora=a\\rb": rslora="a\\rb": write true or false',
+  );
+});
