@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { BIN } from "../helpers/cli.js";
@@ -177,4 +177,43 @@ test("merge, combine, eval and info take hub ids and give what the local folders
   const info = await run(["info", "--model", "tiny-org/tiny-llama"], env);
   assert.equal(info.code, 0, info.stderr);
   assert.match(info.stdout, /bfloat16/);
+});
+
+test("a download killed mid-file leaves only blobs/<etag>.incomplete; the next download continues it with Range", async () => {
+  const env = hubEnv();
+  const shard = "model-00001-of-00002.safetensors";
+  const storage = join(env["HF_HUB_CACHE"]!, "models--tiny-org--tiny-llama");
+  hub.stall.set(shard, 1500);
+  const child = spawn(process.execPath, [BIN, "download", "tiny-org/tiny-llama"], {
+    env: { ...process.env, ...env },
+    stdio: "ignore",
+  });
+  const exited = new Promise((resolve) => child.on("close", resolve));
+  // Wait until the first 1,500 bytes are on disk, then kill the process as a user's Ctrl-C or a crash would.
+  const partial = (): string | undefined => {
+    const blobs = join(storage, "blobs");
+    const name = existsSync(blobs) ? readdirSync(blobs).find((n) => n.endsWith(".incomplete")) : undefined;
+    return name && statSync(join(blobs, name)).size === 1500 ? join(blobs, name) : undefined;
+  };
+  for (let i = 0; i < 600 && !partial(); i++) await new Promise((r) => setTimeout(r, 50));
+  const incomplete = partial();
+  child.kill("SIGKILL");
+  await exited;
+  hub.stall.delete(shard);
+  assert.ok(incomplete, "the download never wrote its first bytes");
+  assert.ok(!existsSync(incomplete.slice(0, -".incomplete".length)), "a partial file has the final name");
+  assert.ok(!existsSync(join(storage, "snapshots", C2, shard)));
+
+  const before = hub.resolves(shard).length;
+  const r = await run(["download", "tiny-org/tiny-llama"], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    hub
+      .resolves(shard)
+      .slice(before)
+      .map((q) => q.range),
+    ["bytes=1500-"],
+  );
+  assert.deepEqual(readFileSync(join(storage, "snapshots", C2, shard)), readFileSync(join(modelDir, shard)));
+  assert.ok(!existsSync(incomplete));
 });

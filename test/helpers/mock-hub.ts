@@ -70,6 +70,8 @@ export class MockHub {
   readonly requests: LoggedRequest[] = [];
   /** path → bytes after which the next `times` responses for that file are cut. */
   readonly drop = new Map<string, { after: number; times: number }>();
+  /** path → bytes after which that file's responses stall (the connection stays open, silent). */
+  readonly stall = new Map<string, number>();
   /** The token private and gated repos accept. */
   token = "hf_mocktoken";
   private server: Server | undefined;
@@ -206,6 +208,12 @@ export class MockHub {
     }
     const body = file.data.subarray(start, end + 1);
     res.setHeader("Content-Length", String(body.byteLength));
+    const stallAt = this.stall.get(file.path);
+    if (stallAt !== undefined && stallAt < body.byteLength) {
+      res.flushHeaders();
+      res.write(body.subarray(0, stallAt)); // and nothing more: the client is killed meanwhile
+      return;
+    }
     const cut = this.drop.get(file.path);
     if (cut && cut.times > 0 && cut.after < body.byteLength) {
       cut.times--;
