@@ -5,6 +5,7 @@
  * overrides, so nothing is written to disk but the .gguf.
  */
 import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { GgufWriteType } from "../io/gguf-write.js";
 import { exportGguf } from "../models/export-gguf.js";
 import { familyOf } from "../models/family.js";
@@ -12,7 +13,7 @@ import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
-import { refuseBadOut, refuseBaseModelOut } from "../util/out-dir.js";
+import { refuseBaseModelOut, refuseOverlap, refuseUnwritable } from "../util/out-dir.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
 import { adapterBias, trainedBiases } from "./bias.js";
 import { adapterDelta, mergeInto } from "./merge.js";
@@ -40,7 +41,12 @@ export function refuseGgufOut(
 ): void {
   if (existsSync(out) && statSync(out).isDirectory())
     throw new LoraTsError(`--out ${out}: is a folder, not a file`);
-  refuseBadOut(out, readOnly);
+  refuseOverlap(
+    out,
+    readOnly.filter((r) => existsSync(r.path)),
+  );
+  // The file's folder must be writable (refuseBadOut's check is for output folders).
+  refuseUnwritable(dirname(resolve(out)));
   if (existsSync(out) && !force)
     throw new LoraTsError(`--out ${out}: already exists (use --force to replace it)`);
 }
