@@ -144,7 +144,8 @@ function regexProblem(p: string): string | undefined {
     new RegExp(p);
     return undefined;
   } catch (e) {
-    return `${JSON.stringify(p)} is not a valid regular expression (${(e as Error).message})`;
+    // V8's message repeats the pattern raw: its line breaks go, so the error stays one line.
+    return `${JSON.stringify(p)} is not a valid regular expression (${(e as Error).message.replace(/[\r\n]+/g, " ")})`;
   }
 }
 const regex = z.string().superRefine((p, ctx) => {
@@ -219,7 +220,11 @@ const LoraConfigSchema = z
       ),
     ),
     layers_to_transform: orNull(z.union([layerIndex, z.array(layerIndex)]), layerIndices),
-    layers_pattern: orNull(z.union([z.string(), strList]), "must be a string, a list of strings or null"),
+    // Regexes too: targets.ts looks for `.<pattern>.<index>.` with them.
+    layers_pattern: orNull(
+      z.union([regex, z.array(regex)]),
+      "must be a regex string, a list of regex strings or null",
+    ),
     rank_pattern: field(
       "rank_pattern",
       pattern(z.number(says("must be a positive integer")).int().positive()),

@@ -176,3 +176,21 @@ test("fuzz regression: --lora values with a line break are quoted, the message s
       e instanceof LoraTsError && e.message === '--lora "rslora=a\\rb": rslora="a\\rb": write true or false',
   );
 });
+
+test("fuzz regression: layers_pattern must be a valid regex, and regex errors stay on one line", () => {
+  // Before: any string passed, and targets.ts's `new RegExp` threw a SyntaxError when selecting.
+  for (const lp of ["[", ["layers", "a)("]]) {
+    assert.throws(
+      () => parseLoraConfig({ target_modules: ["q_proj"], layers_to_transform: [0], layers_pattern: lp }),
+      (e: unknown) =>
+        e instanceof LoraTsError &&
+        /^LoRA config field layers_pattern: .* is not a valid regular expression/.test(e.message),
+    );
+  }
+  // Before: V8's message quoted the pattern raw, line break included.
+  assert.throws(
+    () => parseLoraConfig({ target_modules: "a\n(" }),
+    (e: unknown) =>
+      e instanceof LoraTsError && !/[\r\n]/.test(e.message) && e.message.includes('"a\\n(" is not a valid'),
+  );
+});
