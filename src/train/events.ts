@@ -64,6 +64,7 @@ export interface TrainerEvents {
   onStart?(info: TrainStart): void;
   onStep?(m: StepMetrics): void;
   onEval?(m: EvalMetrics): void;
-  onCheckpoint?(dir: string, step: number): void;
+  /** A checkpoint is complete; `removed`: older ones deleted for --save-total-limit. */
+  onCheckpoint?(dir: string, step: number, removed?: string[]): void;
   onEnd?(summary: TrainSummary): void;
 }

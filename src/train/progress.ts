@@ -4,6 +4,7 @@
  * checkpoints are printed as their own lines above it. Elsewhere (CI logs, pipes, files): one plain line
  * every N steps, N chosen so a run prints about 20 of them, plus the first and the last step.
  */
+import { basename } from "node:path";
 import cliProgress from "cli-progress";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
 
@@ -69,8 +70,9 @@ export function evalLine(m: EvalMetrics): string {
   return `eval @ step ${m.step}: loss ${fmtLoss(m.loss, 3)}, perplexity ${fmtLoss(m.perplexity, 2)}`;
 }
 
-export function checkpointLine(dir: string, step: number): string {
-  return `checkpoint @ step ${step}: ${dir}`;
+export function checkpointLine(dir: string, step: number, removed: string[] = []): string {
+  const gone = removed.length > 0 ? ` (removed ${removed.map((d) => basename(d)).join(", ")})` : "";
+  return `checkpoint @ step ${step}: ${dir}${gone}`;
 }
 
 interface Shown {
@@ -224,8 +226,8 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
       logLine(evalLine(m));
     },
 
-    onCheckpoint(dir, step) {
-      logLine(checkpointLine(dir, step));
+    onCheckpoint(dir, step, removed) {
+      logLine(checkpointLine(dir, step, removed));
     },
 
     onEnd() {

@@ -7,9 +7,8 @@
  * function of (seed, step, micro-batch), and checkpoints hold the parameters, the optimizer's
  * moments and the loader position, so `resume` continues exactly where an uninterrupted run would.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -24,17 +23,24 @@ import { DataLoader, packExamples, padIdOf, splitTrainVal } from "../data/batchi
 import { buildExamples, type DataSummary, type Example, maxLengthFor } from "../data/examples.js";
 import { readDataset } from "../data/formats.js";
 import { Tokenizer } from "../data/tokenizer.js";
-import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
-import { type Adapter, createAdapter, loadAdapter, pissaToLora, writeAdapterFiles } from "../lora/adapter.js";
+import { type Adapter, createAdapter, pissaToLora, writeAdapterFiles } from "../lora/adapter.js";
 import { trainedBiases } from "../lora/bias.js";
 import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
 import { selectTargets } from "../lora/targets.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
-import { type HfModel, openModelDir } from "../models/open-model.js";
-import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { openModelDir } from "../models/open-model.js";
+import { removeStrayTemps } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBaseModelOut } from "../util/out-dir.js";
+import {
+  listCheckpoints,
+  pruneCheckpoints,
+  type RunSettings,
+  resumeFrom,
+  saveCheckpoint,
+  writeFullModel,
+} from "./checkpoint.js";
 import { meanLoss } from "./evaluate.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
 import { AdamW, clipGradNorm } from "./optimizer.js";
@@ -68,6 +74,12 @@ export interface TrainOptions {
   seed?: number;
   evalEvery?: number;
   saveEvery?: number;
+  /** Hugging Face's save_total_limit: after each checkpoint, keep only the newest this many in `out`. */
+  saveTotalLimit?: number;
+  /**
+   * Continue from the newest checkpoint in `out`. Its recorded settings must be this run's (else a
+   * one-line refusal naming each difference); temporary files a killed run left in `out` are removed.
+   */
   resume?: boolean;
   /**
    * Replace a non-empty `out` (without it, a non-empty `out` is refused unless `resume`). The run is
@@ -131,26 +143,7 @@ export class NonFiniteLossError extends LoraTsError {
   override name = "NonFiniteLossError";
 }
 
-interface TrainerState {
-  step: number;
-  loader: ReturnType<DataLoader["state"]>;
-  optimizer: { step: number };
-  mode: "lora" | "full";
-  totalSteps: number;
-}
-
-const STATE_FILE = "trainer_state.json";
-const OPTIMIZER_FILE = "optimizer.safetensors";
-
-/** Checkpoint directories in `out`, newest last. */
-export function listCheckpoints(out: string): { dir: string; step: number }[] {
-  if (!existsSync(out)) return [];
-  return readdirSync(out)
-    .map((name) => /^checkpoint-(\d+)$/.exec(name))
-    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(out, m[0], STATE_FILE)))
-    .map((m) => ({ dir: join(out, m[0]), step: Number(m[1]) }))
-    .sort((a, b) => a.step - b.step);
-}
+export { listCheckpoints };
 
 function loadExamples(
   path: string,
@@ -299,19 +292,25 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const baseParams = model.weights.parameterCount();
   const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
 
-  // Resume from the newest checkpoint.
+  // What this run computes: recorded in each checkpoint, and checked against it on resume.
+  const runSettings = o.resume || o.saveEvery ? recordedSettings(o, maxLength) : null;
+
+  // Resume from the newest checkpoint, then clear what a killed run left half-written.
   let startStep = 0;
   if (o.resume) {
-    const last = listCheckpoints(o.out).at(-1);
-    if (!last) throw new LoraTsError(`${o.out}: --resume given but there is no checkpoint to resume from`);
-    const state = JSON.parse(readFileSync(join(last.dir, STATE_FILE), "utf8")) as TrainerState;
-    if (state.mode !== o.mode)
-      throw new LoraTsError(`${last.dir}: a ${state.mode} checkpoint cannot resume a ${o.mode} run`);
-    restoreValues(last.dir, o.mode, step, values, adapter);
-    optimizer.loadState(readOptimizer(join(last.dir, OPTIMIZER_FILE), values.length, state.optimizer.step));
-    loader.restore(state.loader);
-    startStep = state.step;
+    startStep = resumeFrom(o.out, {
+      mode: o.mode,
+      totalSteps,
+      settings: runSettings!,
+      loraConfig: adapter?.config ?? null,
+      step,
+      values,
+      adapter,
+      optimizer,
+      loader,
+    }).step;
   }
+  if (o.resume) removeStrayTemps(o.out);
 
   let firstEval: EvalMetrics | null = null;
   let lastEval: EvalMetrics | null = null;
@@ -393,18 +392,16 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       if (o.evalEvery && s % o.evalEvery === 0) lastEval = (await evaluate(s)) ?? lastEval;
       if (o.saveEvery && s % o.saveEvery === 0 && s < totalSteps) {
         const dirName = join(work, `checkpoint-${s}`);
+        const state = { step: s, loader: loader.state(), optimizer: { step: optimizer.step }, mode: o.mode };
+        const settings = runSettings!;
         await saveCheckpoint(
           dirName,
-          { step: s, loader: loader.state(), optimizer: { step: optimizer.step }, mode: o.mode, totalSteps },
-          {
-            model,
-            step,
-            values,
-            adapter,
-            optimizer,
-          },
+          { ...state, totalSteps, settings },
+          { model, step, values, adapter, optimizer },
         );
-        emit("onCheckpoint", dirName, s);
+        // Older checkpoints go only once the new one is complete.
+        const removed = o.saveTotalLimit ? pruneCheckpoints(work, o.saveTotalLimit) : [];
+        emit("onCheckpoint", dirName, s, removed);
       }
     }
     if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
@@ -444,86 +441,30 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   return summary;
 }
 
+/** The settings that shape what a run computes (checkpoint.ts's RunSettings), `maxLength` as capped. */
+function recordedSettings(o: TrainOptions & typeof TRAIN_DEFAULTS, maxLength: number): RunSettings {
+  return {
+    maxSteps: o.maxSteps ?? null,
+    epochs: o.epochs ?? null,
+    lr: o.lr,
+    schedule: o.schedule,
+    warmupSteps: o.warmupSteps,
+    weightDecay: o.weightDecay,
+    maxGradNorm: o.maxGradNorm,
+    batchSize: o.batchSize,
+    gradAccum: o.gradAccum,
+    seed: o.seed,
+    maxLength,
+    valFraction: o.valData ? 0 : o.valFraction,
+    trainOnInputs: o.trainOnInputs ?? false,
+    packing: o.packing ?? false,
+    baseInt8: o.baseInt8 ?? false,
+    data: o.data,
+    dataSha256: createHash("sha256").update(readFileSync(o.data)).digest("hex"),
+  };
+}
+
 function cloneAdapter(a: Adapter): Adapter {
   const tensors = new Map([...a.tensors].map(([k, t]) => [k, { ...t, data: t.data.slice() }]));
   return { ...a, tensors };
-}
-
-/** The full model's weights, named as in the checkpoint (a tied head is not stored twice). */
-function writeFullModel(dir: string, model: HfModel, step: TrainStep, values: Float32Array[]): void {
-  for (const f of readdirSync(model.dir)) {
-    const isWeights = f.endsWith(".safetensors") || f === "model.safetensors.index.json";
-    if (!isWeights && statSync(join(model.dir, f)).isFile() && !existsSync(join(dir, f))) {
-      copyFileSync(join(model.dir, f), join(dir, f));
-    }
-  }
-  writeSafetensors(
-    join(dir, "model.safetensors"),
-    step.params.map((p, i) => ({
-      name: p.name,
-      dtype: "float32" as const,
-      shape: p.shape,
-      data: values[i]!,
-    })),
-    { format: "pt" },
-  );
-}
-
-interface CheckpointParts {
-  model: HfModel;
-  step: TrainStep;
-  values: Float32Array[];
-  adapter: Adapter | null;
-  optimizer: AdamW;
-}
-
-async function saveCheckpoint(dir: string, state: TrainerState, p: CheckpointParts): Promise<void> {
-  await writeDirAtomic(
-    dir,
-    (tmp) => {
-      if (p.adapter) writeAdapterFiles(tmp, p.adapter);
-      else writeFullModel(tmp, p.model, p.step, p.values);
-      const opt = p.optimizer.state();
-      const tensors = opt.m.flatMap((m, i) => [
-        { name: `m.${i}`, dtype: "float32" as const, shape: [m.length], data: m },
-        { name: `v.${i}`, dtype: "float32" as const, shape: [opt.v[i]!.length], data: opt.v[i]! },
-      ]);
-      writeSafetensors(join(tmp, OPTIMIZER_FILE), tensors, { step: String(opt.step) });
-      writeJsonAtomic(join(tmp, STATE_FILE), state);
-    },
-    { replace: true },
-  );
-}
-
-function restoreValues(
-  dir: string,
-  mode: "lora" | "full",
-  step: TrainStep,
-  values: Float32Array[],
-  adapter: Adapter | null,
-) {
-  if (mode === "lora") {
-    const saved = loadAdapter(dir);
-    step.params.forEach((p, i) => {
-      const t = saved.tensors.get(p.name);
-      if (!t || t.data.length !== values[i]!.length)
-        throw new LoraTsError(`${dir}: checkpoint does not match this run (${p.name})`);
-      values[i]!.set(t.data);
-    });
-    if (adapter) adapter.config = saved.config;
-    return;
-  }
-  const f = SafetensorsFile.open(join(dir, "model.safetensors"));
-  step.params.forEach((p, i) => {
-    values[i]!.set(f.readFloat32(p.name));
-  });
-  f.close();
-}
-
-function readOptimizer(path: string, n: number, step: number) {
-  const f = SafetensorsFile.open(path);
-  const m = Array.from({ length: n }, (_, i) => f.readFloat32(`m.${i}`));
-  const v = Array.from({ length: n }, (_, i) => f.readFloat32(`v.${i}`));
-  f.close();
-  return { step, m, v };
 }

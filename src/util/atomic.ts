@@ -21,6 +21,34 @@ function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
 }
 
+/**
+ * The temporary names a killed writer can leave behind: tempName's `.NAME.PID.HEX.tmp`, and
+ * writeSafetensors' `NAME.PID.HEX.tmp` (src/io/safetensors.ts), both ending `.PID.HEX.tmp`.
+ */
+const STRAY_TEMP = /\.\d+\.[0-9a-f]{8,}\.tmp$/;
+
+/**
+ * Removes the temporary files and folders that writers killed mid-write (writeFileAtomic,
+ * writeDirAtomic, removeDirAtomic, writeSafetensors) left directly in `dir`; returns their names. Only
+ * for a folder no other process is writing into.
+ */
+export function removeStrayTemps(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const stray = readdirSync(dir).filter((name) => STRAY_TEMP.test(name));
+  for (const name of stray) rmSync(join(dir, name), { recursive: true, force: true });
+  return stray;
+}
+
+/**
+ * Deletes a folder so that a kill at any moment leaves it whole or gone: it is first renamed to a
+ * temporary name (which removeStrayTemps knows), then deleted.
+ */
+export function removeDirAtomic(dir: string): void {
+  const tmp = tempName(dir);
+  renameSync(dir, tmp);
+  rmSync(tmp, { recursive: true, force: true });
+}
+
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = tempName(path);
   try {
