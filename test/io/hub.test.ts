@@ -291,6 +291,14 @@ test("HF_TOKEN is sent as Authorization: Bearer on every request, and opens a pr
     await hubSnapshot(MODEL, { kind: "model" });
     assert.ok(hub.requests.slice(before).every((r) => r.authorization === undefined));
   });
+  // Without HF_TOKEN, the token `huggingface-cli login` saved in HF_HOME/token is used.
+  const home = tempDir("lora-ts-hf-home-");
+  writeFileSync(join(home, "token"), `${hub.token}\n`);
+  await withHub({ HF_HOME: home }, async () => {
+    const before = hub.requests.length;
+    await hubSnapshot("tiny-org/private-llama", { kind: "model" });
+    assert.ok(hub.requests.slice(before).every((r) => r.authorization === `Bearer ${hub.token}`));
+  });
 });
 
 test("401, 404 and gated repositories are one-line errors that say what to do", async () => {
