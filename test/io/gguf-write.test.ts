@@ -194,3 +194,17 @@ test("bad input is one line: q8_0 rows not a multiple of 32, duplicate names, wr
   );
   assert.ok(!existsSync(path));
 });
+
+test("metadata larger than the header buffer's first 64 KiB reads back (a vocabulary of 50,000 tokens)", () => {
+  const path = join(tmp, "big.gguf");
+  const tokens = Array.from({ length: 50_000 }, (_, i) => `tok${i}`);
+  const scores = Float32Array.from(tokens, (_, i) => -i);
+  writeGguf(
+    path,
+    [meta.strs("tokenizer.ggml.tokens", tokens), meta.f32s("tokenizer.ggml.scores", scores)],
+    [],
+  );
+  const g = GgufFile.open(path);
+  assert.deepEqual(g.strings("tokenizer.ggml.tokens"), tokens);
+  assert.deepEqual(g.get("tokenizer.ggml.scores"), scores);
+});
