@@ -2,10 +2,13 @@
  * What the user sees while a run trains. On a terminal: one redrawn progress bar (cli-progress) with
  * step/total, loss (EMA-smoothed and the last value), learning rate, tokens/s and ETA; eval results and
  * checkpoints are printed as their own lines above it. Elsewhere (CI logs, pipes, files): one plain line
- * every N steps, N chosen so a run prints about 20 of them, plus the first and the last step.
+ * every N steps, N chosen so a run prints about 20 of them, plus the first and the last step, and at
+ * least one every 30 s of wall time (so a slow run still shows it is alive). LORA_TS_PROGRESS_SECONDS
+ * sets that interval (0: every step), for tests that cannot wait 30 s.
  */
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
+import { LoraTsError } from "../util/errors.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
 
 /** Where progress goes: a terminal (isTTY true) gets a bar, anything else plain lines. */
@@ -18,8 +21,27 @@ export interface ProgressOptions {
   enabled?: boolean;
   /** Plain-line mode: print every this many steps (default: about 20 lines per run). */
   everySteps?: number;
+  /**
+   * Plain-line mode: also print a step once this many seconds have passed since the last line
+   * (default: LORA_TS_PROGRESS_SECONDS, else 30).
+   */
+  everySeconds?: number;
+  /** The clock, in ms (default Date.now; tests pass their own). */
+  now?: () => number;
   /** Smoothing factor of the loss EMA (default 0.9). */
   emaBeta?: number;
+}
+
+/** Plain-line mode's longest silence, in seconds, unless LORA_TS_PROGRESS_SECONDS says otherwise. */
+export const PLAIN_LINE_SECONDS = 30;
+
+function secondsFromEnv(): number {
+  const raw = process.env["LORA_TS_PROGRESS_SECONDS"];
+  if (raw === undefined || raw === "") return PLAIN_LINE_SECONDS;
+  const sec = Number(raw);
+  if (!Number.isFinite(sec) || sec < 0)
+    throw new LoraTsError(`LORA_TS_PROGRESS_SECONDS: expected a number of seconds >= 0, got "${raw}"`);
+  return sec;
 }
 
 /** Lines per run in plain-line mode, besides the first and last step. */
@@ -106,6 +128,9 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   const stream: ProgressStream = opts.stream ?? process.stderr;
   const tty = stream.isTTY === true;
   const ema = new LossEma(opts.emaBeta ?? 0.9);
+  const clock = opts.now ?? Date.now;
+  const everyMs = (opts.everySeconds ?? secondsFromEnv()) * 1000;
+  let lastPrintedAt = clock();
 
   let start: TrainStart | null = null;
   let t0: number | null = null;
@@ -120,6 +145,11 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
 
   const write = (line: string) => {
     stream.write(`${line}\n`);
+  };
+  const writeStep = (s: Shown) => {
+    write(plainStepLine(s));
+    lastPrintedStep = s.step;
+    lastPrintedAt = clock();
   };
 
   const ensureBar = (total: number, value: number) => {
@@ -162,15 +192,15 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
       multi = null;
       bar = null;
     } else if (!tty && lastShown !== null && lastShown.step !== lastPrintedStep) {
-      write(plainStepLine(lastShown));
-      lastPrintedStep = lastShown.step;
+      writeStep(lastShown);
     }
   };
 
   return {
     onStart(info) {
       start = info;
-      t0 = Date.now();
+      t0 = clock();
+      lastPrintedAt = t0;
       firstStep = info.startStep;
       if (every <= 0)
         every = Math.max(1, Math.ceil((info.totalSteps - info.startStep) / PLAIN_LINES_PER_RUN));
@@ -178,7 +208,7 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
     },
 
     onStep(m: StepMetrics) {
-      const now = Date.now();
+      const now = clock();
       if (t0 === null || firstStep === null) {
         // No onStart: time from this step on (its own duration is unknown).
         t0 = now;
@@ -216,10 +246,7 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
       if (every <= 0) every = 10;
       const isFirst = start !== null ? m.step === start.startStep + 1 : lastPrintedStep < 0;
       const isLast = total !== null && m.step >= total;
-      if (isFirst || isLast || m.step % every === 0) {
-        write(plainStepLine(shown));
-        lastPrintedStep = m.step;
-      }
+      if (isFirst || isLast || m.step % every === 0 || now - lastPrintedAt >= everyMs) writeStep(shown);
     },
 
     onEval(m) {
