@@ -7,12 +7,23 @@ import type { Command } from "commander";
 import { describeData } from "../data/examples.js";
 import { evaluate } from "../train/evaluate.js";
 import type { TrainerEvents } from "../train/events.js";
+import { exitCodeFor, interruptLine, TrainingInterrupted, watchStopSignals } from "../train/interrupt.js";
 import { runMetricsLog } from "../train/metrics-log.js";
 import { progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
 import { train } from "../train/trainer.js";
 import { parseNumber } from "./parse.js";
 import { flagsToConfig, readConfigFile, toTrainOptions } from "./train-config.js";
+
+/** A command line as a shell reads it back: words with shell-special characters single-quoted. */
+function shellLine(words: string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`)).join(" ");
+}
+
+/** The train command as it was run, with `flag` (--resume or --force) in place of either. */
+function rerunWith(argv: readonly string[], flag: "--resume" | "--force"): string {
+  return shellLine(["lora-ts", ...argv.filter((a) => a !== "--resume" && a !== "--force"), flag]);
+}
 
 /** One line per data file: what was kept, truncated and dropped, and why. */
 const dataLine: TrainerEvents = {
@@ -76,9 +87,23 @@ export function registerTrain(program: Command): void {
       const events: TrainerEvents[] = [log, dataLine];
       if (flags["progress"] !== false) events.push(progressReporter({}));
       if (flags["report"] !== false) events.push(reportEvents(opts.out));
+      // Ctrl-C / SIGTERM: the run stops between steps, says where and how to go on, exits 130 / 143.
+      // Before it starts (onStart comes before anything is written to --out) it just exits.
+      let started = false;
+      events.unshift({ onStart: () => (started = true) });
+      const stop = watchStopSignals(() =>
+        started ? null : `interrupted before training started; ${opts.out} is as it was`,
+      );
       try {
-        await train(opts, events);
+        await train({ ...opts, signal: stop.signal }, events);
+      } catch (e) {
+        if (!(e instanceof TrainingInterrupted)) throw e;
+        log.close();
+        const argv = process.argv.slice(2); // the binary's own command line
+        process.stderr.write(`${interruptLine(e.info, (flag) => rerunWith(argv, flag))}\n`);
+        process.exit(exitCodeFor(e.info.signal));
       } finally {
+        stop.dispose();
         log.close();
       }
     });

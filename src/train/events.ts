@@ -1,5 +1,6 @@
 /** What a training run reports as it goes: the progress bar, metrics.jsonl and the report read these. */
 import type { DataSummary } from "../data/examples.js";
+import type { InterruptInfo } from "./interrupt.js";
 
 export interface StepMetrics {
   type: "train";
@@ -67,4 +68,6 @@ export interface TrainerEvents {
   /** A checkpoint is complete; `removed`: older ones deleted for --save-total-limit. */
   onCheckpoint?(dir: string, step: number, removed?: string[]): void;
   onEnd?(summary: TrainSummary): void;
+  /** The run stops on a signal, instead of onEnd (the trainer then rejects with TrainingInterrupted). */
+  onInterrupt?(info: InterruptInfo): void;
 }

@@ -95,6 +95,7 @@ export function metricsLog(path: string, opts: MetricsLogOptions = {}): MetricsL
     onStep: append,
     onEval: append,
     onEnd: close,
+    onInterrupt: close,
     close,
   };
 }
@@ -122,6 +123,7 @@ export function runMetricsLog(outDir: string): MetricsLog {
     onStep: (m) => current().onStep?.(m),
     onEval: (m) => current().onEval?.(m),
     onEnd: () => log?.close(),
+    onInterrupt: () => log?.close(),
     close: () => log?.close(),
   };
 }

@@ -260,5 +260,10 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
     onEnd() {
       finish();
     },
+
+    // The bar is closed and the last step shown, so that the interrupt line starts a line of its own.
+    onInterrupt() {
+      finish();
+    },
   };
 }

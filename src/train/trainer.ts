@@ -43,6 +43,7 @@ import {
 } from "./checkpoint.js";
 import { meanLoss } from "./evaluate.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
+import { type InterruptInfo, stopSignalOf, TrainingInterrupted } from "./interrupt.js";
 import { AdamW, clipGradNorm } from "./optimizer.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
@@ -103,6 +104,11 @@ export interface TrainOptions {
    * float32, and approximate: see the README for the measured effect on the loss.
    */
   baseInt8?: boolean;
+  /**
+   * Aborting it stops the run at the next step or micro-batch (never inside a checkpoint write): the
+   * promise rejects with TrainingInterrupted. Its reason, "SIGINT" or "SIGTERM", is reported.
+   */
+  signal?: AbortSignal;
 }
 
 /** The defaults, as the CLI documents them. */
@@ -292,6 +298,23 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const baseParams = model.weights.parameterCount();
   const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
 
+  /** On a stop request (o.signal): release the session and reject, reporting `done` steps. */
+  const stopIfAsked = async (done: number) => {
+    if (!o.signal?.aborted) return;
+    await step.release();
+    const info: InterruptInfo = {
+      signal: stopSignalOf(o.signal),
+      step: done,
+      totalSteps,
+      out: o.out,
+      lastCheckpoint: replacing ? null : (listCheckpoints(o.out).at(-1)?.dir ?? null),
+      discarded: replacing,
+      saveEvery: o.saveEvery,
+    };
+    emit("onInterrupt", info);
+    throw new TrainingInterrupted(info);
+  };
+
   // What this run computes: recorded in each checkpoint, and checked against it on resume.
   const runSettings = o.resume || o.saveEvery ? recordedSettings(o, maxLength) : null;
 
@@ -310,6 +333,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       loader,
     }).step;
   }
+  await stopIfAsked(startStep);
   if (o.resume) removeStrayTemps(o.out);
 
   let firstEval: EvalMetrics | null = null;
@@ -344,6 +368,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       let tokens = 0;
       let epoch = 0;
       for (let micro = 0; micro < o.gradAccum; micro++) {
+        await stopIfAsked(s - 1); // a step cut short is done again on resume
         const b = loader.next();
         epoch = b.epoch;
         const targets = shiftLabels(b.labels, b.batch, b.seq);
