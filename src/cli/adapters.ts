@@ -53,7 +53,7 @@ export function registerAdapterCommands(program: Command): void {
       // The input adapters are only read: with --force, replacing a folder holding one would delete it.
       refuseBadOut(
         f.out,
-        specs.map((s) => ({ path: s.dir, what: "the input adapter" })),
+        specs.map((s) => ({ path: s.dir, what: "the input adapter", insideOk: true })),
       );
       refuseNonEmpty(f.out, f.force);
       // Hub ids become snapshot folders (one at a time: downloads share the connection and the disk).
@@ -62,7 +62,7 @@ export function registerAdapterCommands(program: Command): void {
       const fromHub = dirs.filter((d, i) => d !== specs[i]!.dir);
       refuseBadOut(
         f.out,
-        fromHub.map((path) => ({ path, what: "the input adapter" })),
+        fromHub.map((path) => ({ path, what: "the input adapter", insideOk: true })),
       );
       const combined = combineAdapters(
         dirs.map((d) => loadAdapter(d)),

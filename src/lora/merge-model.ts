@@ -48,7 +48,9 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
   // that is, is inside or contains the base model (the --model path, or the folder a .gguf converts to).
   refuseBadOut(
     opts.out,
-    typeof opts.adapter === "string" ? [{ path: opts.adapter, what: "the adapter's folder" }] : [],
+    typeof opts.adapter === "string"
+      ? [{ path: opts.adapter, what: "the adapter's folder", insideOk: true }]
+      : [],
   );
   refuseNonEmpty(opts.out, opts.force);
   refuseBaseModelOut(opts.out, [opts.model]);
@@ -60,7 +62,7 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
   const adapterDir = typeof opts.adapter === "string" ? await resolveAdapterPath(opts.adapter) : null;
   // A hub id's snapshot folder is an input too: --out may not be, or be inside, it either.
   if (adapterDir !== null && adapterDir !== opts.adapter) {
-    refuseBadOut(opts.out, [{ path: adapterDir, what: "the adapter's folder" }]);
+    refuseBadOut(opts.out, [{ path: adapterDir, what: "the adapter's folder", insideOk: true }]);
   }
   const adapter = adapterDir !== null ? loadAdapter(adapterDir) : (opts.adapter as Adapter);
   const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });

@@ -38,6 +38,11 @@ export function pathRelation(a: string, b: string): "same" | "inside" | "contain
 export interface ReadOnlyPath {
   path: string;
   what: string;
+  /**
+   * A new folder inside it is fine: writing there adds files and changes none of its own (the demo
+   * merges into OUT/merged beside its adapter). Never for a base model, whose folder is not written.
+   */
+  insideOk?: boolean;
 }
 
 /**
@@ -48,7 +53,7 @@ export interface ReadOnlyPath {
 export function refuseOverlap(out: string, readOnly: readonly ReadOnlyPath[], flag = "--out"): void {
   for (const r of readOnly) {
     const rel = pathRelation(out, r.path);
-    if (!rel) continue;
+    if (!rel || (rel === "inside" && r.insideOk)) continue;
     const how = rel === "same" ? "is" : rel === "inside" ? "is inside" : "contains";
     throw new LoraTsError(`${flag} ${out}: ${how} ${r.what} ${r.path}, which is only ever read`);
   }

@@ -125,8 +125,8 @@ test("combine and merge never write into an input adapter's folder, whatever the
       `error: --out ${b}: is the input adapter ${b}, which is only ever read\n`,
     ],
     [
-      ["merge", "--model", model, "--adapter", a, "--out", join(a, "merged")],
-      `error: --out ${join(a, "merged")}: is inside the adapter's folder ${a}, which is only ever read\n`,
+      ["merge", "--model", model, "--adapter", a, "--out", parent, "--force"],
+      `error: --out ${parent}: contains the adapter's folder ${a}, which is only ever read\n`,
     ],
   ];
   for (const [args, stderr] of cases) {
@@ -135,6 +135,9 @@ test("combine and merge never write into an input adapter's folder, whatever the
     assert.equal(r.stderr, stderr);
   }
   assert.deepEqual({ a: fileHashes(a), b: fileHashes(b) }, before);
+  // A new folder inside an adapter's folder changes none of its files (the demo merges into OUT/merged).
+  const inside = runCli(["merge", "--model", model, "--adapter", a, "--out", join(a, "merged")]);
+  assert.equal(inside.code, 0, inside.stderr);
 });
 
 test("train --out never writes into the base model's folder, whatever the flags", () => {
