@@ -1,10 +1,13 @@
 /**
  * `lora-ts export gguf --model M [--adapter A] --out model.gguf [--dtype f32|f16|bf16|q8_0] [--force]`:
  * the model, with the adapter merged in, as one llama.cpp GGUF file.
+ * `lora-ts export gguf-adapter --model M --adapter A --out adapter.gguf [--force]`: the adapter alone,
+ * as a llama.cpp GGUF LoRA adapter for the base model that `export gguf --model M` writes.
  */
 import type { Command } from "commander";
 import type { GgufWriteType } from "../io/gguf-write.js";
 import { exportGgufModel } from "../lora/export-gguf.js";
+import { exportGgufAdapter } from "../lora/export-gguf-adapter.js";
 import { LoraTsError } from "../util/errors.js";
 
 const DTYPES: readonly GgufWriteType[] = ["f32", "f16", "bf16", "q8_0"];
@@ -40,5 +43,17 @@ export function registerExport(program: Command): void {
       if (o.force) opts.force = true;
       await exportGgufModel(opts);
       process.stdout.write(`wrote ${o.out}\n`);
+    });
+  exp
+    .command("gguf-adapter")
+    .description("a LoRA adapter -> a llama.cpp GGUF LoRA adapter (load it beside `export gguf` of the base)")
+    .requiredOption("--model <dir>", "the adapter's base model folder, hub id or .gguf")
+    .requiredOption("--adapter <dir>", "LoRA adapter folder")
+    .requiredOption("--out <file>", "the .gguf file to write (must not exist, unless --force)")
+    .option("--force", "replace an existing output file")
+    .action(async (o: { model: string; adapter: string; out: string; force?: boolean }) => {
+      refuseNonGguf(o.out);
+      const r = await exportGgufAdapter(o.force ? { ...o, force: true } : o);
+      process.stdout.write(`wrote ${o.out} (${r.modules} modules)\n`);
     });
 }

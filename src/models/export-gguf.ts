@@ -48,7 +48,7 @@ export function ggufArchitecture(cfg: ModelConfig): string {
 }
 
 /** The GGUF name of an HF tensor; a bias goes beside its weight ("attn_q.bias"). */
-function ggufName(cfg: ModelConfig, hfName: string): string {
+export function ggufName(cfg: ModelConfig, hfName: string): string {
   const family = familyOf(cfg);
   const direct = ggufTensorName(family, hfName);
   if (direct !== null) return direct;
@@ -262,8 +262,17 @@ export function ggufTokenizerMetadata(dir: string, cfg: ModelConfig): GgufMeta[]
   return out;
 }
 
+/**
+ * Heads over which llama.cpp's layout permutes the rows of an HF tensor (q over heads, k over kv
+ * heads, their biases too) for the "llama" architecture; null when its rows are stored as HF's.
+ */
+export function ggufRopeHeads(cfg: ModelConfig, hfName: string): number | null {
+  if (ggufArchitecture(cfg) !== "llama") return null;
+  return familyOf(cfg).gguf.ropeRowHeads(hfName.replace(/\.bias$/, ".weight"), cfg);
+}
+
 /** The tensors to write, in the family's order, under GGUF names, in llama.cpp's layout. */
-function ggufTensors(model: HfModel, arch: string, opts: ExportGgufOptions): GgufTensorToWrite[] {
+function ggufTensors(model: HfModel, opts: ExportGgufOptions): GgufTensorToWrite[] {
   const cfg = model.config;
   const family = familyOf(cfg);
   const dtype = opts.dtype ?? "f32";
@@ -276,8 +285,7 @@ function ggufTensors(model: HfModel, arch: string, opts: ExportGgufOptions): Ggu
     const rowLen = shape[shape.length - 1]!;
     const type: GgufWriteType =
       shape.length === 1 ? "f32" : dtype === "q8_0" && rowLen % 32 !== 0 ? "f16" : dtype;
-    const ropeHeads =
-      arch === "llama" ? family.gguf.ropeRowHeads(name.replace(/\.bias$/, ".weight"), cfg) : null;
+    const ropeHeads = ggufRopeHeads(cfg, name);
     out.push({
       name: ggufName(cfg, name),
       shape,
@@ -315,5 +323,5 @@ export function exportGguf(model: HfModel, out: string, opts: ExportGgufOptions 
     ...hparams(cfg, arch),
     ...ggufTokenizerMetadata(model.dir, cfg),
   ];
-  writeGguf(out, metadata, ggufTensors(model, arch, opts));
+  writeGguf(out, metadata, ggufTensors(model, opts));
 }
