@@ -10,6 +10,7 @@
  */
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { DataLoader } from "../data/batching.js";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
 import { type Adapter, loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
@@ -98,18 +99,30 @@ export interface CheckpointParts {
   optimizer: AdamW;
 }
 
+/**
+ * For the crash tests only: LORA_TS_TEST_SLOW_CHECKPOINT_MS=N sleeps N/2 ms after the trained values
+ * and again after the optimizer state, so that a kill can land while a checkpoint is half-written.
+ */
+function slowCheckpointMs(): number {
+  const ms = Number(process.env["LORA_TS_TEST_SLOW_CHECKPOINT_MS"] ?? 0);
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
+}
+
 export async function saveCheckpoint(dir: string, state: TrainerState, p: CheckpointParts): Promise<void> {
+  const slow = slowCheckpointMs();
   await writeDirAtomic(
     dir,
     async (tmp) => {
       if (p.adapter) writeAdapterFiles(tmp, p.adapter);
       else writeFullModel(tmp, p.model, p.step, p.values);
+      if (slow) await sleep(slow / 2);
       const opt = p.optimizer.state();
       const tensors = opt.m.flatMap((m, i) => [
         { name: `m.${i}`, dtype: "float32" as const, shape: [m.length], data: m },
         { name: `v.${i}`, dtype: "float32" as const, shape: [opt.v[i]!.length], data: opt.v[i]! },
       ]);
       writeSafetensors(join(tmp, OPTIMIZER_FILE), tensors, { step: String(opt.step) });
+      if (slow) await sleep(slow / 2);
       writeJsonAtomic(join(tmp, STATE_FILE), state);
     },
     { replace: true },
