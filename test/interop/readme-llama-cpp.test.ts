@@ -1,0 +1,75 @@
+/**
+ * The README's "Use your adapter in llama.cpp / Ollama" commands, run as written (with `npx lora-ts`
+ * being the binary built beside these tests) in a folder holding `my-adapter`; then llama.cpp
+ * (node-llama-cpp, standing in for `llama-cli -m model.gguf --lora adapter.gguf`) checks that the base
+ * with the adapter gives the same greedy ids as the merged export, and the Modelfile names both files.
+ */
+import assert from "node:assert/strict";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runCli } from "../helpers/cli.js";
+import { REPO_ROOT } from "../helpers/shared.js";
+import { tempDir } from "../models/fixtures.js";
+import { randomAdapter } from "./fixtures.js";
+import { LLAMA_CPP, llamaGreedy } from "./llama-cpp.js";
+
+/** The README's commands, verbatim. */
+const README_COMMANDS = [
+  "npx lora-ts export gguf --model models/default --out model.gguf",
+  "npx lora-ts export gguf-adapter --model models/default --adapter my-adapter --out adapter.gguf",
+  "npx lora-ts export gguf --model models/default --adapter my-adapter --out merged.gguf --dtype q8_0",
+];
+/** The README's Modelfile, verbatim. */
+const MODELFILE = "FROM ./model.gguf\nADAPTER ./adapter.gguf\n";
+
+test("README: llama.cpp / Ollama commands run as written; base + adapter in llama.cpp = the merged export", {
+  skip: LLAMA_CPP,
+}, async () => {
+  const cwd = tempDir("lora-ts-readme-gguf-");
+  cpSync(join(REPO_ROOT, "models/default"), join(cwd, "models/default"), { recursive: true });
+  const made = randomAdapter(join(cwd, "models/default"), {
+    targets: "all-linear",
+    r: 8,
+    alpha: 16,
+    seed: 9,
+    bScale: 0.02,
+  });
+  cpSync(made, join(cwd, "my-adapter"), { recursive: true });
+  const at = (p: string) => join(cwd, p);
+  for (const line of README_COMMANDS) {
+    const args = line.split(" ").slice(2); // drop "npx lora-ts"
+    // Paths in the commands are relative to the folder the reader runs them in.
+    const abs = args.map((a, i) =>
+      ["--model", "--adapter", "--out"].includes(args[i - 1] ?? "") ? at(a) : a,
+    );
+    const r = runCli(abs);
+    assert.equal(r.code, 0, `${line}: ${r.stderr}`);
+  }
+  writeFileSync(at("Modelfile"), MODELFILE);
+  for (const m of readFileSync(at("Modelfile"), "utf8").matchAll(/^(?:FROM|ADAPTER) (\S+)$/gm)) {
+    assert.ok(existsSync(at(m[1]!)), m[1]);
+  }
+  // merged.gguf is q8_0: compare it with an f32 merge of the same adapter for exactness instead.
+  const mergedF32 = at("merged-f32.gguf");
+  assert.equal(
+    runCli([
+      "export",
+      "gguf",
+      "--model",
+      at("models/default"),
+      "--adapter",
+      at("my-adapter"),
+      "--out",
+      mergedF32,
+    ]).code,
+    0,
+  );
+  const prompt = [0, 100, 200];
+  const withAdapter = await llamaGreedy(at("model.gguf"), prompt, 64, [
+    { filePath: at("adapter.gguf"), scale: 1 },
+  ]);
+  assert.deepEqual(withAdapter, await llamaGreedy(mergedF32, prompt, 64));
+  assert.notDeepEqual(withAdapter, await llamaGreedy(at("model.gguf"), prompt, 64));
+  assert.equal((await llamaGreedy(at("merged.gguf"), prompt, 8)).length, 8);
+});
