@@ -23,8 +23,13 @@ export interface TrainMemoryInput {
   config: ModelConfig;
   /** Rows per micro-batch (--batch-size). */
   batch: number;
-  /** Tokens per row at most (--max-length): a batch is padded to its longest row, at worst this. */
+  /**
+   * Tokens per row at most: a batch is padded to its longest row, so the data's longest example
+   * (at most --max-length) bounds every batch.
+   */
   seq: number;
+  /** The --max-length setting, named in the refusal when it differs from `seq` (default: `seq`). */
+  maxLength?: number;
   mode: "lora" | "full";
   /** LoRA: the adapted modules (r, in, out). */
   selected?: readonly SelectedModule[];
@@ -207,8 +212,9 @@ const gib = (b: number) => (b / GiB).toFixed(1);
 
 /**
  * Refuses a run whose estimate exceeds `available` bytes, with one line giving the estimate, its
- * parts and the settings to lower (only those that would lower it). `memoryCheck: false` skips the
- * check (the CLI's --no-memory-check), for when the estimate is wrong for a setup.
+ * parts and the settings to lower, each with the largest value that would fit (--base-int8 only
+ * when it alone would make the run fit). `memoryCheck: false` skips the check (the CLI's
+ * --no-memory-check), for when the estimate is wrong for a setup.
  */
 export function checkTrainMemory(
   estimate: TrainMemoryEstimate,
@@ -223,11 +229,14 @@ export function checkTrainMemory(
   const knobs: string[] = [];
   if (input.batch > 1)
     knobs.push(`--batch-size (${input.batch}${fitHint(input.batch, (b) => fits({ batch: b }))})`);
-  if (input.seq > 1) knobs.push(`--max-length (${input.seq}${fitHint(input.seq, (s) => fits({ seq: s }))})`);
+  if (input.seq > 1) {
+    const hint = fitHint(input.seq, (s) => fits({ seq: s }));
+    knobs.push(`--max-length (${input.maxLength ?? input.seq}${hint})`);
+  }
   const others: string[] = [];
-  if (input.mode === "lora" && !input.int8 && bytesWith({ int8: true }) < estimate.bytes)
-    others.push("use --base-int8");
-  if (input.mode === "full") others.push("train an adapter (--mode lora)");
+  // int8 weights save little of a peak that activations dominate: offered only when they make it fit.
+  if (input.mode === "lora" && !input.int8 && fits({ int8: true })) others.push("use --base-int8");
+  if (input.mode === "full") others.push("train an adapter with --mode lora");
   const what = Object.entries(parts)
     .map(([k, v]) => `${k} ${gib(v)}`)
     .join(", ");
@@ -235,7 +244,7 @@ export function checkTrainMemory(
   const advice = [lower, ...others].filter((s) => s !== "").join(", or ");
   throw new LoraTsError(
     `train: this run needs about ${gib(estimate.bytes)} GiB (estimate: ${what}) but ${gib(available)} GiB ` +
-      `is available${advice ? `; ${advice}` : ""} (--no-memory-check runs it anyway)`,
+      `is available${advice ? `; ${advice}` : ""} (--no-memory-check skips this check)`,
   );
 }
 

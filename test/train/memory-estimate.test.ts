@@ -167,8 +167,12 @@ test("(b) a run above the available memory is refused in one line that says what
   assert.match(msg, new RegExp(`but ${(est.bytes / 2 / GiB).toFixed(1)} GiB is available`));
   assert.match(
     msg,
-    /lower --batch-size \(8; \d+ would fit\) or --max-length \(512; \d+ would fit\), or use --base-int8/,
+    /; lower --batch-size \(8; \d+ would fit\) or --max-length \(512; \d+ would fit\) \(--no-memory-check/,
   );
+  // --base-int8 is offered when it alone makes the run fit (its weights are a small part of a peak).
+  const int8 = estimateTrainMemory(smollm({ int8: true })).bytes;
+  assert.ok(int8 < est.bytes);
+  assert.match(refusal(smollm(), int8)!, /, or use --base-int8 \(/);
 
   // The suggested batch size fits and the next one does not.
   const fitBatch = Number(/--batch-size \(8; (\d+) would fit\)/.exec(msg)![1]);
@@ -179,7 +183,11 @@ test("(b) a run above the available memory is refused in one line that says what
   assert.doesNotMatch(refusal(smollm({ int8: true }), GiB / 4)!, /--base-int8/);
   const full = refusal(smollm({ mode: "full", selected: [] }), GiB / 4)!;
   assert.doesNotMatch(full, /--base-int8/);
-  assert.match(full, /--mode lora/);
+  assert.match(full, /or train an adapter with --mode lora/);
+  // Rows shorter than --max-length: the estimate takes the longest, the message names the setting.
+  const short = refusal(smollm({ seq: 300, maxLength: 2048 }), est.bytes / 2)!;
+  assert.match(short, /--max-length \(2048; (\d+) would fit\)/);
+  assert.ok(Number(/--max-length \(2048; (\d+)/.exec(short)![1]) < 300);
   const one = refusal(smollm({ batch: 1 }), GiB / 4)!;
   assert.doesNotMatch(one, /--batch-size/);
   assert.match(one, /lower --max-length \(512[;)]/);
