@@ -325,3 +325,24 @@ export function exportGguf(model: HfModel, out: string, opts: ExportGgufOptions 
   ];
   writeGguf(out, metadata, ggufTensors(model, opts));
 }
+
+/** End-of-turn markers a chat template may close turns with; Ollama should stop on them. */
+const END_MARKERS = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>"];
+
+/**
+ * An Ollama Modelfile for an exported GGUF: FROM the model file (and ADAPTER the adapter file), both
+ * relative to the Modelfile's folder, and a PARAMETER stop line for the EOS token and for each end
+ * marker the chat template uses. Ollama reads the chat template from the GGUF's tokenizer.chat_template.
+ */
+export function ollamaModelfile(dir: string, from: string, adapter?: string): string {
+  const tc = readJson(join(dir, "tokenizer_config.json"), false) ?? {};
+  const stops = new Set<string>();
+  const eos = tokenText(tc["eos_token"]);
+  if (eos) stops.add(eos);
+  const template = typeof tc["chat_template"] === "string" ? tc["chat_template"] : "";
+  for (const m of END_MARKERS) if (template.includes(m)) stops.add(m);
+  const lines = [`FROM ${from}`];
+  if (adapter !== undefined) lines.push(`ADAPTER ${adapter}`);
+  for (const s of stops) lines.push(`PARAMETER stop ${JSON.stringify(s)}`);
+  return `${lines.join("\n")}\n`;
+}

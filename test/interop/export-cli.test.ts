@@ -5,7 +5,7 @@
  * landing in the base model's folder.
  */
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { GGML_TYPE_F16, GGML_TYPE_F32, GgufFile } from "../../src/io/gguf.js";
@@ -116,4 +116,16 @@ test("flags are checked before any work, one line each; --out is never overwritt
     /base model's folder/,
   );
   assert.deepEqual(fileHashes(model), before);
+});
+
+test("--ollama writes a Modelfile beside --out (FROM the file, stop at EOS) and never replaces one without --force", () => {
+  const model = tinyModel("llama", 6);
+  const dir = tempDir("lora-ts-export-");
+  const out = join(dir, "m.gguf");
+  assert.equal(runCli(["export", "gguf", "--model", model, "--out", out, "--ollama"]).code, 0);
+  assert.equal(readFileSync(join(dir, "Modelfile"), "utf8"), 'FROM ./m.gguf\nPARAMETER stop "</s>"\n');
+  const r = runCli(["export", "gguf", "--model", model, "--out", join(dir, "n.gguf"), "--ollama"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: --ollama: .*Modelfile already exists \(use --force to replace it\)\n$/);
+  assert.ok(!existsSync(join(dir, "n.gguf")));
 });

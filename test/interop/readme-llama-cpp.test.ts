@@ -2,10 +2,11 @@
  * The README's "Use your adapter in llama.cpp / Ollama" commands, run as written (with `npx lora-ts`
  * being the binary built beside these tests) in a folder holding `my-adapter`; then llama.cpp
  * (node-llama-cpp, standing in for `llama-cli -m model.gguf --lora adapter.gguf`) checks that the base
- * with the adapter gives the same greedy ids as the merged export, and the Modelfile names both files.
+ * with the adapter gives the same greedy ids as the merged export, and the Modelfile --ollama writes is
+ * the README's and names files that exist.
  */
 import assert from "node:assert/strict";
-import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCli } from "../helpers/cli.js";
@@ -17,11 +18,11 @@ import { LLAMA_CPP, llamaGreedy } from "./llama-cpp.js";
 /** The README's commands, verbatim. */
 const README_COMMANDS = [
   "npx lora-ts export gguf --model models/default --out model.gguf",
-  "npx lora-ts export gguf-adapter --model models/default --adapter my-adapter --out adapter.gguf",
+  "npx lora-ts export gguf-adapter --model models/default --adapter my-adapter --out adapter.gguf --ollama model.gguf",
   "npx lora-ts export gguf --model models/default --adapter my-adapter --out merged.gguf --dtype q8_0",
 ];
-/** The README's Modelfile, verbatim. */
-const MODELFILE = "FROM ./model.gguf\nADAPTER ./adapter.gguf\n";
+/** The Modelfile the README shows `--ollama` writing, verbatim. */
+const MODELFILE = 'FROM ./model.gguf\nADAPTER ./adapter.gguf\nPARAMETER stop "<|endoftext|>"\n';
 
 test("README: llama.cpp / Ollama commands run as written; base + adapter in llama.cpp = the merged export", {
   skip: LLAMA_CPP,
@@ -41,12 +42,12 @@ test("README: llama.cpp / Ollama commands run as written; base + adapter in llam
     const args = line.split(" ").slice(2); // drop "npx lora-ts"
     // Paths in the commands are relative to the folder the reader runs them in.
     const abs = args.map((a, i) =>
-      ["--model", "--adapter", "--out"].includes(args[i - 1] ?? "") ? at(a) : a,
+      ["--model", "--adapter", "--out", "--ollama"].includes(args[i - 1] ?? "") ? at(a) : a,
     );
     const r = runCli(abs);
     assert.equal(r.code, 0, `${line}: ${r.stderr}`);
   }
-  writeFileSync(at("Modelfile"), MODELFILE);
+  assert.equal(readFileSync(at("Modelfile"), "utf8"), MODELFILE);
   for (const m of readFileSync(at("Modelfile"), "utf8").matchAll(/^(?:FROM|ADAPTER) (\S+)$/gm)) {
     assert.ok(existsSync(at(m[1]!)), m[1]);
   }
