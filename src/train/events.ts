@@ -65,7 +65,10 @@ export interface TrainerEvents {
   onStart?(info: TrainStart): void;
   onStep?(m: StepMetrics): void;
   onEval?(m: EvalMetrics): void;
-  /** A checkpoint is complete; `removed`: older ones deleted for --save-total-limit. */
+  /**
+   * A checkpoint is complete. `dir` is where it is kept (a --force run builds in a temporary folder and
+   * moves it there at the end); `removed`: older ones deleted for --save-total-limit.
+   */
   onCheckpoint?(dir: string, step: number, removed?: string[]): void;
   onEnd?(summary: TrainSummary): void;
   /** The run stops on a signal, instead of onEnd (the trainer then rejects with TrainingInterrupted). */

@@ -32,7 +32,7 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { removeStrayTemps } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
-import { refuseBaseModelOut } from "../util/out-dir.js";
+import { refuseBadOut, refuseBaseModelOut } from "../util/out-dir.js";
 import {
   listCheckpoints,
   pruneCheckpoints,
@@ -227,6 +227,12 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     throw new LoraTsError("train: --base-int8 quantizes frozen weights; --mode full has none");
   // Nothing in `out` is written until every input (model, data, settings, checkpoint) is checked.
   refuseBaseModelOut(o.out, [o.model]); // a base model's files are never written, whatever the flags
+  // The data are only read: a --force run replacing a folder that holds them would delete them.
+  const inputs = [o.data, o.valData].filter((p): p is string => p !== undefined);
+  refuseBadOut(
+    o.out,
+    inputs.map((path) => ({ path, what: "an input file" })),
+  );
   const replacing = checkOutDir(o.out, o);
   const dir = await resolveModelPath(o.model);
   const model = openModelDir(dir);
@@ -426,7 +432,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         );
         // Older checkpoints go only once the new one is complete.
         const removed = o.saveTotalLimit ? pruneCheckpoints(work, o.saveTotalLimit) : [];
-        emit("onCheckpoint", dirName, s, removed);
+        // Named where it will be: a --force run's folder is swapped into `out` when the run ends.
+        emit("onCheckpoint", join(o.out, `checkpoint-${s}`), s, removed);
       }
     }
     if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);

@@ -5,7 +5,7 @@
  * nothing to train, and refuses a --max-length above the model's context.
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { createAdapter, loadAdapter, saveAdapter } from "../../src/lora/adapter.js";
@@ -231,4 +231,47 @@ test("train prints what it kept, truncated and dropped, and why; all dropped or 
     plain.stdout.split("\n").filter((l) => l.startsWith("data: ")),
     ["data: 4 rows -> 4 examples"],
   );
+});
+
+test("train: data inside --out, or an --out under a file, is refused before any work; a --force run names its checkpoints where they will be", () => {
+  const model = tinyModel("llama", 5);
+  const out = join(tempDir(), "run");
+  const data = join(out, "data.jsonl");
+  assert.equal(runTrain(model, wordData(8), out, "--max-steps", "1").code, 0);
+  writeFileSync(data, readFileSync(wordData(8)));
+  const before = fileHashes(out);
+  // --force would have replaced the folder holding the data, deleting it.
+  const held = runTrain(model, data, out, "--max-steps", "1", "--force");
+  assert.equal(held.code, 1);
+  assert.equal(held.stderr, `error: --out ${out}: contains an input file ${data}, which is only ever read\n`);
+  assert.equal(held.stdout, "", "refused before the data are read");
+  assert.deepEqual(fileHashes(out), before);
+
+  const underFile = join(data, "run");
+  const r = runTrain(model, wordData(8), underFile, "--max-steps", "1");
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `error: --out ${underFile}: ${data} is a file, not a folder\n`);
+  assert.equal(r.stdout, "");
+
+  const forced = runCli([
+    "train",
+    "--model",
+    model,
+    "--data",
+    wordData(8),
+    "--out",
+    out,
+    "--max-steps",
+    "2",
+    "--save-every",
+    "1",
+    "--force",
+    "--no-report",
+  ]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(
+    forced.stderr,
+    new RegExp(`checkpoint @ step 1: ${out.replaceAll("/", "\\/")}/checkpoint-1\\n`),
+  );
+  assert.ok(existsSync(join(out, "checkpoint-1")));
 });
