@@ -85,7 +85,7 @@ export function registerInfo(program: Command): void {
   program
     .command("info")
     .description("architecture, parameter count, dtype, layers, hidden size, heads and vocabulary of a model")
-    .requiredOption("--model <dir>", "Hugging Face model directory or .gguf file")
+    .requiredOption("--model <dir>", "Hugging Face model directory, .gguf file or hub id org/name[@revision]")
     .option("--lora <spec>", "LoRA accounting, e.g. r=8,alpha=16,target=q_proj,v_proj")
     .option("--lora-config <file>", "LoRA accounting from an adapter_config.json")
     .option("--json", "print JSON")

@@ -34,7 +34,7 @@ export function registerTrain(program: Command): void {
   program
     .command("train")
     .description("train a LoRA adapter (or, with --mode full, every weight) on a data set")
-    .option("--model <dir>", "base model directory or .gguf file")
+    .option("--model <dir>", "base model directory, .gguf file or hub id org/name[@revision]")
     .option(
       "--data <file>",
       "training data: .txt, .jsonl or .json (text, prompt/completion, alpaca, chat, sharegpt)",
@@ -111,8 +111,8 @@ export function registerTrain(program: Command): void {
   program
     .command("eval")
     .description("loss and perplexity over the tokens training would score")
-    .requiredOption("--model <dir>", "model directory or .gguf file")
-    .option("--adapter <dir>", "LoRA adapter directory")
+    .requiredOption("--model <dir>", "model directory, .gguf file or hub id org/name[@revision]")
+    .option("--adapter <dir>", "LoRA adapter directory or hub id org/name[@revision]")
     .requiredOption("--data <file>", "data set (same formats as train)")
     .option("--max-length <n>", "longest sequence in tokens (default 512, capped by the model)")
     .option("--batch-size <n>", "sequences per batch", "4")
