@@ -24,7 +24,7 @@ import {
 } from "../io/gguf-write.js";
 import { permuteRopeRows } from "../io/rope-rows.js";
 import { LoraTsError } from "../util/errors.js";
-import type { ModelConfig } from "./config.js";
+import { type ModelConfig, ropeInverseFrequencies } from "./config.js";
 import { familyOf, ggufTensorName } from "./family.js";
 import type { HfModel } from "./open-model.js";
 
@@ -67,7 +67,8 @@ function refuseUnsupported(cfg: ModelConfig, file: string): void {
   if (cfg.family === "llama" && cfg.activation !== "silu") fail(`hidden_act ${cfg.activation}`);
   if (cfg.family === "gpt2" && cfg.activation !== "gelu_tanh") fail(`activation_function ${cfg.activation}`);
   if (cfg.scaleAttnByInverseLayerIdx) fail("scale_attn_by_inverse_layer_idx");
-  if (cfg.ropeScaling && cfg.ropeScaling.type !== "linear") fail(`rope_scaling ${cfg.ropeScaling.type}`);
+  if (cfg.ropeScaling?.type === "llama3" && ggufArchitecture(cfg) !== "llama")
+    fail(`rope_scaling llama3 on ${cfg.modelType}`);
   if (cfg.modelType === "qwen2" && (cfg.oBias || cfg.mlpBias)) fail("a Qwen2 o_proj or MLP bias");
 }
 
@@ -296,6 +297,18 @@ function ggufTensors(model: HfModel, opts: ExportGgufOptions): GgufTensorToWrite
         if (ropeHeads !== null) w = permuteRopeRows(w, ropeHeads, shape.length === 1 ? 1 : rowLen, "fromHf");
         return w;
       },
+    });
+  }
+  // Llama 3.1's rope scaling is a table of per-frequency divisors in llama.cpp (rope_freqs.weight),
+  // as its converter writes it: unscaled frequency / scaled frequency.
+  if (cfg.ropeScaling?.type === "llama3") {
+    const scaled = ropeInverseFrequencies(cfg);
+    const plain = ropeInverseFrequencies({ ...cfg, ropeScaling: null });
+    out.push({
+      name: "rope_freqs.weight",
+      shape: [cfg.headDim / 2],
+      type: "f32",
+      data: () => Float32Array.from(plain, (f, i) => f / scaled[i]!),
     });
   }
   return out;
