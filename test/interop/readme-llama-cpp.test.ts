@@ -15,14 +15,16 @@ import { tempDir } from "../models/fixtures.js";
 import { randomAdapter } from "./fixtures.js";
 import { LLAMA_CPP, llamaGreedy } from "./llama-cpp.js";
 
-/** The README's commands, verbatim. */
-const README_COMMANDS = [
-  "npx lora-ts export gguf --model models/default --out model.gguf",
-  "npx lora-ts export gguf-adapter --model models/default --adapter my-adapter --out adapter.gguf --ollama model.gguf",
-  "npx lora-ts export gguf --model models/default --adapter my-adapter --out merged.gguf --dtype q8_0",
-];
-/** The Modelfile the README shows `--ollama` writing, verbatim. */
-const MODELFILE = 'FROM ./model.gguf\nADAPTER ./adapter.gguf\nPARAMETER stop "<|endoftext|>"\n';
+/** The README's section "Use your adapter in llama.cpp / Ollama", read from the README itself. */
+const README = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+const SECTION = README.slice(README.indexOf("## Use your adapter in llama.cpp / Ollama"));
+const BLOCKS = [...SECTION.slice(0, SECTION.indexOf("\n## ", 3)).matchAll(/```(\w*)\n([\s\S]*?)```/g)];
+/** Its shell commands, as written. */
+const README_COMMANDS = BLOCKS.filter((b) => b[1] === "sh").flatMap((b) =>
+  b[2]!.split("\n").filter((line) => line.startsWith("npx lora-ts ")),
+);
+/** The Modelfile it shows `--ollama` writing. */
+const MODELFILE = BLOCKS.find((b) => b[1] === "" && b[2]!.startsWith("FROM "))?.[2] ?? "(no Modelfile block)";
 
 test("README: llama.cpp / Ollama commands run as written; base + adapter in llama.cpp = the merged export", {
   skip: LLAMA_CPP,
@@ -38,6 +40,7 @@ test("README: llama.cpp / Ollama commands run as written; base + adapter in llam
   });
   cpSync(made, join(cwd, "my-adapter"), { recursive: true });
   const at = (p: string) => join(cwd, p);
+  assert.equal(README_COMMANDS.length, 3, "the README section's three export commands");
   for (const line of README_COMMANDS) {
     const args = line.split(" ").slice(2); // drop "npx lora-ts"
     // Paths in the commands are relative to the folder the reader runs them in.
