@@ -1,5 +1,6 @@
 /** `lora-ts merge` and `lora-ts combine`: adapters in, a model or a new adapter out. */
 import type { Command } from "commander";
+import { parseShardSize } from "../io/safetensors-shards.js";
 import { loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
 import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { combineAdapters } from "../lora/merge.js";
@@ -8,6 +9,15 @@ import { writeDirAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBadOut, refuseNonEmpty } from "../util/out-dir.js";
 import { collect, parseAdapterSpecs, parseNumber } from "./parse.js";
+
+interface MergeFlags {
+  model: string;
+  adapter: string;
+  out: string;
+  dtype: string;
+  maxShardSize: string;
+  force?: boolean;
+}
 
 export function registerAdapterCommands(program: Command): void {
   program
@@ -22,12 +32,18 @@ export function registerAdapterCommands(program: Command): void {
     .requiredOption("--adapter <dir>", "PEFT adapter directory or hub id org/name[@revision]")
     .requiredOption("--out <dir>", "output model directory (must not exist, unless --force)")
     .option("--dtype <dtype>", "weights dtype: same, f32, bf16 or f16", "same")
+    .option(
+      "--max-shard-size <size>",
+      "largest weights file, e.g. 5GB, 500MB, 2GiB or bytes; above it model-0000i-of-0000N.safetensors + index",
+      "5GB",
+    )
     .option("--force", "replace an existing output directory")
-    .action(async (f: { model: string; adapter: string; out: string; dtype: string; force?: boolean }) => {
+    .action(async (f: MergeFlags) => {
+      const maxShardBytes = parseShardSize(f.maxShardSize);
       if (!["same", "f32", "bf16", "f16"].includes(f.dtype)) {
         throw new LoraTsError(`--dtype ${f.dtype}: use same, f32, bf16 or f16`);
       }
-      const { merged } = await mergeModel({ ...f, dtype: f.dtype as MergeDtype });
+      const { merged } = await mergeModel({ ...f, dtype: f.dtype as MergeDtype, maxShardBytes });
       process.stdout.write(`merged ${merged.length} weights; wrote ${f.out}\n`);
     });
 

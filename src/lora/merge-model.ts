@@ -8,7 +8,7 @@ import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../graph/dtype.js";
 import { f32ToBf16, f32ToF16 } from "../graph/half.js";
-import { writeSafetensors } from "../io/safetensors.js";
+import { DEFAULT_MAX_SHARD_BYTES, writeShardedSafetensors } from "../io/safetensors-shards.js";
 import { familyOf } from "../models/family.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
@@ -29,6 +29,8 @@ export interface MergeOptions {
   out: string;
   dtype?: MergeDtype;
   force?: boolean;
+  /** Largest shard in bytes (default 5 GB, as Hugging Face); above it the weights are sharded. */
+  maxShardBytes?: number;
 }
 
 const OUT_DTYPE: Record<Exclude<MergeDtype, "same">, DType> = {
@@ -114,7 +116,8 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
       if (untie) config["tie_word_embeddings"] = false;
       if (wantDtype) config["torch_dtype"] = wantDtype;
       writeJsonAtomic(join(tmp, "config.json"), config);
-      writeSafetensors(join(tmp, "model.safetensors"), tensors, { format: "pt" });
+      // The base's own shards and index were not copied above, so none can be left stale here.
+      writeShardedSafetensors(tmp, tensors, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
     },
     { replace: opts.force },
   );
