@@ -9,11 +9,10 @@
  * - 1-D tensors (norms, biases) stay f32 whatever --dtype says, as llama.cpp's converter keeps them;
  *   a q8_0 matrix whose rows are not a multiple of 32 is written f16 (the converter's fallback);
  * - a tied head is not written: llama.cpp reads token_embd when output.weight is absent;
- * - the tokenizer as tokenizer.ggml.* metadata (see ggufTokenizerMetadata), so llama.cpp tokenizes
- *   as lora-ts does.
+ * - the tokenizer as tokenizer.ggml.* metadata (gguf-tokenizer.ts), so llama.cpp tokenizes as
+ *   lora-ts does.
  * Merged exports give the merged tensors as `override` (lora/export-gguf.ts); models/ never imports lora/.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type GgufMeta,
@@ -26,6 +25,7 @@ import { permuteRopeRows } from "../io/rope-rows.js";
 import { LoraTsError } from "../util/errors.js";
 import { type ModelConfig, ropeInverseFrequencies } from "./config.js";
 import { familyOf, ggufTensorName } from "./family.js";
+import { ggufTokenizerMetadata, readJson, tokenText } from "./gguf-tokenizer.js";
 import type { HfModel } from "./open-model.js";
 
 export interface ExportGgufOptions {
@@ -107,160 +107,6 @@ function hparams(cfg: ModelConfig, arch: string): GgufMeta[] {
     );
   }
   return m;
-}
-
-type Json = Record<string, unknown>;
-
-function readJson(path: string, required: boolean): Json | null {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new LoraTsError(`${path}: cannot read (${(e as Error).message.split("\n")[0]})`);
-  }
-  try {
-    return JSON.parse(text) as Json;
-  } catch (e) {
-    throw new LoraTsError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-  }
-}
-
-/** llama.cpp's token types (llama_token_type / GGUF tokenizer.ggml.token_type). */
-const TT = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
-
-const tokenText = (t: unknown): string | null =>
-  typeof t === "string"
-    ? t
-    : t && typeof (t as Json)["content"] === "string"
-      ? ((t as Json)["content"] as string)
-      : null;
-
-/** GPT-2's split regex, as HF's ByteLevel pre-tokenizer uses it with use_regex (llama.cpp pre "gpt-2"). */
-function isGpt2ByteLevel(pre: unknown): boolean {
-  const p = pre as Json | null;
-  return p?.["type"] === "ByteLevel" && p["use_regex"] !== false && p["add_prefix_space"] !== true;
-}
-
-/** A SentencePiece-BPE tokenizer.json (Llama 2, io/tokenizer-json.ts spmTokenizerJson): byte fallback and "▁". */
-function isSpm(tj: Json, model: Json): boolean {
-  const norm = JSON.stringify(tj["normalizer"] ?? null);
-  return (
-    model["byte_fallback"] === true &&
-    norm.includes('"Prepend"') &&
-    norm.includes("▁") &&
-    tj["pre_tokenizer"] == null
-  );
-}
-
-/**
- * tokenizer.ggml.* metadata from tokenizer.json + tokenizer_config.json, for the two kinds lora-ts
- * tokenizes: byte-level BPE with GPT-2's pre-tokenizer (model "gpt2", pre "gpt-2": tokens, merges) and
- * SentencePiece-BPE with byte fallback (model "llama": tokens, scores). llama.cpp's SPM merges the
- * adjacent pair whose joined piece scores highest, HF's BPE the pair of lowest merge rank; a piece's
- * score is therefore minus the rank of its first merge, which makes the two pick the same pairs.
- * The vocabulary is padded to vocab_size with unused "[PAD<i>]" tokens (llama.cpp needs one token
- * per embedding row). Any other tokenizer is refused in one line.
- */
-export function ggufTokenizerMetadata(dir: string, cfg: ModelConfig): GgufMeta[] {
-  const tjPath = join(dir, "tokenizer.json");
-  const tj = readJson(tjPath, true)!;
-  const tc = readJson(join(dir, "tokenizer_config.json"), false) ?? {};
-  const model = (tj["model"] ?? {}) as Json;
-  if (model["type"] !== "BPE") {
-    throw new LoraTsError(
-      `${tjPath}: tokenizer model ${String(model["type"])} cannot be exported to GGUF (only BPE)`,
-    );
-  }
-  const vocab = (model["vocab"] ?? {}) as Record<string, number>;
-  const added = Array.isArray(tj["added_tokens"]) ? (tj["added_tokens"] as Json[]) : [];
-  const size = Math.max(
-    cfg.vocabSize,
-    ...Object.values(vocab).map((i) => i + 1),
-    ...added.map((a) => (a["id"] as number) + 1),
-  );
-  if (size > cfg.vocabSize) {
-    throw new LoraTsError(`${tjPath}: ${size} tokens, more than the model's vocab_size ${cfg.vocabSize}`);
-  }
-  const tokens: (string | null)[] = new Array(size).fill(null);
-  const types = new Int32Array(size).fill(TT.NORMAL);
-  for (const [t, i] of Object.entries(vocab)) tokens[i] = t;
-  for (const a of added) {
-    const i = a["id"] as number;
-    tokens[i] = a["content"] as string;
-    types[i] = a["special"] === true ? TT.CONTROL : TT.USER_DEFINED;
-  }
-  for (let i = 0; i < size; i++) {
-    if (tokens[i] === null) {
-      tokens[i] = `[PAD${i}]`;
-      types[i] = TT.UNUSED;
-    }
-  }
-  const ids = new Map<string, number>();
-  tokens.forEach((t, i) => {
-    if (!ids.has(t!)) ids.set(t!, i);
-  });
-  const rawMerges = (model["merges"] ?? []) as (string | [string, string])[];
-  const merges = rawMerges.map((m) => (typeof m === "string" ? m : `${m[0]} ${m[1]}`));
-  const out: GgufMeta[] = [];
-  const spm = isSpm(tj, model);
-  if (spm) {
-    out.push(meta.str("tokenizer.ggml.model", "llama"), meta.str("tokenizer.ggml.pre", "default"));
-    const scores = new Float32Array(size).fill(-1e9);
-    for (let i = 0; i < size; i++)
-      if (/^<0x[0-9A-F]{2}>$/.test(tokens[i]!) && types[i] === TT.NORMAL) types[i] = TT.BYTE;
-    const unk = ids.get(String(model["unk_token"] ?? ""));
-    if (unk !== undefined) types[unk] = TT.UNKNOWN;
-    rawMerges.forEach((m, rank) => {
-      const [l, r] = typeof m === "string" ? m.split(" ") : m;
-      const id = ids.get(`${l}${r}`);
-      if (id !== undefined && scores[id]! < -rank) scores[id] = -rank;
-    });
-    out.push(
-      meta.strs("tokenizer.ggml.tokens", tokens as string[]),
-      meta.f32s("tokenizer.ggml.scores", scores),
-    );
-    out.push(
-      meta.i32s("tokenizer.ggml.token_type", types),
-      meta.bool("tokenizer.ggml.add_space_prefix", true),
-    );
-    if (unk !== undefined) out.push(meta.u32("tokenizer.ggml.unknown_token_id", unk));
-  } else if (
-    isGpt2ByteLevel(tj["pre_tokenizer"]) &&
-    tj["normalizer"] == null &&
-    model["byte_fallback"] !== true
-  ) {
-    out.push(meta.str("tokenizer.ggml.model", "gpt2"), meta.str("tokenizer.ggml.pre", "gpt-2"));
-    out.push(
-      meta.strs("tokenizer.ggml.tokens", tokens as string[]),
-      meta.i32s("tokenizer.ggml.token_type", types),
-    );
-    out.push(meta.strs("tokenizer.ggml.merges", merges));
-  } else {
-    throw new LoraTsError(
-      `${tjPath}: this tokenizer (normalizer/pre-tokenizer) cannot be exported to GGUF; only SentencePiece-BPE with byte fallback and GPT-2 byte-level BPE can`,
-    );
-  }
-  const idOf = (key: string): number | undefined => {
-    const t = tokenText(tc[key]);
-    return t === null ? undefined : ids.get(t);
-  };
-  const bos = idOf("bos_token") ?? cfg.bosTokenId ?? undefined;
-  const eos = idOf("eos_token") ?? cfg.eosTokenIds[0];
-  const pad = idOf("pad_token");
-  if (bos !== undefined) out.push(meta.u32("tokenizer.ggml.bos_token_id", bos));
-  if (eos !== undefined) out.push(meta.u32("tokenizer.ggml.eos_token_id", eos));
-  if (pad !== undefined) out.push(meta.u32("tokenizer.ggml.padding_token_id", pad));
-  // The BOS lora-ts prepends: tokenizer_config's add_bos_token, else the SPM post-processor's template.
-  const addBos =
-    typeof tc["add_bos_token"] === "boolean" ? tc["add_bos_token"] : spm && tj["post_processor"] != null;
-  out.push(
-    meta.bool("tokenizer.ggml.add_bos_token", addBos),
-    meta.bool("tokenizer.ggml.add_eos_token", tc["add_eos_token"] === true),
-  );
-  if (typeof tc["chat_template"] === "string")
-    out.push(meta.str("tokenizer.chat_template", tc["chat_template"]));
-  return out;
 }
 
 /**

@@ -124,11 +124,19 @@ export async function llamaPerplexity(modelPath: string, ids: number[]): Promise
   }
 }
 
-/** llama.cpp's tokenization of each text (no BOS, special tokens not parsed), from one model load. */
-export async function llamaTokenize(modelPath: string, texts: string[]): Promise<number[][]> {
+/**
+ * llama.cpp's tokenization of each text (no BOS), from one model load. `special`: control tokens
+ * written in the text are parsed as tokens (as lora-ts always does with added tokens); user-defined
+ * ones llama.cpp parses either way.
+ */
+export async function llamaTokenize(
+  modelPath: string,
+  texts: string[],
+  special = false,
+): Promise<number[][]> {
   const model = await llama().loadModel({ modelPath, vocabOnly: true });
   try {
-    return texts.map((t) => [...model.tokenize(t, false)]);
+    return texts.map((t) => [...model.tokenize(t, special)]);
   } finally {
     await model.dispose();
   }
