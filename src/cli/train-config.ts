@@ -48,6 +48,7 @@ const TrainConfigSchema = z
     packing: z.boolean(),
     threads: positiveInt,
     base_int8: z.boolean(),
+    memory_check: z.boolean(),
   })
   .partial()
   .strict();
@@ -84,6 +85,8 @@ export function flagsToConfig(flags: Record<string, unknown>): TrainConfig {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flags)) {
     if (v === undefined || k === "config" || k === "progress" || k === "report") continue;
+    // Commander sets a --no-X flag's default, true, which would override a config file's false.
+    if (k === "memoryCheck" && v === true) continue;
     const key = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     const shape = TrainConfigSchema.shape[key as keyof typeof TrainConfigSchema.shape];
     const isNumber = shape?.unwrap() instanceof z.ZodNumber;
@@ -151,5 +154,6 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
     packing: c.packing,
     threads: c.threads,
     baseInt8: c.base_int8,
+    memoryCheck: c.memory_check,
   };
 }

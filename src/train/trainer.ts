@@ -32,6 +32,7 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { removeStrayTemps } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
+import { availableMemoryBytes } from "../util/memory.js";
 import { refuseBadOut, refuseBaseModelOut } from "../util/out-dir.js";
 import {
   listCheckpoints,
@@ -44,6 +45,7 @@ import {
 import { meanLoss } from "./evaluate.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
 import { type InterruptInfo, stopSignalOf, TrainingInterrupted } from "./interrupt.js";
+import { checkTrainMemory, estimateTrainMemory, type TrainMemoryInput } from "./memory-estimate.js";
 import { AdamW, clipGradNorm } from "./optimizer.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
@@ -104,6 +106,11 @@ export interface TrainOptions {
    * float32, and approximate: see the README for the measured effect on the loss.
    */
   baseInt8?: boolean;
+  /**
+   * Refuse a run whose estimated peak memory (memory-estimate.ts) is above the memory available, before
+   * anything is built (default true; the CLI's --no-memory-check).
+   */
+  memoryCheck?: boolean;
   /**
    * Aborting it stops the run at the next step or micro-batch (never inside a checkpoint write): the
    * promise rejects with TrainingInterrupted. Its reason, "SIGINT" or "SIGTERM", is reported.
@@ -246,6 +253,23 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const loader = new DataLoader(trainSet, { batchSize: o.batchSize, padId, seed: o.seed });
   const stepsPerEpoch = Math.max(1, Math.ceil(loader.batchesPerEpoch / o.gradAccum));
   const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
+  // Batches are padded to their longest row, so the longest example (evaluation's too) bounds the peak.
+  const longest = [...trainSet, ...heldOut].reduce((n, e) => Math.max(n, e.inputIds.length), 0);
+  const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout"> = {}) => {
+    if (o.memoryCheck === false) return;
+    const estimate = estimateTrainMemory({
+      config: model.config,
+      batch: o.batchSize,
+      seq: Math.max(2, Math.min(maxLength, longest)),
+      maxLength,
+      mode: o.mode,
+      int8: o.baseInt8,
+      plainLoss: o.plainPath,
+      threads: o.threads,
+      ...lora,
+    });
+    checkTrainMemory(estimate, availableMemoryBytes());
+  };
 
   // What is trained, and its starting values.
   let adapter: Adapter | null = null;
@@ -254,6 +278,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   let step: TrainStep;
   let values: Float32Array[];
   if (o.mode === "full") {
+    checkMemory();
     step = await buildTrainStep(model, { mode: "full" }, { threads: o.threads });
     values = step.params.map((p) => model.weights.readFloat32(p.name));
   } else {
@@ -271,6 +296,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       });
     const modules = listModules(model.config);
     const selected = selectTargets(config, modules, { modelType: model.config.modelType });
+    // Before createAdapter, so that PiSSA's SVD is not spent on a run that is refused.
+    checkMemory({ selected, biases: trainedBiases(config, modules, selected), dropout: config.lora_dropout });
     // PiSSA: A and B from W's top singular vectors, the frozen weight becomes the residual.
     const created = createAdapter(config, selected, {
       seed: o.seed,
