@@ -204,7 +204,8 @@ function lineColumn(text: string, pos: number): string {
 }
 
 function oneLine(msg: string): string {
-  return msg.replace(/\s*\n\s*/g, " ").trim();
+  // \r too: V8's JSON errors quote the start of the text raw, and a lone \r would rewrite the line.
+  return msg.replace(/\s*[\r\n]+\s*/g, " ").trim();
 }
 
 /**

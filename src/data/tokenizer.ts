@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { preview } from "../util/describe.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
 
 /** A parsed tokenizer.json / tokenizer_config.json (plain JSON object). */
@@ -33,6 +34,41 @@ function tokenContent(t: unknown): string | undefined {
   return undefined;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A token id: an integer in [0, 2^31), as ids are fed to int64/int32 tensors and index arrays. */
+const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 31;
+
+/** An error's message on one line (V8's JSON errors quote the text, line breaks included). */
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*[\r\n]+\s*/g, " ");
+}
+
+/**
+ * The ids in model.vocab and added_tokens must be token ids: the library takes any JSON value, and
+ * a string id came back out of encode() and made decode() throw, a huge one made arrays that long.
+ */
+function checkIds(json: JsonObject): void {
+  const bad = (where: string, id: unknown): never => {
+    throw new LoraTsError(
+      `unsupported tokenizer.json: ${where} has id ${preview(id)}, not an integer in [0, 2^31)`,
+    );
+  };
+  const vocab = isObject(json["model"]) ? json["model"]["vocab"] : undefined;
+  if (isObject(vocab)) {
+    for (const [token, id] of Object.entries(vocab))
+      if (!isId(id)) bad(`model.vocab token ${preview(token)}`, id);
+  }
+  const added = json["added_tokens"];
+  if (Array.isArray(added)) {
+    added.forEach((t: unknown, i) => {
+      const id = isObject(t) ? t["id"] : undefined;
+      if (!isId(id)) bad(`added_tokens[${i}]`, id);
+    });
+  }
+}
+
 export class Tokenizer {
   /** Id of the BOS token (tokenizer_config's bos_token), if any. */
   readonly bosId: number | undefined;
@@ -45,6 +81,8 @@ export class Tokenizer {
     private readonly hf: HfTokenizer,
     readonly tokenizerJson: JsonObject,
     readonly tokenizerConfig: JsonObject,
+    /** Where it came from, for messages: the tokenizer.json path, or "tokenizer.json". */
+    readonly source: string,
   ) {
     const id = (key: string) => {
       const c = tokenContent(tokenizerConfig[key]);
@@ -52,20 +90,25 @@ export class Tokenizer {
     };
     this.bosId = id("bos_token");
     this.eosId = id("eos_token");
-    let max = -1;
-    for (const v of hf.get_vocab(true).values()) if (v > max) max = v;
-    this.vocabSize = max + 1;
+    // Not get_vocab(): it walks every id up to the largest, so one corrupt id of 2^31 took minutes.
+    // The model's id -> token array is as long as the largest id + 1.
+    this.vocabSize = hf.model?.vocab.length ?? 0;
   }
 
   /** From parsed tokenizer.json and tokenizer_config.json objects. */
-  static fromJSON(tokenizerJson: JsonObject, tokenizerConfig: JsonObject = {}): Tokenizer {
+  static fromJSON(
+    tokenizerJson: JsonObject,
+    tokenizerConfig: JsonObject = {},
+    source = "tokenizer.json",
+  ): Tokenizer {
+    checkIds(tokenizerJson);
     let hf: HfTokenizer;
     try {
       hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
     } catch (e) {
-      throw new LoraTsError(`unsupported tokenizer.json: ${(e as Error).message}`);
+      throw new LoraTsError(`unsupported tokenizer.json: ${oneLine(e)}`);
     }
-    return new Tokenizer(hf, tokenizerJson, tokenizerConfig);
+    return new Tokenizer(hf, tokenizerJson, tokenizerConfig, source);
   }
 
   /** From a directory holding tokenizer.json and (optionally) tokenizer_config.json. */
@@ -77,26 +120,30 @@ export class Tokenizer {
         text = readFileSync(p, "utf8");
       } catch (e) {
         if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw new FileFormatError(p, `cannot read: ${(e as Error).message}`);
+        throw new FileFormatError(p, `cannot read: ${oneLine(e)}`);
       }
+      let json: unknown;
       try {
-        return JSON.parse(text) as JsonObject;
+        json = JSON.parse(text);
       } catch (e) {
-        throw new FileFormatError(p, `invalid JSON: ${(e as Error).message}`);
+        throw new FileFormatError(p, `invalid JSON: ${oneLine(e)}`);
       }
+      if (!isObject(json)) throw new FileFormatError(p, "expected a JSON object");
+      return json;
     };
     const json = read("tokenizer.json", true)!;
     const config = read("tokenizer_config.json", false) ?? {};
     try {
-      return Tokenizer.fromJSON(json, config);
+      return Tokenizer.fromJSON(json, config, join(dir, "tokenizer.json"));
     } catch (e) {
       throw new FileFormatError(join(dir, "tokenizer.json"), (e as Error).message);
     }
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    if (options.addBos === undefined) return this.hf.encode(text, { add_special_tokens: true }).ids;
-    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    if (options.addBos === undefined)
+      return this.library("encode", () => this.hf.encode(text, { add_special_tokens: true }).ids);
+    const ids = this.library("encode", () => this.hf.encode(text, { add_special_tokens: false }).ids);
     if (options.addBos) {
       if (this.bosId === undefined) throw new LoraTsError("addBos: this tokenizer has no bos_token");
       ids.unshift(this.bosId);
@@ -106,7 +153,25 @@ export class Tokenizer {
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
     if (ids.length === 0) return "";
-    return this.hf.decode(Array.from(ids), { skip_special_tokens: options.skipSpecial ?? false });
+    const skip = options.skipSpecial ?? false;
+    return this.library("decode", () => this.hf.decode(Array.from(ids), { skip_special_tokens: skip }));
+  }
+
+  /**
+   * Runs a call into @huggingface/tokenizers. It checks little of tokenizer.json when loading, so a
+   * corrupt part (a post-processor of the wrong shape, a bad regex flag) fails only here, as a
+   * TypeError or a plain Error: that is the file's fault, reported as one line naming it.
+   */
+  private library<T>(what: string, call: () => T): T {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof LoraTsError) throw e;
+      throw new FileFormatError(
+        this.source,
+        `the tokenizer failed to ${what} (${oneLine(e)}): a corrupt or unsupported part?`,
+      );
+    }
   }
 
   tokenToId(token: string): number | undefined {

@@ -157,3 +157,14 @@ test("a JSON array with a syntax error, empty files, unknown types and a missing
     `${missing}: no such file`,
   );
 });
+
+test("fuzz regression: invalid JSON quoting a carriage return is still one line", () => {
+  // Before: only "\n" was taken out of V8's message, which quotes the start of the line raw.
+  assert.throws(
+    () => parseDataset("\u0001\r=$\n", "d.jsonl"),
+    (e: unknown) =>
+      e instanceof FileFormatError &&
+      e.message.startsWith("d.jsonl: line 1: invalid JSON") &&
+      !/[\r\n]/.test(e.message),
+  );
+});

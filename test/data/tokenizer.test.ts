@@ -15,7 +15,7 @@ import {
   tokenizerConfigJson,
   tokenizerFromGguf,
 } from "../../src/io/tokenizer-json.js";
-import { FileFormatError } from "../../src/util/errors.js";
+import { FileFormatError, LoraTsError } from "../../src/util/errors.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
 
 // Every test that reads ../shared names each file it reads in its skip option (needsShared), so a
@@ -346,5 +346,62 @@ test("Tokenizer.fromDir: missing or invalid files are FileFormatErrors", () => {
   assert.throws(
     () => Tokenizer.fromDir(d),
     (e: unknown) => e instanceof FileFormatError && /invalid JSON/.test(e.message),
+  );
+});
+
+test("fuzz regression: tokenizer.json ids that are not token ids are refused when loading", () => {
+  // Before: any JSON value was taken as an id; a string id came back out of encode() and decode()
+  // then threw a plain Error.
+  const base = gpt2TokenizerJson({ tokens: ["a", "b", "ab"], merges: ["a b"] });
+  const model = base["model"] as Record<string, unknown>;
+  for (const id of ["a", -1, 0.5, 2 ** 31]) {
+    const json = { ...base, model: { ...model, vocab: { a: id, b: 1, ab: 2 } } };
+    assert.throws(
+      () => Tokenizer.fromJSON(json),
+      (e: unknown) =>
+        e instanceof LoraTsError &&
+        /model\.vocab token "a" has id .*, not an integer in \[0, 2\^31\)/.test(e.message),
+    );
+  }
+});
+
+test("fuzz regression: the vocabulary size does not walk every id up to the largest", () => {
+  // Before: get_vocab() visited every id below the largest: one id of 2^31 - 1 took minutes.
+  const base = gpt2TokenizerJson({ tokens: ["a", "b", "ab"], merges: ["a b"] });
+  const model = base["model"] as Record<string, unknown>;
+  const t0 = performance.now();
+  const tok = Tokenizer.fromJSON({ ...base, model: { ...model, vocab: { a: 0, b: 1, ab: 2 ** 31 - 1 } } });
+  assert.equal(tok.vocabSize, 2 ** 31);
+  assert.ok(performance.now() - t0 < 1000);
+});
+
+test("fuzz regression: a corrupt part that fails only when used is one line naming the file", () => {
+  // Before: a post-processor of the wrong shape loaded, then encode() threw a bare TypeError.
+  const d = mkdtempSync(path.join(tmp, "corrupt-"));
+  const json = spmTokenizerJson({
+    tokens: ["<unk>", "<s>", "</s>", "▁", "a"],
+    scores: [0, 0, 0, -1, -2],
+    bos: 1,
+    eos: 2,
+    unk: 0,
+  });
+  writeFileSync(
+    path.join(d, "tokenizer.json"),
+    JSON.stringify({ ...json, post_processor: { type: "TemplateProcessing", single: [-1], pair: [] } }),
+  );
+  const tok = Tokenizer.fromDir(d);
+  assert.throws(
+    () => tok.encode("a"),
+    (e: unknown) =>
+      e instanceof FileFormatError &&
+      e.message.startsWith(`${path.join(d, "tokenizer.json")}: the tokenizer failed to encode (`) &&
+      !/[\r\n]/.test(e.message),
+  );
+  // Before: V8's JSON error quotes the text raw, a \r included.
+  writeFileSync(path.join(d, "tokenizer.json"), "\u0001\r{");
+  assert.throws(
+    () => Tokenizer.fromDir(d),
+    (e: unknown) =>
+      e instanceof FileFormatError && e.message.includes("invalid JSON") && !/[\r\n]/.test(e.message),
   );
 });
