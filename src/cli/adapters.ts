@@ -29,7 +29,10 @@ export function registerAdapterCommands(program: Command): void {
       "--model <dir>",
       "base model directory, .gguf file or hub id org/name[@revision] (only read)",
     )
-    .requiredOption("--adapter <dir>", "PEFT adapter directory or hub id org/name[@revision]")
+    .requiredOption(
+      "--adapter <dir>",
+      "PEFT adapter directory, GGUF LoRA adapter (.gguf) or hub id org/name[@revision]",
+    )
     .requiredOption("--out <dir>", "output model directory (must not exist, unless --force)")
     .option("--dtype <dtype>", "weights dtype: same, f32, bf16 or f16", "same")
     .option(

@@ -19,7 +19,8 @@ interface AdapterFlags {
   use?: string;
 }
 
-const ADAPTER_HELP = "LoRA adapter directory or hub id org/name[@revision], or name=DIR (repeatable)";
+const ADAPTER_HELP =
+  "LoRA adapter directory, GGUF LoRA adapter (.gguf) or hub id org/name[@revision], or name=DIR (repeatable)";
 const MODEL_HELP = "Hugging Face model directory, .gguf file or hub id org/name[@revision]";
 const USE_HELP = 'adapter to use when several are loaded ("none": the base model)';
 

@@ -50,7 +50,7 @@ export class CausalLM {
       const set = new AdapterSet(listModules(model.config), model.config.modelType, (path) =>
         model.weights.readFloat32(`${path}.bias`),
       );
-      for (const a of opts.adapters) set.load(a.name, await resolveAdapterPath(a.dir));
+      for (const a of opts.adapters) set.load(a.name, await resolveAdapterPath(a.dir, { modelDir: dir }));
       const union = set.union();
       const biases = set.biasUnion();
       wrapContext = (base) => loraContext(base, union, { scaling: "fed", biases });

@@ -61,7 +61,8 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
   const model = openModelDir(dir);
   const cfg = model.config;
   const modules = listModules(cfg);
-  const adapterDir = typeof opts.adapter === "string" ? await resolveAdapterPath(opts.adapter) : null;
+  const adapterDir =
+    typeof opts.adapter === "string" ? await resolveAdapterPath(opts.adapter, { modelDir: dir }) : null;
   // A hub id's snapshot folder is an input too: --out may not be, or be inside, it either.
   if (adapterDir !== null && adapterDir !== opts.adapter) {
     refuseBadOut(opts.out, [{ path: adapterDir, what: "the adapter's folder", insideOk: true }]);

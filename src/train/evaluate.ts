@@ -63,7 +63,7 @@ export async function evaluate(o: EvaluateOptions): Promise<LossResult> {
   let selected: ReturnType<typeof validateAdapter> = [];
   let biases: ReturnType<typeof trainedBiases> = [];
   let values: Float32Array[] = [];
-  const adapter = o.adapter ? loadAdapter(await resolveAdapterPath(o.adapter)) : null;
+  const adapter = o.adapter ? loadAdapter(await resolveAdapterPath(o.adapter, { modelDir: dir })) : null;
   if (adapter) {
     const modules = listModules(model.config);
     selected = validateAdapter(adapter, modules, { modelType: model.config.modelType });
