@@ -24,6 +24,7 @@ interface LlamaContext {
   dispose(): Promise<void>;
 }
 interface LlamaSequence {
+  clearHistory(): Promise<void>;
   evaluate(tokens: number[], o: { temperature: number; yieldEogToken?: boolean }): AsyncGenerator<number>;
   controlledEvaluate(
     input: (number | [number, { generateNext: { probabilities: true } }])[],
@@ -87,6 +88,45 @@ export async function llamaGreedy(
         if (out.length >= n) break;
       }
       return out;
+    } finally {
+      await ctx.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+/**
+ * Greedy continuations of several prompts from one model (+ adapters) load and one context, its
+ * sequence cleared between prompts: `n[i]` new ids for prompt i (end-of-generation tokens included).
+ */
+export async function llamaGreedyEach(
+  modelPath: string,
+  prompts: number[][],
+  n: number[],
+  adapters: { filePath: string; scale: number }[] = [],
+): Promise<number[][]> {
+  const model = await llama().loadModel({ modelPath });
+  try {
+    const longest = Math.max(...prompts.map((p, i) => p.length + n[i]!));
+    const ctx = await model.createContext({
+      contextSize: Math.max(256, longest + 8),
+      threads: THREADS,
+      ...(adapters.length > 0 ? { lora: { adapters } } : {}),
+    });
+    try {
+      const seq = ctx.getSequence();
+      const all: number[][] = [];
+      for (const [i, prompt] of prompts.entries()) {
+        await seq.clearHistory();
+        const out: number[] = [];
+        for await (const t of seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
+          out.push(t);
+          if (out.length >= n[i]!) break;
+        }
+        all.push(out);
+      }
+      return all;
     } finally {
       await ctx.dispose();
     }
