@@ -78,12 +78,12 @@ test("GQA llama, q/k/v/o + MLP: logits --adapter adapter.gguf equals the PEFT fo
   assert.ok(maxDiff(logits(fromGguf), logits(fromPeft)) < 1e-5);
 });
 
-test("gpt2 (fused c_attn, Conv1D) and rsLoRA with a rank pattern round-trip through GGUF", () => {
+test("gpt2 (fused c_attn, Conv1D) and rsLoRA with a rank pattern and the embedding (A stored transposed) round-trip through GGUF", () => {
   const gpt2 = tinyModel("gpt2", 22);
   roundTrip(gpt2, randomAdapter(gpt2, { targets: ["c_attn", "c_proj", "c_fc"], r: 4, alpha: 8, seed: 6 }));
   const llama = tinyModel("llama", 23, { num_key_value_heads: 1 });
   const peft = randomAdapter(llama, {
-    targets: ["q_proj", "k_proj", "v_proj", "o_proj"],
+    targets: ["embed_tokens", "q_proj", "k_proj", "v_proj", "o_proj"],
     r: 4,
     alpha: 6,
     rslora: true,
