@@ -4,6 +4,9 @@
  * --adapter` does. The adapter is trained here with the demo's own settings and data (DEMO_TRAINING,
  * persona.jsonl), each held-out prompt "Q: ...\nA:" is encoded as the demo encodes it (BOS first), and
  * the greedy continuations (scale 1, temperature 0, the demo's 40 new tokens) must agree id for id.
+ * The demo's 16 epochs take ~150 s on two shared cores, so by default the adapter is trained for
+ * EPOCHS of them (the rest of the settings unchanged, the cosine schedule over the shorter run);
+ * LORA_TS_DEMO_FULL=1 trains all 16 (that run passed too when this test was written).
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -24,6 +27,9 @@ const MODEL = join(REPO_ROOT, "models/default");
 const MAX_NEW = 40;
 /** Questions also run through the `lora-ts generate --adapter` CLI (each a process and a model load). */
 const CLI_CHECKED = 3;
+/** Epochs trained: the demo's own count with LORA_TS_DEMO_FULL=1, else a quarter of it for CI time. */
+const FULL = process.env["LORA_TS_DEMO_FULL"] === "1";
+const EPOCHS = FULL ? DEMO_TRAINING.epochs! : 4;
 
 function cli(args: string[]): string {
   const r = runCli(args);
@@ -31,7 +37,7 @@ function cli(args: string[]): string {
   return r.stdout;
 }
 
-test("demo's adapter (demo settings, full training): base + adapter GGUF in llama.cpp answers the held-out questions as lora-ts generate --adapter does", {
+test(`demo's adapter (demo settings, ${FULL ? "all 16 epochs" : `${EPOCHS} of the demo's 16 epochs`}): base + adapter GGUF in llama.cpp answers the held-out questions as lora-ts generate --adapter does`, {
   skip: LLAMA_CPP,
 }, async () => {
   const t0 = Date.now();
@@ -39,6 +45,7 @@ test("demo's adapter (demo settings, full training): base + adapter GGUF in llam
   const adapter = join(dir, "adapter");
   await train({
     ...DEMO_TRAINING,
+    epochs: EPOCHS,
     model: MODEL,
     data: join(MODEL, "data/persona.jsonl"),
     out: adapter,
@@ -80,9 +87,10 @@ test("demo's adapter (demo settings, full training): base + adapter GGUF in llam
     };
     assert.deepEqual(out.ids, want[i], `generate --adapter CLI on question ${i}`);
   }
-  // The adapter taught the persona (the answers start "Squawk!"), or the comparison proves little.
+  // The adapter taught the persona's sign-off (the base never says it), or the comparison proves
+  // little about the adapter. After 4 epochs the "Squawk!" opening is still half-learnt ("Squaqua...").
   const texts = want.map((w) => tok.decode(w, { skipSpecial: true }));
-  assert.ok(texts.filter((t) => t.trim().startsWith("Squawk!")).length >= rows.length / 2, texts.join("\n"));
+  assert.ok(texts.filter((t) => t.includes("Pip out.")).length >= rows.length / 2, texts.join("\n"));
 
   const got = await llamaGreedyEach(
     base,
