@@ -11,10 +11,8 @@
  * The file is written under a temporary name in the destination folder and renamed into place, so
  * a kill or a full disk leaves the previous file (or none), never a truncated one.
  */
-import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { f32ToBf16, f32ToF16 } from "../graph/half.js";
+import { writeFileAtomicWith } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32, type GgufKV, GgufValueType } from "./gguf.js";
 
@@ -233,11 +231,6 @@ function encode(t: GgufTensorToWrite, x: Float32Array): Uint8Array {
   }
 }
 
-function writeAll(fd: number, b: Uint8Array): void {
-  let done = 0;
-  while (done < b.length) done += writeSync(fd, b, done, Math.min(b.length - done, 1 << 26));
-}
-
 /**
  * Writes a GGUF v3 file at `path` (atomically: temp name + rename). Q8_0 tensors need a row length
  * that is a multiple of 32 (a one-line error names the tensor otherwise).
@@ -283,26 +276,13 @@ export function writeGguf(
   }
   h.pad(alignment);
 
-  // Same temporary-name pattern as util/atomic.ts, so removeStrayTemps knows what a killed run left.
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  try {
-    const fd = openSync(tmp, "w");
-    try {
-      writeAll(fd, h.bytes());
-      for (const t of tensors) {
-        const bytes = encode(t, t.data());
-        writeAll(fd, bytes);
-        const pad = (alignment - (bytes.length % alignment)) % alignment;
-        if (pad > 0) writeAll(fd, new Uint8Array(pad));
-      }
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+  writeFileAtomicWith(path, (put) => {
+    put(h.bytes());
+    for (const t of tensors) {
+      const bytes = encode(t, t.data());
+      put(bytes);
+      const pad = (alignment - (bytes.length % alignment)) % alignment;
+      if (pad > 0) put(new Uint8Array(pad));
     }
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    if (e instanceof LoraTsError) throw e;
-    throw new LoraTsError(`${path}: cannot write (${(e as Error).message.split("\n")[0]})`);
-  }
+  });
 }

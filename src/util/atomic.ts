@@ -49,12 +49,24 @@ export function removeDirAtomic(dir: string): void {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+/** Largest single write: fs.writeSync takes a 32-bit length, and may write less than asked. */
+const IO_CHUNK = 1 << 30;
+
+/**
+ * Writes `path` through `write(put)` under a temporary name in the same folder, fsyncs, then renames it
+ * into place: a reader sees the old file or the new one, never a part. On any failure the temporary
+ * file is removed, the old file is left, and the error is one line naming `path`.
+ */
+export function writeFileAtomicWith(path: string, write: (put: (bytes: Uint8Array) => void) => void): void {
   const tmp = tempName(path);
   try {
     const fd = openSync(tmp, "w");
     try {
-      writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
+      write((bytes) => {
+        for (let done = 0; done < bytes.byteLength; ) {
+          done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done));
+        }
+      });
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -62,8 +74,13 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
+    if (e instanceof LoraTsError) throw e;
     throw new LoraTsError(`${path}: cannot write (${(e as Error).message.split("\n")[0]})`);
   }
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  writeFileAtomicWith(path, (put) => put(typeof data === "string" ? Buffer.from(data, "utf8") : data));
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {

@@ -36,37 +36,33 @@ function adapterDir(model: string, seed: number): string {
   return dir;
 }
 
+/** `lora-ts combine` of adapters a and b with `weights` into `out`, plus `extra` flags. */
+function combineArgs(a: string, b: string, weights: string, out: string, ...extra: string[]): string[] {
+  return [
+    "combine",
+    "--adapter",
+    `a=${a}`,
+    "--adapter",
+    `b=${b}`,
+    "--weights",
+    weights,
+    "--out",
+    out,
+    ...extra,
+  ];
+}
+
 test("combine: an existing --out is refused in one line and left as it was; --force replaces it as a whole, atomically", () => {
   const model = tinyModel("llama", 5);
   const a = adapterDir(model, 1);
   const b = adapterDir(model, 2);
   const out = join(tempDir(), "combined");
-  const first = runCli([
-    "combine",
-    "--adapter",
-    `a=${a}`,
-    "--adapter",
-    `b=${b}`,
-    "--weights",
-    "1,0",
-    "--out",
-    out,
-  ]);
+  const first = runCli(combineArgs(a, b, "1,0", out));
   assert.equal(first.code, 0, first.stderr);
   assert.equal(first.stdout, `wrote ${out}\n`);
   const firstFiles = fileHashes(out);
 
-  const again = runCli([
-    "combine",
-    "--adapter",
-    `a=${a}`,
-    "--adapter",
-    `b=${b}`,
-    "--weights",
-    "0,1",
-    "--out",
-    out,
-  ]);
+  const again = runCli(combineArgs(a, b, "0,1", out));
   assert.equal(again.code, 1, "an existing --out needs --force");
   assert.equal(again.stderr, `error: ${out}: already exists and is not empty\n`);
   assert.equal(again.stdout, "");
@@ -74,18 +70,7 @@ test("combine: an existing --out is refused in one line and left as it was; --fo
   assert.deepEqual(readdirSync(dirname(out)), ["combined"], "nothing is written beside it");
 
   writeFileSync(join(out, "stale.txt"), "left by the earlier combine");
-  const forced = runCli([
-    "combine",
-    "--adapter",
-    `a=${a}`,
-    "--adapter",
-    `b=${b}`,
-    "--weights",
-    "0,1",
-    "--out",
-    out,
-    "--force",
-  ]);
+  const forced = runCli(combineArgs(a, b, "0,1", out, "--force"));
   assert.equal(forced.code, 0, forced.stderr);
   assert.equal(forced.stdout, `wrote ${out}\n`);
   assert.deepEqual(Object.keys(fileHashes(out)).sort(), ["adapter_config.json", "adapter_model.safetensors"]);
@@ -106,22 +91,11 @@ test("combine and merge never write into an input adapter's folder, whatever the
   const cases: [string[], string][] = [
     // --force would have replaced the folder holding adapter a, deleting it.
     [
-      [
-        "combine",
-        "--adapter",
-        `a=${a}`,
-        "--adapter",
-        `b=${b}`,
-        "--weights",
-        "1,1",
-        "--out",
-        parent,
-        "--force",
-      ],
+      combineArgs(a, b, "1,1", parent, "--force"),
       `error: --out ${parent}: contains the input adapter ${a}, which is only ever read\n`,
     ],
     [
-      ["combine", "--adapter", `a=${a}`, "--adapter", `b=${b}`, "--weights", "1,1", "--out", b, "--force"],
+      combineArgs(a, b, "1,1", b, "--force"),
       `error: --out ${b}: is the input adapter ${b}, which is only ever read\n`,
     ],
     [

@@ -18,6 +18,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { checkCheckpoint, listCheckpoints, STATE_FILE } from "../../src/train/checkpoint.js";
+import { Rng } from "../../src/util/rng.js";
 import { BIN } from "../helpers/cli.js";
 
 export interface CrashOptions {
@@ -41,18 +42,6 @@ export interface CrashReport {
   resumes: number;
   restarts: number;
   failures: string[];
-}
-
-/** mulberry32: a small seeded generator, the same sequence on every platform. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function flagValue(args: string[], flag: string): number {
@@ -225,7 +214,8 @@ export async function crashAndResume(o: CrashOptions): Promise<CrashReport> {
     return runOnce([...o.args, "--out", out, ...(resume ? ["--resume"] : [])], target, timing, slowMs);
   };
 
-  const rand = random(o.seed);
+  const rng = new Rng(o.seed);
+  const rand = () => rng.float();
   // Positions along the run (in steps), sorted so the kills walk through it.
   const positions = Array.from({ length: o.kills }, () => rand() * total).sort((a, b) => a - b);
   const kinds = ["step", "checkpoint", "step", "startup"] as const;

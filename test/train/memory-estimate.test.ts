@@ -16,6 +16,7 @@ import { freemem } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { SMOLLM_135M } from "../../bench/shapes.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
 import { DEFAULT_MODEL_DIR } from "../../src/models/default-model.js";
@@ -110,23 +111,8 @@ test("(a) the estimate is within 25% of the measured peak of real training runs"
   });
 });
 
-/** SmolLM-135M's shape: the estimates in (b) need no files. */
-const SMOLLM = parseModelConfig(
-  {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    vocab_size: 49152,
-    hidden_size: 576,
-    intermediate_size: 1536,
-    num_hidden_layers: 30,
-    num_attention_heads: 9,
-    num_key_value_heads: 3,
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-5,
-    tie_word_embeddings: true,
-  },
-  "config.json",
-);
+/** SmolLM-135M's shape (the benchmark's): the estimates in (b) need no files. */
+const SMOLLM = parseModelConfig(SMOLLM_135M, "config.json");
 
 function smollm(over: Partial<TrainMemoryInput> = {}): TrainMemoryInput {
   const lora = makeLoraConfig({ r: 8, lora_alpha: 16, target_modules: ["q_proj", "v_proj"] });
