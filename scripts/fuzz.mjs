@@ -44,12 +44,12 @@ for (const t of chosen) {
 
 const mib = (n) => (n / 2 ** 20).toFixed(1);
 console.log(
-  "\n| target | runs | failures | explicit cases (failed) | slowest input (ms) | max growth (MiB) | time (s) |",
+  "\n| target | runs | accepted | failures | explicit cases (failed) | slowest input (ms) | max growth (MiB) | time (s) |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
 for (const s of all) {
   console.log(
-    `| ${s.name} | ${s.runs} | ${s.failures} | ${s.explicit} (${s.explicitFailures.length}) | ` +
+    `| ${s.name} | ${s.runs} | ${s.accepted} | ${s.failures} | ${s.explicit} (${s.explicitFailures.length}) | ` +
       `${s.slowestMs.toFixed(1)} | ${mib(s.maxGrowth)} | ${s.seconds.toFixed(0)} |`,
   );
 }

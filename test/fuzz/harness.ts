@@ -74,6 +74,8 @@ export type AnyTarget = FuzzTarget<any>;
 export interface TargetStats {
   name: string;
   runs: number;
+  /** Inputs the parser accepted (returned without an error): how deep the inputs get. */
+  accepted: number;
   failures: number;
   slowestMs: number;
   /** Largest growth of ArrayBuffers or heap over one input, in bytes. */
@@ -134,12 +136,18 @@ function judgeError<T>(target: FuzzTarget<T>, e: unknown): string | undefined {
   return `crash: ${name}: ${firstLine(message)}`;
 }
 
+const CONSOLE_METHODS = ["log", "info", "warn", "error", "debug"] as const;
+
 async function once<T>(target: FuzzTarget<T>, input: T): Promise<Outcome> {
   const before = process.memoryUsage();
   const t0 = performance.now();
   let problem: string | undefined;
   let known: string | undefined;
   let threw = false;
+  // Libraries log about odd inputs (@huggingface/tokenizers: "Unknown pattern type"); a million
+  // such lines would bury the report.
+  const saved = CONSOLE_METHODS.map((m) => console[m]);
+  for (const m of CONSOLE_METHODS) console[m] = () => {};
   try {
     const r = target.run(input);
     if (r instanceof Promise) await r;
@@ -147,6 +155,10 @@ async function once<T>(target: FuzzTarget<T>, input: T): Promise<Outcome> {
     threw = true;
     known = target.known?.find((k) => k.matches(e))?.name;
     if (known === undefined) problem = judgeError(target, e);
+  } finally {
+    CONSOLE_METHODS.forEach((m, i) => {
+      console[m] = saved[i]!;
+    });
   }
   const ms = performance.now() - t0;
   const after = process.memoryUsage();
@@ -197,6 +209,7 @@ export async function runTarget<T>(
   const stats: TargetStats = {
     name: target.name,
     runs: 0,
+    accepted: 0,
     failures: 0,
     slowestMs: 0,
     maxGrowth: 0,
@@ -218,6 +231,7 @@ export async function runTarget<T>(
     fc.asyncProperty(target.arbitrary, async (input) => {
       const o = await checkInput(target, input);
       stats.runs++;
+      if (!o.threw) stats.accepted++;
       stats.slowestMs = Math.max(stats.slowestMs, o.ms);
       stats.maxGrowth = Math.max(stats.maxGrowth, o.growth);
       if (o.known !== undefined) stats.known[o.known] = (stats.known[o.known] ?? 0) + 1;
@@ -229,13 +243,14 @@ export async function runTarget<T>(
     { numRuns: runs, seed },
   );
   if (stats.failures > 0) {
-    // Same seed, same inputs: fast-check stops at the first failure and shrinks it.
+    // Same seed, same inputs: fast-check stops at the first failure and shrinks it (for at most
+    // two minutes: shrinking a hang re-runs it many times).
     const shrunk = await fc.check(
       fc.asyncProperty(target.arbitrary, async (input) => {
         const o = await checkInput(target, input);
         if (o.problem !== undefined) throw new Error(o.problem);
       }),
-      { numRuns: runs, seed },
+      { numRuns: runs, seed, interruptAfterTimeLimit: 120_000 },
     );
     if (shrunk.failed && shrunk.counterexample) {
       stats.counterexample = `${firstLine(String((shrunk.errorInstance as Error)?.message ?? ""))} <- ${showInput(shrunk.counterexample[0])}`;
@@ -267,7 +282,7 @@ export function allSteps(...steps: (() => void)[]): void {
 /** One line (and the failures) for a target's stats. */
 export function formatStats(s: TargetStats): string {
   const head =
-    `${s.name}: ${s.runs} runs, ${s.failures} failures, ${s.explicit} explicit (${s.explicitFailures.length} failed), ` +
+    `${s.name}: ${s.runs} runs (${s.accepted} accepted), ${s.failures} failures, ${s.explicit} explicit (${s.explicitFailures.length} failed), ` +
     `slowest ${s.slowestMs.toFixed(1)} ms, max growth ${mib(s.maxGrowth)}, ${s.seconds.toFixed(1)} s, seed ${s.seed}`;
   const lines = [
     head,

@@ -5,12 +5,18 @@
  */
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 
+const open = new Set<number>();
+process.on("exit", () => {
+  for (const fd of open) closeSync(fd);
+});
+
 export class InputFile {
   private fd: number;
 
+  /** Creates (or truncates) `path`. */
   constructor(readonly path: string) {
     this.fd = openSync(path, "w+");
-    process.on("exit", () => closeSync(this.fd));
+    open.add(this.fd);
   }
 
   /** Replaces the contents with `data`; returns the path. */

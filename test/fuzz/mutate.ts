@@ -48,8 +48,12 @@ type ByteOp =
   | { kind: "splice"; at: number; from: number; fromAt: number; length: number }
   | { kind: "insert"; at: number; bytes: Uint8Array };
 
-/** Positions are drawn as fractions of the current length, so one op list fits seeds of any size. */
-const pos = fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true });
+/**
+ * Positions are drawn as integers and taken modulo the current length, so one op list fits seeds of
+ * any size. Unbiased: fast-check favours small numbers, which would put nearly every mutation in the
+ * first bytes (the magic number) or on the first keys of a document.
+ */
+const pos = fc.noBias(fc.nat(2 ** 30));
 
 const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant("flip" as const), at: pos, bit: fc.nat(7) }) },
@@ -85,7 +89,7 @@ const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("splice" as const),
       at: pos,
-      from: fc.nat(),
+      from: pos,
       fromAt: pos,
       length: fc.integer({ min: 1, max: 256 }),
     }),
@@ -101,7 +105,7 @@ const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
 );
 
 function applyOp(b: Uint8Array, op: ByteOp, seeds: readonly Uint8Array[]): Uint8Array {
-  const at = Math.floor(op.at * (b.length + 1));
+  const at = op.at % (b.length + 1);
   switch (op.kind) {
     case "flip": {
       if (b.length === 0) return b;
@@ -123,12 +127,12 @@ function applyOp(b: Uint8Array, op: ByteOp, seeds: readonly Uint8Array[]): Uint8
       return concat(b.subarray(0, at), b.subarray(at + op.length));
     case "duplicate": {
       const piece = b.slice(at, at + op.length);
-      const to = Math.floor(op.to * (b.length + 1));
+      const to = op.to % (b.length + 1);
       return concat(b.subarray(0, to), piece, b.subarray(to));
     }
     case "splice": {
       const other = seeds[op.from % seeds.length]!;
-      const fromAt = Math.floor(op.fromAt * other.length);
+      const fromAt = op.fromAt % (other.length + 1);
       return concat(b.subarray(0, at), other.subarray(fromAt, fromAt + op.length), b.subarray(at));
     }
     case "insert":
@@ -146,11 +150,25 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** One of `seeds`, changed by 1–8 byte-level mutations. */
+/** 1 to `max` ops, mostly few: each further op makes it likelier the input dies at the first check. */
+function opCount<T>(op: fc.Arbitrary<T>, max: number): fc.Arbitrary<T[]> {
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.array(op, { minLength: 1, maxLength: 1 }) },
+    { weight: 2, arbitrary: fc.array(op, { minLength: 2, maxLength: 3 }) },
+    { weight: 1, arbitrary: fc.array(op, { minLength: 1, maxLength: max }) },
+  );
+}
+
+/** One of `seeds`, changed by 1–8 byte-level mutations (mostly one). */
 export function mutatedBytes(seeds: readonly Uint8Array[]): fc.Arbitrary<Uint8Array> {
   return fc
-    .record({ seed: fc.nat(seeds.length - 1), ops: fc.array(byteOp, { minLength: 1, maxLength: 8 }) })
+    .record({ seed: fc.nat(seeds.length - 1), ops: opCount(byteOp, 8) })
     .map(({ seed, ops }) => ops.reduce((b, op) => applyOp(b, op, seeds), seeds[seed]!));
+}
+
+/** `arb` one time in eight, else undefined (fc.option's `freq` is the odds of undefined, not of a value). */
+export function sometimes<T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> {
+  return fc.oneof({ weight: 7, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
 }
 
 /** JSON values that parsers of numbers, strings and lists most likely mishandle. */
@@ -214,14 +232,14 @@ const jsonKey = fc.oneof(
 const jsonOp: fc.Arbitrary<JsonOp> = fc.oneof(
   {
     weight: 5,
-    arbitrary: fc.record({ kind: fc.constant("replace" as const), target: fc.nat(), value: interestingJson }),
+    arbitrary: fc.record({ kind: fc.constant("replace" as const), target: pos, value: interestingJson }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), target: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), target: pos }) },
   {
     weight: 2,
     arbitrary: fc.record({
       kind: fc.constant("add" as const),
-      target: fc.nat(),
+      target: pos,
       key: jsonKey,
       value: interestingJson,
     }),
@@ -276,12 +294,10 @@ function applyJsonOp(doc: unknown, op: JsonOp): unknown {
 
 /** One of the JSON `seeds`, changed by 1–4 structural mutations, as JSON text. */
 export function mutatedJson(seeds: readonly unknown[]): fc.Arbitrary<string> {
-  return fc
-    .record({ seed: fc.nat(seeds.length - 1), ops: fc.array(jsonOp, { minLength: 1, maxLength: 4 }) })
-    .map(({ seed, ops }) => {
-      const doc = ops.reduce((d, op) => applyJsonOp(d, op), structuredClone(seeds[seed]));
-      return JSON.stringify(doc) ?? "null";
-    });
+  return fc.record({ seed: fc.nat(seeds.length - 1), ops: opCount(jsonOp, 4) }).map(({ seed, ops }) => {
+    const doc = ops.reduce((d, op) => applyJsonOp(d, op), structuredClone(seeds[seed]));
+    return JSON.stringify(doc) ?? "null";
+  });
 }
 
 /**

@@ -12,7 +12,7 @@ import { SafetensorsFile, writeSafetensors } from "../../src/io/safetensors.js";
 import { tempDir } from "../models/fixtures.js";
 import type { FuzzTarget } from "./harness.js";
 import { InputFile } from "./input-file.js";
-import { INTERESTING_INTS, interestingJson, mutatedBytes } from "./mutate.js";
+import { INTERESTING_INTS, interestingJson, mutatedBytes, sometimes } from "./mutate.js";
 
 const dir = tempDir("lora-ts-fuzz-safetensors-");
 const input = new InputFile(join(dir, "input.safetensors"));
@@ -125,24 +125,67 @@ const headerText = fc
   });
 
 /** The 8-byte length: usually right, sometimes any u64. */
-const generatedFile = fc
+const randomFile = fc
   .record({
     header: headerText,
-    length: fc.option(
+    length: sometimes(
       fc.oneof(fc.constantFrom(...INTERESTING_INTS), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
-      {
-        freq: 4,
-        nil: undefined,
-      },
     ),
     data: fc.uint8Array({ maxLength: 160 }),
   })
-  .map(({ header, length, data }) => {
-    const h = Buffer.from(header, "utf8");
-    const prefix = Buffer.alloc(8);
-    prefix.writeBigUInt64LE(length ?? BigInt(h.length));
-    return new Uint8Array(Buffer.concat([prefix, h, data]));
+  .map(({ header, length, data }) => withLength(header, data, length));
+
+function withLength(header: string, data: Uint8Array, length?: bigint): Uint8Array {
+  const h = Buffer.from(header, "utf8");
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(length ?? BigInt(h.length));
+  return new Uint8Array(Buffer.concat([prefix, h, data]));
+}
+
+const DTYPE_SIZES: Record<string, number> = {
+  F32: 4,
+  F64: 8,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+/** Well-formed files (tensors packed in order, the data region the right size): reads that succeed. */
+const consistentFile = fc
+  .record({
+    tensors: fc.array(
+      fc.record({
+        name: tensorName,
+        dtype: fc.constantFrom(...Object.keys(DTYPE_SIZES)),
+        shape: fc.array(fc.nat(4), { maxLength: 3 }),
+      }),
+      { maxLength: 5 },
+    ),
+    metadata: fc.option(
+      fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 3 }),
+      {
+        nil: undefined,
+      },
+    ),
+    fill: fc.nat(255),
+  })
+  .map(({ tensors, metadata, fill }) => {
+    let offset = 0;
+    const parts = tensors.map((t) => {
+      const bytes = t.shape.reduce((a, d) => a * d, 1) * DTYPE_SIZES[t.dtype]!;
+      const entry = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+      return `${JSON.stringify(t.name)}:${JSON.stringify(entry)}`;
+    });
+    if (metadata !== undefined) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
+    return withLength(`{${parts.join(",")}}`, new Uint8Array(offset).fill(fill));
   });
+
+const generatedFile = fc.oneof(consistentFile, randomFile);
 
 /** A file whose header (well-formed JSON) declares the given entry, with `dataBytes` of data. */
 function declared(header: Record<string, unknown>, dataBytes = 16, length?: bigint): Uint8Array {
