@@ -113,7 +113,7 @@ export function registerTrain(program: Command): void {
     .command("eval")
     .description("loss and perplexity over the tokens training would score")
     .requiredOption("--model <dir>", "model directory, .gguf file or hub id org/name[@revision]")
-    .option("--adapter <dir>", "LoRA adapter directory or hub id org/name[@revision]")
+    .option("--adapter <dir>", "LoRA adapter directory, hub id org/name[@revision] or GGUF adapter")
     .requiredOption("--data <file>", "data set (same formats as train)")
     .option("--max-length <n>", "longest sequence in tokens (default 512, capped by the model)")
     .option("--batch-size <n>", "sequences per batch", "4")

@@ -13,7 +13,7 @@
  * at its offset, so multi-GB files are never read whole.
  */
 
-import { closeSync, fstatSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { bf16ToF32, f16ToF32 } from "../graph/half.js";
 import { FileFormatError } from "../util/errors.js";
 import { openForRead } from "../util/files.js";
@@ -603,4 +603,19 @@ export class GgufFile {
 /** Opens a GGUF file (header, metadata, tensor infos). */
 export function readGguf(path: string): GgufFile {
   return GgufFile.open(path);
+}
+
+/** Whether `p` is a file that starts with the GGUF magic (a folder or hub id is not). */
+export function isGgufFile(p: string): boolean {
+  let fd: number | undefined;
+  try {
+    if (!statSync(p).isFile()) return false;
+    fd = openSync(p, "r");
+    const b = Buffer.alloc(4);
+    return readSync(fd, b, 0, 4, 0) === 4 && b.toString("latin1") === "GGUF";
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

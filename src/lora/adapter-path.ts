@@ -5,8 +5,10 @@
  * model (`modelDir`) and becomes a PEFT folder in the cache (see gguf-adapter.ts). A local path that
  * exists always wins.
  */
+
+import { isGgufFile } from "../io/gguf.js";
 import { hubIdFor, hubSnapshot } from "../io/hub.js";
-import { ggufAdapterFolder, isGgufFile } from "./gguf-adapter.js";
+import { ggufAdapterFolder } from "./gguf-adapter.js";
 
 export interface AdapterPathOptions {
   /** The base model's folder (already resolved): needed to turn a GGUF adapter into PEFT. */

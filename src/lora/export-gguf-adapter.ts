@@ -25,6 +25,7 @@ import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBaseModelOut, refuseOverlap, refuseUnwritable } from "../util/out-dir.js";
 import { loadAdapter, loraKeys, validateAdapter } from "./adapter.js";
+import { resolveAdapterPath } from "./adapter-path.js";
 import { trainedBiases } from "./bias.js";
 
 export interface ExportGgufAdapterOptions {
@@ -61,7 +62,8 @@ export async function exportGgufAdapter(opts: ExportGgufAdapterOptions): Promise
   model.weights.close(); // only the config is needed
   const cfg = model.config;
   const family = familyOf(cfg);
-  const adapter = loadAdapter(opts.adapter);
+  // A hub id or a GGUF adapter (re-exported, e.g. for another base file) becomes a PEFT folder first.
+  const adapter = loadAdapter(await resolveAdapterPath(opts.adapter, { modelDir: dir }));
   const lc = adapter.config;
   const modules = listModules(cfg);
   const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });

@@ -15,6 +15,7 @@ import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBaseModelOut, refuseOverlap, refuseUnwritable } from "../util/out-dir.js";
 import { type Adapter, loadAdapter, validateAdapter } from "./adapter.js";
+import { resolveAdapterPath } from "./adapter-path.js";
 import { adapterBias, trainedBiases } from "./bias.js";
 import { adapterDelta, mergeInto } from "./merge.js";
 
@@ -64,7 +65,10 @@ export async function exportGgufModel(opts: ExportGgufModelOptions): Promise<{ m
     const override = new Map<string, Float32Array>();
     let untie = false;
     if (opts.adapter !== undefined) {
-      const adapter = typeof opts.adapter === "string" ? loadAdapter(opts.adapter) : opts.adapter;
+      const adapter =
+        typeof opts.adapter === "string"
+          ? loadAdapter(await resolveAdapterPath(opts.adapter, { modelDir: dir }))
+          : opts.adapter;
       const modules = listModules(cfg);
       const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });
       const family = familyOf(cfg);

@@ -15,7 +15,7 @@
  * into place (as models/model-path.ts does for GGUF models).
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type GgufFile, readGguf } from "../io/gguf.js";
 import { permuteRopeRows } from "../io/rope-rows.js";
@@ -30,21 +30,6 @@ import { writeDirAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { type Adapter, type AdapterTensor, loraKeys, validateAdapter, writeAdapterFiles } from "./adapter.js";
 import { makeLoraConfig } from "./config.js";
-
-/** Whether `p` is a file that starts with the GGUF magic (a folder or hub id is not). */
-export function isGgufFile(p: string): boolean {
-  let fd: number | undefined;
-  try {
-    if (!statSync(p).isFile()) return false;
-    fd = openSync(p, "r");
-    const b = Buffer.alloc(4);
-    return readSync(fd, b, 0, 4, 0) === 4 && b.toString("latin1") === "GGUF";
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 function cacheKey(file: string, modelDir: string): string {
   const real = realpathSync(file);

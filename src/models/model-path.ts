@@ -10,9 +10,10 @@
  * place, so an interrupted conversion never leaves a half-written folder that would later be reused.
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { isGgufFile } from "../io/gguf.js";
 import { hubIdFor, hubSnapshot } from "../io/hub.js";
 import { convertGguf } from "./convert-gguf.js";
 
@@ -32,19 +33,6 @@ export function ggufCacheDir(file: string): string {
   return join(cacheRoot(), "gguf", key);
 }
 
-function hasGgufMagic(file: string): boolean {
-  const b = Buffer.alloc(4);
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, "r");
-    return readSync(fd, b, 0, 4, 0) === 4 && b.toString("latin1") === "GGUF";
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 function complete(dir: string): boolean {
   return existsSync(join(dir, "config.json")) && existsSync(join(dir, "model.safetensors"));
 }
@@ -61,7 +49,7 @@ export async function resolveModelPath(p: string): Promise<string> {
     if (hubIdFor(p)) return hubSnapshot(p, { kind: "model" });
     return p; // missing: let the model loader report it
   }
-  if (!isFile || !(p.toLowerCase().endsWith(".gguf") || hasGgufMagic(p))) return p;
+  if (!isFile || !(p.toLowerCase().endsWith(".gguf") || isGgufFile(p))) return p;
   const dir = ggufCacheDir(p);
   if (complete(dir)) return dir;
   try {

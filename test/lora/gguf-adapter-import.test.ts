@@ -76,6 +76,15 @@ test("GQA llama, q/k/v/o + MLP: logits --adapter adapter.gguf equals the PEFT fo
     assert.equal(r.code, 0, r.stderr);
   }
   assert.ok(maxDiff(logits(fromGguf), logits(fromPeft)) < 1e-5);
+
+  // export gguf merges a GGUF adapter too: the same merged file as from the PEFT folder.
+  const merged = (adapter: string) => {
+    const out = join(tempDir("lora-ts-gguf-export-"), "merged.gguf");
+    const r = runCli(["export", "gguf", "--model", model, "--adapter", adapter, "--out", out], env);
+    assert.equal(r.code, 0, r.stderr);
+    return readFileSync(out);
+  };
+  assert.ok(merged(gguf).equals(merged(peft)), "export gguf --adapter adapter.gguf = --adapter PEFT folder");
 });
 
 test("gpt2 (fused c_attn, Conv1D) and rsLoRA with a rank pattern and the embedding (A stored transposed) round-trip through GGUF", () => {
