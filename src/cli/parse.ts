@@ -1,11 +1,14 @@
-/** Option parsers shared by the commands: each failure is a one-line LoraTsError. */
+/**
+ * Option parsers shared by the commands: each failure is a one-line LoraTsError. Values are quoted
+ * with JSON.stringify, so a line break in one stays on the line.
+ */
 import { LoraTsError } from "../util/errors.js";
 
 export function parseIds(flag: string, text: string): number[] {
   const parts = text.split(",").map((s) => s.trim());
   const ids = parts.map(Number);
   if (parts.length === 0 || ids.some((n, i) => parts[i] === "" || !Number.isInteger(n) || n < 0)) {
-    throw new LoraTsError(`${flag}: expected comma-separated token ids, got "${text}"`);
+    throw new LoraTsError(`${flag}: expected comma-separated token ids, got ${JSON.stringify(text)}`);
   }
   return ids;
 }
@@ -30,10 +33,15 @@ export function parseNumber(
   ) {
     const kind = opts.integer ? "an integer" : "a number";
     throw new LoraTsError(
-      `${flag}: expected ${kind}${opts.min !== undefined ? ` >= ${opts.min}` : ""}, got "${text}"`,
+      `${flag}: expected ${kind}${opts.min !== undefined ? ` >= ${opts.min}` : ""}, got ${JSON.stringify(text)}`,
     );
   }
   return n;
+}
+
+/** An adapter name as typed when it is a plain word, else quoted (it may hold a line break). */
+function shown(name: string): string {
+  return /^[\w.-]+$/.test(name) ? name : JSON.stringify(name);
 }
 
 export interface AdapterSpec {
@@ -50,7 +58,9 @@ export function parseAdapterSpecs(values: string[] | undefined): AdapterSpec[] {
   const names = specs.map((s) => s.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup)
-    throw new LoraTsError(`--adapter: the name "${dup}" is given twice (use name=DIR for several adapters)`);
+    throw new LoraTsError(
+      `--adapter: the name ${JSON.stringify(dup)} is given twice (use name=DIR for several adapters)`,
+    );
   return specs;
 }
 
@@ -60,12 +70,12 @@ export function chooseAdapter(specs: AdapterSpec[], use: string | undefined): st
   if (use === undefined) {
     if (specs.length === 1) return specs[0]!.name;
     throw new LoraTsError(
-      `several adapters are loaded (${specs.map((s) => s.name).join(", ")}): choose one with --use`,
+      `several adapters are loaded (${specs.map((s) => shown(s.name)).join(", ")}): choose one with --use`,
     );
   }
   if (!specs.some((s) => s.name === use)) {
     throw new LoraTsError(
-      `--use ${use}: no such adapter (loaded: ${specs.map((s) => s.name).join(", ") || "none"})`,
+      `--use ${shown(use)}: no such adapter (loaded: ${specs.map((s) => shown(s.name)).join(", ") || "none"})`,
     );
   }
   return use;

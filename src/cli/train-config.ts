@@ -67,17 +67,25 @@ export function readConfigFile(path: string): TrainConfig {
     raw = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
     throw new LoraTsError(
-      `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(e as Error).message.split("\n")[0]})`,
+      `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${firstLine((e as Error).message)})`,
     );
   }
   const parsed = TrainConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const key =
-      issue.path.join(".") || (issue.code === "unrecognized_keys" ? issue.keys.join(", ") : "(top level)");
-    throw new LoraTsError(`${path}: ${key}: ${issue.message}`);
+    // An unknown key is the file's own text: quoted, so a line break in it stays on the line.
+    if (issue.code === "unrecognized_keys") {
+      const keys = issue.keys.map((k) => JSON.stringify(k)).join(", ");
+      throw new LoraTsError(`${path}: unknown key${issue.keys.length > 1 ? "s" : ""} ${keys}`);
+    }
+    throw new LoraTsError(`${path}: ${issue.path.join(".") || "(top level)"}: ${firstLine(issue.message)}`);
   }
   return parsed.data;
+}
+
+/** A message's first line, with no stray \r (V8 and YAML quote the input raw). */
+function firstLine(message: string): string {
+  return (message.split("\n")[0] ?? "").replace(/\r/g, " ");
 }
 
 /** Flags (commander, camelCase) as config keys (snake_case), parsed to numbers where the schema says so. */

@@ -374,7 +374,10 @@ export class GgufFile {
   static open(path: string): GgufFile {
     const fd = openForRead(path, "GGUF file");
     try {
-      const fileSize = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      // A directory opens fine on Linux and only fails on read, with a bare EISDIR.
+      if (!stat.isFile()) throw new FileFormatError(path, "not a file (a directory or a device?)");
+      const fileSize = stat.size;
       const r = new ChunkReader(fd, path, fileSize);
       if (fileSize < 4) throw new FileFormatError(path, `not a GGUF file (only ${fileSize} bytes)`);
       const magic = r.u32("magic");

@@ -77,6 +77,13 @@ function readExact(fd: number, path: string, buf: Uint8Array, position: number, 
   }
 }
 
+/** The size of an open file; a directory (which opens fine on Linux, then fails on read with a bare EISDIR) or a device is refused. */
+function regularFileSize(fd: number, path: string): number {
+  const stat = fstatSync(fd);
+  if (!stat.isFile()) throw new FileFormatError(path, "not a file (a directory or a device?)");
+  return stat.size;
+}
+
 /** Parses and checks the 7-int32 header of a llama2.c checkpoint. */
 export function parseLlama2cHeader(path: string, header: Uint8Array): Llama2cConfig {
   if (header.length < HEADER_BYTES) {
@@ -168,7 +175,7 @@ export function readLlama2cCheckpoint(path: string, options: ReadLlama2cOptions 
   const hfRopeLayout = options.hfRopeLayout ?? true;
   const fd = openForRead(path);
   try {
-    const size = fstatSync(fd).size;
+    const size = regularFileSize(fd, path);
     const header = new Uint8Array(Math.min(HEADER_BYTES, size));
     readExact(fd, path, header, 0, "header");
     const config = parseLlama2cHeader(path, header);
@@ -262,7 +269,7 @@ export function readLlama2cTokenizer(path: string, vocabSize?: number): Llama2cV
   const fd = openForRead(path);
   let buf: Buffer;
   try {
-    const size = fstatSync(fd).size;
+    const size = regularFileSize(fd, path);
     buf = Buffer.alloc(size);
     readExact(fd, path, buf, 0, "tokenizer");
   } finally {

@@ -395,6 +395,12 @@ test("fuzz regression: tokenizer errors from GGUF metadata are one line naming t
   assertOneLine(() => tokenizerFromGguf(GgufFile.open(p)), p, /token "a" twice/);
 });
 
+test("fuzz regression: a directory given as a GGUF file is a one-line FileFormatError", () => {
+  // Before: a directory opens on Linux, and the first read threw a bare EISDIR (convert gguf --model DIR).
+  const dir = mkdtempSync(path.join(tmp, "folder-"));
+  assertOneLine(() => GgufFile.open(dir), dir, /not a file \(a directory or a device\?\)/);
+});
+
 test("stories260K.gguf: llama metadata and tensor directory", { skip: SKIP }, () => {
   const g = GgufFile.open(path.join(storiesDir, "stories260K.gguf"));
   assert.equal(g.version, 3);

@@ -299,3 +299,10 @@ test("tok512.bin: 512 SentencePiece pieces as llama2.c exported them", { skip: S
   assert.equal(v.tokens[410], " ");
   assert.equal(v.scores[260], -1);
 });
+
+test("fuzz regression: a directory given as a checkpoint or tokenizer is a one-line FileFormatError", () => {
+  // Before: a directory opens on Linux, and the first read threw a bare EISDIR.
+  const dir = mkdtempSync(path.join(tmp, "folder-"));
+  assertOneLine(() => readLlama2cCheckpoint(dir), dir, /not a file \(a directory or a device\?\)/);
+  assertOneLine(() => readLlama2cTokenizer(dir), dir, /not a file \(a directory or a device\?\)/);
+});
