@@ -148,6 +148,8 @@ async function once<T>(target: FuzzTarget<T>, input: T): Promise<Outcome> {
   // such lines would bury the report.
   const saved = CONSOLE_METHODS.map((m) => console[m]);
   for (const m of CONSOLE_METHODS) console[m] = () => {};
+  const emitWarning = process.emitWarning; // yaml warns about odd keys this way
+  process.emitWarning = () => {};
   try {
     const r = target.run(input);
     if (r instanceof Promise) await r;
@@ -159,6 +161,7 @@ async function once<T>(target: FuzzTarget<T>, input: T): Promise<Outcome> {
     CONSOLE_METHODS.forEach((m, i) => {
       console[m] = saved[i]!;
     });
+    process.emitWarning = emitWarning;
   }
   const ms = performance.now() - t0;
   const after = process.memoryUsage();
