@@ -270,6 +270,9 @@ function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
 }
 
 function applyJsonOp(doc: unknown, op: JsonOp): unknown {
+  // A copy: fc.constantFrom hands out the same [] and {} every time, and inserting one into itself
+  // (or changing it for every later input) must not happen.
+  if (op.kind !== "delete") op = { ...op, value: structuredClone(op.value) };
   const all = slots(doc);
   if (op.kind === "add") {
     const containers = [
