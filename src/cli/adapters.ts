@@ -6,6 +6,7 @@ import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { combineAdapters } from "../lora/merge.js";
 import { type MergeDtype, mergeModel } from "../lora/merge-model.js";
 import { writeDirAtomic } from "../util/atomic.js";
+import { preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBadOut, refuseNonEmpty } from "../util/out-dir.js";
 import { collect, parseAdapterSpecs, parseNumber } from "./parse.js";
@@ -44,7 +45,7 @@ export function registerAdapterCommands(program: Command): void {
     .action(async (f: MergeFlags) => {
       const maxShardBytes = parseShardSize(f.maxShardSize);
       if (!["same", "f32", "bf16", "f16"].includes(f.dtype)) {
-        throw new LoraTsError(`--dtype ${f.dtype}: use same, f32, bf16 or f16`);
+        throw new LoraTsError(`--dtype ${preview(f.dtype)}: use same, f32, bf16 or f16`);
       }
       const { merged } = await mergeModel({ ...f, dtype: f.dtype as MergeDtype, maxShardBytes });
       process.stdout.write(`merged ${merged.length} weights; wrote ${f.out}\n`);
@@ -68,7 +69,7 @@ export function registerAdapterCommands(program: Command): void {
       );
       const weights = f.weights.split(",").map((w) => parseNumber("--weights", w));
       if (f.type !== "linear" && f.type !== "cat")
-        throw new LoraTsError(`--type ${f.type}: use linear or cat`);
+        throw new LoraTsError(`--type ${preview(f.type)}: use linear or cat`);
       // The input adapters are only read: with --force, replacing a folder holding one would delete it.
       refuseBadOut(
         f.out,

@@ -13,6 +13,7 @@ import { exportGgufAdapter } from "../lora/export-gguf-adapter.js";
 import { ollamaModelfile } from "../models/export-gguf.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
 
 const DTYPES: readonly GgufWriteType[] = ["f32", "f16", "bf16", "q8_0"];
@@ -20,7 +21,7 @@ const DTYPES: readonly GgufWriteType[] = ["f32", "f16", "bf16", "q8_0"];
 function parseDtype(v: string | undefined): GgufWriteType {
   if (v === undefined) return "f32";
   if (!(DTYPES as readonly string[]).includes(v)) {
-    throw new LoraTsError(`--dtype ${v}: use one of ${DTYPES.join(", ")}`);
+    throw new LoraTsError(`--dtype ${preview(v)}: use one of ${DTYPES.join(", ")}`);
   }
   return v as GgufWriteType;
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
 import { familyOf } from "../models/family.js";
+import { preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import {
@@ -70,7 +71,7 @@ export function registerGenerate(program: Command): void {
         f.topK === undefined ? undefined : parseNumber("--top-k", f.topK, { integer: true, min: 1 });
       const topP = f.topP === undefined ? undefined : parseNumber("--top-p", f.topP, { min: 0 });
       if (topP !== undefined && !(topP > 0 && topP <= 1))
-        throw new LoraTsError(`--top-p: expected a number in (0, 1], got "${f.topP}"`);
+        throw new LoraTsError(`--top-p: expected a number in (0, 1], got ${preview(f.topP)}`);
       const seed = parseNumber("--seed", f.seed, { integer: true });
       const rawIds = f.promptIds === undefined ? undefined : parseIds("--prompt-ids", f.promptIds);
       if (temperature === 0 && (topK !== undefined || topP !== undefined)) {

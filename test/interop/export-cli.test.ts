@@ -95,7 +95,7 @@ test("flags are checked before any work, one line each; --out is never overwritt
   const out = join(dir, "m.gguf");
   one(
     ["export", "gguf", "--model", model, "--out", out, "--dtype", "q4"],
-    /--dtype q4: use one of f32, f16, bf16, q8_0/,
+    /--dtype "q4": use one of f32, f16, bf16, q8_0/,
   );
   one(["export", "gguf", "--model", model, "--out", join(dir, "m.bin")], /must end in \.gguf/);
   one(["export", "gguf", "--model", join(dir, "nope"), "--out", out], /nope/);
