@@ -12,7 +12,6 @@ import { GgufFile, GgufValueType } from "../../src/io/gguf.js";
 import { readLlama2cCheckpoint, readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import { llama2cTokenizerJson, tokenizerFromGguf } from "../../src/io/tokenizer-json.js";
 import { readGgufAsHf } from "../../src/models/convert-gguf.js";
-import { LoraTsError } from "../../src/util/errors.js";
 import { tempDir } from "../models/fixtures.js";
 import {
   arr,
@@ -46,45 +45,7 @@ function readGgufEverything(path: string, convert: boolean): void {
     const { tokenizer, config } = tokenizerFromGguf(g);
     Tokenizer.fromJSON(tokenizer, config).encode("ab a\n");
   }
-  if (convert) convertKnowingBugs(g, path);
-}
-
-/**
- * Bugs in models/convert-gguf.ts that are not this fuzzer's to fix (the file belongs to others): the
- * inputs that hit them are counted and reported (see `notes`) instead of failing every run.
- *  - a llama.block_count larger than the file's tensors: tensorShapes builds a map of 9 entries per
- *    declared layer first (2^32 layers: "Map maximum size exceeded" after a minute);
- *  - general.architecture or llama.rope.scaling.type with a line break: the message quotes it raw.
- */
-const known = { hugeBlockCount: 0, rawStringInMessage: 0 };
-
-function convertKnowingBugs(g: GgufFile, path: string): void {
-  const layers = g.get("llama.block_count");
-  if ((typeof layers === "number" || typeof layers === "bigint") && Number(layers) > g.tensors.length) {
-    known.hugeBlockCount++;
-    return;
-  }
-  try {
-    readGgufAsHf(path);
-  } catch (e) {
-    if (
-      e instanceof LoraTsError &&
-      /[\r\n]/.test(e.message) &&
-      /: (GGUF architecture|RoPE scaling) /.test(e.message)
-    ) {
-      known.rawStringInMessage++;
-      return;
-    }
-    throw e;
-  }
-}
-
-function knownBugNotes(): string {
-  return (
-    `known bugs in src/models/convert-gguf.ts, not fixed here: block_count above the tensor count ` +
-    `(skipped ${known.hugeBlockCount} inputs), a line break in general.architecture or ` +
-    `llama.rope.scaling.type quoted raw (${known.rawStringInMessage} inputs)`
-  );
+  if (convert) readGgufAsHf(path);
 }
 
 const SCALAR_TYPES = [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12] as const;
@@ -333,7 +294,6 @@ export const ggufMutated: FuzzTarget<Uint8Array> = {
   arbitrary: mutatedBytes(GGUF_SEEDS),
   run: (b) => readGgufEverything(ggufInput.write(b), true),
   size: (b) => b.length,
-  notes: knownBugNotes,
   explicit: [
     {
       name: "an embedding length of 2^31",
@@ -376,6 +336,31 @@ export const llama2cMutated: FuzzTarget<{ ckpt: Uint8Array; tok: Uint8Array; voc
     );
   },
   size: ({ ckpt, tok }) => ckpt.length + tok.length,
+  explicit: [
+    ...[0, 1, 2, 5, 6].map((field) => ({
+      name: `checkpoint header field ${field} = 2^31 - 1`,
+      input: { ckpt: withInt32(CKPT_SEEDS[0]!, field * 4, 2 ** 31 - 1), tok: TOK_SEEDS[0]!, vocab: true },
+    })),
+    {
+      name: "vocab_size -2^31 (untied, 2^31 pieces)",
+      input: { ckpt: withInt32(CKPT_SEEDS[0]!, 20, -(2 ** 31)), tok: TOK_SEEDS[0]!, vocab: true },
+    },
+    {
+      name: "tokenizer max_token_length 2^31 - 1",
+      input: { ckpt: CKPT_SEEDS[0]!, tok: withInt32(TOK_SEEDS[0]!, 0, 2 ** 31 - 1), vocab: false },
+    },
+    {
+      name: "a piece claiming 2^31 - 1 bytes",
+      input: { ckpt: CKPT_SEEDS[0]!, tok: withInt32(TOK_SEEDS[0]!, 8, 2 ** 31 - 1), vocab: false },
+    },
+  ],
 };
+
+/** `bytes` with the little-endian int32 at `offset` set to `v`. */
+function withInt32(bytes: Uint8Array, offset: number, v: number): Uint8Array {
+  const out = bytes.slice();
+  new DataView(out.buffer).setInt32(offset, v, true);
+  return out;
+}
 
 export const targets = [ggufGenerated, ggufMutated, llama2cMutated];
