@@ -24,6 +24,7 @@ import { permuteRopeRows } from "../io/rope-rows.js";
 import { type TensorToWrite, writeSafetensors } from "../io/safetensors.js";
 import { type JsonObject, tokenizerFromGguf } from "../io/tokenizer-json.js";
 import { writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { preview } from "../util/describe.js";
 import { FileFormatError } from "../util/errors.js";
 import { refuseBadOut } from "../util/out-dir.js";
 import { ggufTensorName, hfTensorName } from "./family.js";
@@ -74,7 +75,7 @@ export function readGgufAsHf(path: string): GgufHfModel {
   const arch = g.string("general.architecture", "");
   if (arch !== family.gguf.architecture) {
     throw fail(
-      `GGUF architecture ${arch === "" ? "(missing general.architecture)" : `"${arch}"`} is not supported (only "llama")`,
+      `GGUF architecture ${arch === "" ? "(missing general.architecture)" : preview(arch)} is not supported (only "llama")`,
     );
   }
   for (const t of g.tensors) {
@@ -95,6 +96,11 @@ export function readGgufAsHf(path: string): GgufHfModel {
 
   const hidden = g.number("llama.embedding_length");
   const layers = g.number("llama.block_count");
+  // Every layer has several tensors: a larger count is corrupt, and listing its expected tensors
+  // would take minutes and gigabytes before failing.
+  if (!Number.isInteger(layers) || layers < 1 || layers > g.tensors.length) {
+    throw fail(`llama.block_count ${layers} does not fit the file's ${g.tensors.length} tensors`);
+  }
   const intermediate = g.number("llama.feed_forward_length");
   const heads = g.number("llama.attention.head_count");
   const kvHeads = g.number("llama.attention.head_count_kv", heads);
@@ -115,7 +121,7 @@ export function readGgufAsHf(path: string): GgufHfModel {
   if (scalingType === "linear") {
     ropeScaling = { rope_type: "linear", factor: shortestF32(g.number("llama.rope.scaling.factor")) };
   } else if (scalingType !== "none") {
-    throw fail(`RoPE scaling "${scalingType}" is not supported (only none and linear)`);
+    throw fail(`RoPE scaling ${preview(scalingType)} is not supported (only none and linear)`);
   }
 
   const embd = g.tensorInfo("token_embd.weight");
