@@ -9,8 +9,13 @@ export { Tokenizer } from "./data/tokenizer.js";
 /** Loads a Hugging Face model folder (or .gguf file), optionally with named LoRA adapters. */
 export { CausalLM, CausalLM as Model, type LoadOptions } from "./infer/causal-lm.js";
 export { type GenerateOptions, generate } from "./infer/generate.js";
+export { hubSnapshot } from "./io/hub.js";
 export { type Adapter, loadAdapter, saveAdapter } from "./lora/adapter.js";
+/** A folder, hub id or GGUF adapter as a PEFT adapter folder (a GGUF adapter needs the base's folder). */
+export { resolveAdapterPath } from "./lora/adapter-path.js";
 export { type LoraConfig, makeLoraConfig, parseLoraConfig } from "./lora/config.js";
+export { type ExportGgufModelOptions, exportGgufModel } from "./lora/export-gguf.js";
+export { type ExportGgufAdapterOptions, exportGgufAdapter } from "./lora/export-gguf-adapter.js";
 export { combineAdapters, deltaWeight, mergeInto, unmerge } from "./lora/merge.js";
 export { type MergeOptions, mergeModel as merge } from "./lora/merge-model.js";
 export { countParams, selectTargets } from "./lora/targets.js";
@@ -24,6 +29,8 @@ export { listModules } from "./models/modules.js";
 export { type HfModel, openModelDir } from "./models/open-model.js";
 export { evaluate } from "./train/evaluate.js";
 export type { TrainerEvents, TrainSummary } from "./train/events.js";
+export { TrainingInterrupted } from "./train/interrupt.js";
+export { checkTrainMemory, estimateTrainMemory } from "./train/memory-estimate.js";
 export { progressReporter } from "./train/progress.js";
 export { reportEvents } from "./train/report.js";
 export { type TrainOptions, train } from "./train/trainer.js";
