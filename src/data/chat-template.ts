@@ -54,6 +54,14 @@ function tokenString(t: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * An error's message on one line: a template's raise_exception('...') text and the parser's messages
+ * quote the template, whose line breaks (\r too) would split the error.
+ */
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*[\r\n]+\s*/g, " ");
+}
+
 /** The chat_template of a tokenizer_config.json object, if it has one. */
 export function chatTemplateOf(tokenizerConfig: Record<string, unknown>): string | undefined {
   const t = tokenizerConfig["chat_template"];
@@ -85,7 +93,7 @@ export class ChatTemplate {
     try {
       this.template = new Template(this.source);
     } catch (e) {
-      throw new LoraTsError(`cannot parse the chat template: ${(e as Error).message}`);
+      throw new LoraTsError(`cannot parse the chat template: ${oneLine(e)}`);
     }
   }
 
@@ -108,7 +116,7 @@ export class ChatTemplate {
         add_generation_prompt: addGenerationPrompt,
       });
     } catch (e) {
-      throw new LoraTsError(`chat template failed to render: ${(e as Error).message.split("\n")[0]}`);
+      throw new LoraTsError(`chat template failed to render: ${oneLine(e)}`);
     }
   }
 }

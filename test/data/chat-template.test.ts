@@ -311,3 +311,23 @@ test("stories260K tokenizer: trained tokens of FastChat ShareGPT rows decode to 
     });
   }
 });
+
+test("fuzz regression: a template's error text with a \\r or line break stays on one line", () => {
+  // Before: only the part before the first "\n" was kept, so a "\r" in raise_exception's text (or a
+  // parse error quoting the template) still reached the terminal.
+  const t = new ChatTemplate("{{ raise_exception('\\r\\u0000no\\nsystem') }}");
+  assert.throws(
+    () => t.render([{ role: "user", content: "Hi" }]),
+    (e: unknown) =>
+      e instanceof LoraTsError &&
+      e.message.startsWith("chat template failed to render: ") &&
+      !/[\r\n]/.test(e.message),
+  );
+  assert.throws(
+    () => new ChatTemplate("{% if %}\r\n{{"),
+    (e: unknown) =>
+      e instanceof LoraTsError &&
+      e.message.startsWith("cannot parse the chat template: ") &&
+      !/[\r\n]/.test(e.message),
+  );
+});
