@@ -5,7 +5,8 @@
  * `{name, template}` of which "default" is used) is rendered by @huggingface/jinja with the variables
  * Hugging Face's apply_chat_template passes: `messages`, `add_generation_prompt`, and the special
  * token strings `bos_token`, `eos_token`, `unk_token`, `pad_token` (those the config names;
- * `bos_token` / `eos_token` are "" when it names none). `raise_exception` is built into the renderer.
+ * `bos_token` / `eos_token` are "" when it names none). `raise_exception` is built into the renderer;
+ * `range` is bounded as Jinja's sandbox bounds it (MAX_RANGE), plus a budget over one rendering.
  *
  * Default: when the model has no chat_template, DEFAULT_CHAT_TEMPLATE is used — ChatML,
  * `<|im_start|>{role}\n{content}<|im_end|>\n` per message, and `<|im_start|>assistant\n` as the
@@ -62,6 +63,50 @@ function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/\s*[\r\n]+\s*/g, " ");
 }
 
+/**
+ * range() as Jinja's sandbox bounds it (jinja2.sandbox.MAX_RANGE), which Hugging Face renders chat
+ * templates in: the template is the model's file, and `range(10**8)` would otherwise build a
+ * hundred-million-item list (a minute, then out of memory).
+ */
+export const MAX_RANGE = 100_000;
+/** range() items over one rendering: loops nested over ranges stop here instead of running for hours. */
+export const RANGE_BUDGET = 100_000;
+/** The name `range` is renamed to in a parsed template, and bound to the bounded range on render. */
+const BOUNDED_RANGE = "__lora_ts_bounded_range";
+
+/**
+ * Renames the variable `range` throughout a parsed template (not attribute or keyword names that
+ * happen to be spelled so): @huggingface/jinja declares its own range() and refuses a second one.
+ */
+function renameRange(node: unknown, parent?: Record<string, unknown>, key?: string): void {
+  if (typeof node !== "object" || node === null) return;
+  if (Array.isArray(node)) {
+    for (const n of node) renameRange(n, parent, key);
+    return;
+  }
+  const n = node as Record<string, unknown>;
+  const isName =
+    !(parent?.["type"] === "MemberExpression" && key === "property" && parent["computed"] !== true) &&
+    !(parent?.["type"] === "KeywordArgumentExpression" && key === "key");
+  if (n["type"] === "Identifier" && n["value"] === "range" && isName) n["value"] = BOUNDED_RANGE;
+  for (const [k, v] of Object.entries(n)) renameRange(v, n, k);
+}
+
+/** Python's range(start, stop, step), refusing more than MAX_RANGE items or RANGE_BUDGET in all. */
+function boundedRange(): (start: number, stop?: number, step?: number) => number[] {
+  let used = 0;
+  return (start, stop, step = 1) => {
+    if (stop === undefined) [start, stop] = [0, start];
+    if (step === 0) throw new Error("range() step must not be zero");
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    if (!(n <= MAX_RANGE))
+      throw new Error(`range() of ${n} items (at most ${MAX_RANGE}, as in Jinja's sandbox)`);
+    used += n;
+    if (used > RANGE_BUDGET) throw new Error(`range() calls of more than ${RANGE_BUDGET} items in all`);
+    return Array.from({ length: n }, (_, i) => start + i * step);
+  };
+}
+
 /** The chat_template of a tokenizer_config.json object, if it has one. */
 export function chatTemplateOf(tokenizerConfig: Record<string, unknown>): string | undefined {
   const t = tokenizerConfig["chat_template"];
@@ -95,6 +140,7 @@ export class ChatTemplate {
     } catch (e) {
       throw new LoraTsError(`cannot parse the chat template: ${oneLine(e)}`);
     }
+    renameRange(this.template.parsed);
   }
 
   /** The tokenizer's chat_template (or `override`, or the default) with its special token strings. */
@@ -114,6 +160,7 @@ export class ChatTemplate {
         ...this.specialTokens,
         messages: messages.map((m) => ({ role: m.role, content: m.content })),
         add_generation_prompt: addGenerationPrompt,
+        [BOUNDED_RANGE]: boundedRange(),
       });
     } catch (e) {
       throw new LoraTsError(`chat template failed to render: ${oneLine(e)}`);

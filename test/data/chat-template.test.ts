@@ -331,3 +331,21 @@ test("fuzz regression: a template's error text with a \\r or line break stays on
       !/[\r\n]/.test(e.message),
   );
 });
+
+test("fuzz regression: range() is bounded as in Jinja's sandbox, per call and over one rendering", () => {
+  // Before: range(10**8) built a hundred-million-item list (a minute, then out of memory); 10**7 took seconds.
+  const user: ChatMessage[] = [{ role: "user", content: "Hi" }];
+  const refused = (source: string, pattern: RegExp) =>
+    assert.throws(
+      () => new ChatTemplate(source).render(user),
+      (e: unknown) => e instanceof LoraTsError && pattern.test(e.message),
+    );
+  refused("{% for i in range(10000000) %}{% endfor %}", /range\(\) of 10000000 items \(at most 100000/);
+  refused(
+    "{% for i in range(50000) %}{% for j in range(50000) %}{% endfor %}{% endfor %}",
+    /more than 100000 items in all/,
+  );
+  // Ordinary uses are unchanged, and only the variable is bound: not an attribute spelled "range".
+  assert.equal(new ChatTemplate("{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}").render(user), "135");
+  assert.equal(new ChatTemplate("{{ range(3) | length }}{{ messages[0].range }}").render(user), "3");
+});

@@ -55,6 +55,9 @@ const TEMPLATES = [
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}",
   "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}" +
     "{% for m in messages %}{{ (m.role ~ ': ' ~ m.content) | upper }}{% if not loop.last %}\n{% endif %}{% endfor %}",
+  // range() with numbers to mutate: 10**N and nested loops must stay bounded.
+  "{% for i in range(messages | length) %}{% for j in range(2, 9, 3) %}{{ i * j }}{% endfor %}" +
+    "{{ messages[i]['content'][:10 ** 1] }}{% endfor %}",
 ];
 
 const TOKENIZER_SEEDS = [
@@ -164,6 +167,11 @@ export const chatTemplate: FuzzTarget<{ source: string; messages: number }> = {
     );
   },
   size: (i) => i.source.length,
+  explicit: [
+    "{% for i in range(10 ** 8) %}{% endfor %}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% set r = range %}{{ r(0, 10 ** 9, 1) | length }}",
+  ].map((source) => ({ name: source, input: { source, messages: 0 } })),
 };
 
 export const targets = [tokenizerFolder, chatTemplate];
