@@ -142,11 +142,46 @@ const field = <T extends z.ZodType>(k: keyof typeof PEFT_DEFAULTS, schema: T) =>
 function regexProblem(p: string): string | undefined {
   try {
     new RegExp(p);
-    return undefined;
   } catch (e) {
     // V8's message repeats the pattern raw: its line breaks go, so the error stays one line.
     return `${JSON.stringify(p)} is not a valid regular expression (${(e as Error).message.replace(/[\r\n]+/g, " ")})`;
   }
+  if (repeatsAmbiguousGroup(p)) {
+    return (
+      `${JSON.stringify(p)} repeats a group that itself repeats or alternates, which can take exponential ` +
+      "time to match a module path (write it without nesting, e.g. .*\\.(q_proj|v_proj))"
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Whether `p` repeats (*, +, {…}) a group holding a repetition or an alternative: (a+)+, (.*)*x,
+ * (\\w|\\.)+. Those backtrack exponentially on a path they do not match, and the pattern comes from
+ * a file: `(.*)*x` against a 31-character module path ran for minutes. A heuristic (an ambiguous
+ * pattern without nesting can still be slow), but it catches the classic forms; module-name regexes
+ * need neither.
+ */
+function repeatsAmbiguousGroup(p: string): boolean {
+  const open: boolean[] = []; // per open group: holds a repetition or an alternative
+  const mark = () => {
+    if (open.length > 0) open[open.length - 1] = true;
+  };
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === "\\") i++;
+    else if (c === "[") {
+      // A class is one character: skip to its end.
+      for (i++; i < p.length && p[i] !== "]"; i++) if (p[i] === "\\") i++;
+    } else if (c === "(") open.push(false);
+    else if (c === ")") {
+      const ambiguous = open.pop() ?? false;
+      const repeated = p[i + 1] === "*" || p[i + 1] === "+" || p[i + 1] === "{";
+      if (ambiguous && repeated) return true;
+      if (ambiguous || repeated) mark();
+    } else if (c === "*" || c === "+" || c === "{" || c === "|") mark();
+  }
+  return false;
 }
 const regex = z.string().superRefine((p, ctx) => {
   const message = regexProblem(p);

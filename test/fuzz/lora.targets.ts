@@ -150,6 +150,10 @@ export const adapterConfig: FuzzTarget<AdapterInput> = {
   size: (i) => i.config?.length ?? 0,
   explicit: [
     { name: "r 2^60", input: { adapter: 0, config: JSON.stringify({ ...CONFIG_SEEDS[0], r: 2 ** 60 }) } },
+    ...["(.*)*x", "(\\w+\\.?)+$x", "(q|.)*z"].map((target_modules) => ({
+      name: `backtracking regex ${target_modules}`,
+      input: { adapter: 1, config: JSON.stringify({ ...CONFIG_SEEDS[1], target_modules }) },
+    })),
     {
       name: "rank_pattern rank 2^31",
       input: {

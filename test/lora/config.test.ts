@@ -194,3 +194,26 @@ test("fuzz regression: layers_pattern must be a valid regex, and regex errors st
       e instanceof LoraTsError && !/[\r\n]/.test(e.message) && e.message.includes('"a\\n(" is not a valid'),
   );
 });
+
+test("fuzz regression: a regex repeating an ambiguous group is refused before it can hang matching", () => {
+  // Before: accepted, and selecting targets with (.*)*x ran for minutes on one 31-character path.
+  for (const [field, value] of [
+    ["target_modules", "(.*)*x"],
+    ["exclude_modules", "(\\w|\\.)+q"],
+    ["rank_pattern", { "(a+)+b": 4 }],
+  ] as const) {
+    assert.throws(
+      () => parseLoraConfig({ target_modules: ["q_proj"], [field]: value }),
+      (e: unknown) =>
+        e instanceof LoraTsError &&
+        /repeats a group that itself repeats or alternates, which can take exponential time/.test(e.message),
+    );
+  }
+  // The usual forms stay accepted.
+  for (const ok of [
+    ".*\\.(q_proj|v_proj)",
+    "model\\.layers\\.\\d+\\.self_attn\\.(q|k)_proj",
+    "(.*\\.)?(q|v)_proj",
+  ])
+    assert.equal(parseLoraConfig({ target_modules: ok }).target_modules, ok);
+});
