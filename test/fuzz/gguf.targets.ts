@@ -296,6 +296,10 @@ export const ggufMutated: FuzzTarget<Uint8Array> = {
   size: (b) => b.length,
   explicit: [
     {
+      name: "a block count of 2^32 - 1",
+      input: new Uint8Array(tinyLlamaGguf({ over: { "llama.block_count": u32(2 ** 32 - 1) } })),
+    },
+    {
       name: "an embedding length of 2^31",
       input: new Uint8Array(tinyLlamaGguf({ over: { "llama.embedding_length": u32(2 ** 31) } })),
     },
