@@ -4,6 +4,29 @@
  * directly. Text, chat templates, stop strings and the wire format stay on the caller's side; the
  * engine only knows token ids, adapters and sampling.
  */
+import { LoraTsError } from "../util/errors.js";
+
+/**
+ * Why the engine refused something, so that a server can choose the status code: "queue_full"
+ * (429), "unknown_adapter" (404), "adapter_exists" and "too_many_adapters" (409 / 400),
+ * "bad_request" (400: a prompt too long for the context, a rank above the limit, a bad adapter).
+ */
+export type EngineErrorKind =
+  | "queue_full"
+  | "unknown_adapter"
+  | "adapter_exists"
+  | "too_many_adapters"
+  | "bad_request"
+  | "closed";
+
+export class EngineError extends LoraTsError {
+  constructor(
+    readonly kind: EngineErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** One part of a weighted adapter mix (the `lora_mix` request field). */
 export interface MixPart {
