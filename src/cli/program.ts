@@ -13,6 +13,7 @@ import { registerDownload } from "./download.js";
 import { registerExport } from "./export.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerServe } from "./serve.js";
 import { registerTrain } from "./train.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -31,6 +32,7 @@ export function buildCli(): Command {
   registerDemo(program);
   registerDownload(program);
   registerExport(program);
+  registerServe(program);
   oneLineErrors(program, "lora-ts");
   return program;
 }
