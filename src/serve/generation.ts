@@ -148,6 +148,8 @@ async function generate(
   } finally {
     ctx.metrics.generatedTokens.inc(count);
   }
+  if (result.finish === "cancelled")
+    ctx.metrics.cancelled.inc({ reason: gone ? "client_gone" : text.stopped ? "stop_string" : "shutdown" });
   const finish: WireFinish = text.stopped ? "stop" : wireFinish(result.finish);
   const last = text.finish();
   const u = usage(plan.gen.prompt.length, count);

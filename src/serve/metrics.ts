@@ -15,6 +15,7 @@ export class ServerMetrics {
   readonly adapterRequests: Counter<"adapter">;
   readonly promptTokens: Counter;
   readonly generatedTokens: Counter;
+  readonly cancelled: Counter<"reason">;
   readonly timeToFirstToken: Histogram;
   readonly interTokenLatency: Histogram;
   readonly requestLatency: Histogram<"endpoint">;
@@ -41,6 +42,12 @@ export class ServerMetrics {
     this.generatedTokens = new Counter({
       name: "lora_ts_generation_tokens_total",
       help: "Tokens generated",
+      registers,
+    });
+    this.cancelled = new Counter({
+      name: "lora_ts_cancelled_requests_total",
+      help: 'Generations the engine ended early: "client_gone" (the client disconnected), "stop_string", "shutdown" (past --shutdown-timeout)',
+      labelNames: ["reason"],
       registers,
     });
     const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
