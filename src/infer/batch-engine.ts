@@ -6,18 +6,18 @@
  *   1. admits waiting requests while the batch has room: each prompt is prefilled alone (batch 1),
  *      its first token sampled, and its cache spliced into the batch's, left-padded to the batch's
  *      width (the attention mask hides the padding, and position ids follow the mask);
- *   2. runs one decode step for every row, each with its own adapter slot;
+ *   2. runs one decode step for every row, each with its own adapter (or none);
  *   3. drops the rows that ended (a stop id, max tokens, the context, a cancel) and trims cache
  *      columns that no remaining row uses.
  * So a request that arrives while others decode joins at the next step, and one that ends leaves at
- * once. Loading an adapter fills a slot and never rebuilds the session.
+ * once. Loading an adapter only adds tensors to feed: the session is never rebuilt.
  */
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
 import { loadAdapter } from "../lora/adapter.js";
 import { resolveAdapterPath } from "../lora/adapter-path.js";
-import { BGMV_NAMES, bgmvContext } from "../lora/bgmv.js";
+import { bgmvContext } from "../lora/bgmv.js";
 import { trainedBiases } from "../lora/bias.js";
-import { mixEntry, type SlotEntry, SlotTable, slotEntry } from "../lora/slots.js";
+import { mixEntry, rowFeeds, type SlotEntry, StackBuilder, slotEntry } from "../lora/slots.js";
 import { selectTargets } from "../lora/targets.js";
 import type { ModelConfig } from "../models/config.js";
 import { type CacheTensors, emptyCache, type ForwardRunner, forwardRunner } from "../models/index.js";
@@ -58,11 +58,10 @@ export interface BatchEngineOptions {
 }
 
 interface Loaded {
-  slot: number;
   entry: SlotEntry;
   /** Requests queued or running on it. */
   users: number;
-  /** Unloaded by name; the slot is freed when the last user ends. */
+  /** Unloaded by name (or a mix): its cached stacks go when the last user ends. */
   detached: boolean;
 }
 
@@ -71,9 +70,8 @@ interface Pending {
   onToken: (t: TokenEvent) => void;
   resolve: (r: GenResult) => void;
   reject: (e: unknown) => void;
-  /** The slot's owner, released when the request ends. */
+  /** The adapter or mix it uses (null: the base), released when the request ends. */
   holder: Loaded | null;
-  slot: number;
   rng: Rng;
 }
 
@@ -108,7 +106,7 @@ export class BatchEngine implements GenerationEngine {
 
   private constructor(
     private readonly runner: ForwardRunner,
-    private readonly slots: SlotTable,
+    private readonly stacks: StackBuilder,
     private readonly graphPaths: { modules: ReadonlySet<string>; biases: ReadonlySet<string> },
     private readonly modules: readonly ModuleInfo[],
     opts: BatchEngineOptions,
@@ -160,11 +158,11 @@ export class BatchEngine implements GenerationEngine {
       session: opts.session,
       wrapContext: (base) => bgmvContext(base, adapted, biasSet),
     });
-    const slots = new SlotTable(
+    const stacks = new StackBuilder(
       adapted,
       [...graphBiases].map(([path, size]) => ({ path, size })),
     );
-    const engine = new BatchEngine(runner, slots, { modules: graphModules, biases: biasSet }, modules, opts);
+    const engine = new BatchEngine(runner, stacks, { modules: graphModules, biases: biasSet }, modules, opts);
     try {
       for (const { name, adapter } of startup) engine.addAdapter(name, adapter);
     } catch (e) {
@@ -188,7 +186,7 @@ export class BatchEngine implements GenerationEngine {
         `${this.maxLoras} adapters are loaded already (--max-loras); unload one first`,
       );
     const entry = this.entryOf(adapter);
-    this.adapters.set(name, { slot: this.slots.add(entry), entry, users: 0, detached: false });
+    this.adapters.set(name, { entry, users: 0, detached: false });
   }
 
   private entryOf(adapter: ReturnType<typeof loadAdapter>): SlotEntry {
@@ -227,7 +225,7 @@ export class BatchEngine implements GenerationEngine {
     if (!a) throw new EngineError("unknown_adapter", `no adapter named "${name}" is loaded`);
     this.adapters.delete(name);
     a.detached = true;
-    if (a.users === 0) this.slots.free(a.slot);
+    if (a.users === 0) this.stacks.forget(a.entry);
   }
 
   stats(): EngineStats {
@@ -240,19 +238,22 @@ export class BatchEngine implements GenerationEngine {
   }
 
   submit(req: GenRequest, onToken: (t: TokenEvent) => void): Promise<GenResult> {
+    let holder: Loaded | null;
     try {
       if (this.closing) throw new EngineError("closed", "the server is shutting down");
       this.check(req);
       if (this.queue.length >= this.maxQueue)
         throw new EngineError("queue_full", `the queue is full (${this.maxQueue} requests waiting)`);
+      holder = req.mix
+        ? this.mixHolder(req.mix)
+        : req.adapter === null
+          ? null
+          : this.adapters.get(req.adapter)!;
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(
+        e instanceof EngineError ? e : new EngineError("bad_request", (e as Error).message),
+      );
     }
-    const holder = req.mix
-      ? this.mixHolder(req.mix)
-      : req.adapter === null
-        ? null
-        : this.adapters.get(req.adapter)!;
     if (holder) holder.users++;
     return new Promise<GenResult>((resolve, reject) => {
       this.queue.push({
@@ -261,7 +262,6 @@ export class BatchEngine implements GenerationEngine {
         resolve,
         reject,
         holder,
-        slot: holder?.slot ?? 0,
         rng: new Rng(req.seed ?? Math.floor(Math.random() * 2 ** 32)),
       });
       this.kick();
@@ -315,7 +315,7 @@ export class BatchEngine implements GenerationEngine {
     }
   }
 
-  /** A slot for a mix, shared by requests with the same mix while any of them runs. */
+  /** The entry of a mix, shared by requests with the same mix while any of them runs. */
   private mixHolder(mix: MixPart[]): Loaded {
     const key = JSON.stringify(mix.map((m) => [m.name, m.weight]));
     let h = this.mixes.get(key);
@@ -326,8 +326,8 @@ export class BatchEngine implements GenerationEngine {
           "bad_request",
           `lora_mix: the mix has rank ${entry.maxRank}, above --max-lora-rank ${this.maxLoraRank}`,
         );
-      // Detached from the start: its slot goes when its last request ends (release()).
-      h = { slot: this.slots.add(entry), entry, users: 0, detached: true };
+      // Detached from the start: it goes when its last request ends (release()).
+      h = { entry, users: 0, detached: true };
       this.mixes.set(key, h);
     }
     return h;
@@ -338,7 +338,7 @@ export class BatchEngine implements GenerationEngine {
     if (!h) return;
     h.users--;
     if (h.users === 0 && h.detached) {
-      this.slots.free(h.slot);
+      this.stacks.forget(h.entry);
       for (const [k, v] of this.mixes) if (v === h) this.mixes.delete(k);
     }
   }
@@ -363,11 +363,16 @@ export class BatchEngine implements GenerationEngine {
     }
   }
 
-  private feeds(slots: number[]): Record<string, TensorValue> {
-    return {
-      ...this.slots.stacks(),
-      [BGMV_NAMES.slot]: { dtype: "int64", dims: [slots.length], data: BigInt64Array.from(slots, BigInt) },
-    };
+  /** The adapter inputs for rows using `holders`: the stacks of their distinct adapters, the row masks. */
+  private feeds(holders: readonly (Loaded | null)[]): Record<string, TensorValue> {
+    // In id order, so that the same set of adapters always hits the same cached stacks.
+    const active = [...new Set(holders.flatMap((h) => (h ? [h.entry] : [])))].sort((a, b) => a.id - b.id);
+    const index = new Map(active.map((e, i) => [e.id, i]));
+    return rowFeeds(
+      holders.map((h) => (h ? index.get(h.entry.id)! : -1)),
+      this.stacks.stacks(active),
+      active.length,
+    );
   }
 
   /** Prefills waiting requests one by one while the batch has room. */
@@ -383,7 +388,7 @@ export class BatchEngine implements GenerationEngine {
             attentionMask: [p.req.prompt.map(() => 1)],
             past: emptyCache(this.config, 1),
           },
-          this.feeds([p.slot]),
+          this.feeds([p.holder]),
         );
         const [, seq, vocab] = out.logits.dims as [number, number, number];
         const last = (out.logits.data as Float32Array).subarray((seq - 1) * vocab, seq * vocab);
@@ -445,7 +450,7 @@ export class BatchEngine implements GenerationEngine {
     try {
       out = await this.runner.run(
         { ids: this.rows.map((r) => [r.next]), attentionMask: mask, past: this.cache },
-        this.feeds(this.rows.map((r) => r.slot)),
+        this.feeds(this.rows.map((r) => r.holder)),
       );
     } catch (e) {
       // A failed step fails the rows in it, not the engine: later requests start afresh.

@@ -1,44 +1,54 @@
 /**
- * Many adapters in one batch (Punica's BGMV, S-LoRA): every row of the batch picks its own adapter.
- * The adapters' tensors are stacked into slots, one per loaded adapter, and the graph gathers each
- * row's pair by the row's slot index:
+ * Many adapters in one batch (as Punica's BGMV and S-LoRA): every row of the batch uses its own
+ * adapter, or none. For the S adapters that the batch's rows use, stacked to a common rank R
+ * (lower ranks zero-padded) and concatenated:
  *
- *     linear:     y[b] = x[b]·Wᵀ + bias + (x[b]·Aₜ[slot[b]])·Bₜ[slot[b]]
- *     embedding:  y[b] = E[ids[b]] + Aₜ[slot[b], ids[b]]·Bₜ[slot[b]]
+ *     A_k = [A₁; A₂; …; A_S]          [S·R, in]      each Aᵢ as PEFT stores it, [R, in]
+ *     B_k = [s₁·B₁ᵀ; …; s_S·B_Sᵀ]     [S·R, out]     the scaling folded in
+ *     M   [batch, S·R]                ones on the block of the row's adapter, zeros elsewhere
  *
- * with Aₜ = Aᵀ [in, r] (an embedding's A is already [r, vocab], so Aₜ = Aᵀ [vocab, r]) and
- * Bₜ = s·Bᵀ [r, out]: the scaling is folded into B when a slot is filled (slots.ts), so a slot holds
- * everything that differs between adapters and the graph needs no per-module scalar. Slot 0 is the
- * base model (zeros). Adapters of lower rank than the stack are zero-padded, which is exact. The
- * stacks are graph inputs, so loading an adapter refills them and never rebuilds the session.
+ *     linear:     y = x·Wᵀ + b + ((x·A_kᵀ) ⊙ M)·B_k
+ *     embedding:  y = E[ids] + (A_kᵀ[ids] ⊙ M)·B_k            (A_k [S·R, vocab])
  *
- * A layer whose bias some adapter trains gets a stacked bias *delta* (adapter bias − base bias,
- * zero for adapters that leave it alone), gathered the same way.
+ * Row b keeps only its own adapter's R columns, so y[b] = x[b]·Wᵀ + b + sᵢ·(x[b]·Aᵢᵀ)·Bᵢᵀ exactly: the
+ * other adapters' columns are multiplied by 0 and add nothing. A base-model row has M = 0. Nothing
+ * is gathered or copied per row: the stacks are plain matrices, built once per set of adapters
+ * (slots.ts) and fed as graph inputs, so loading an adapter never rebuilds the session. The price
+ * is S·R columns instead of R per row, which is small next to the base weights while R is small.
+ *
+ * A layer whose bias some adapter trains adds the row's bias delta (adapter bias − base bias):
+ * P·Δ, with P [batch, S] the rows' one-hot adapter choice and Δ [S, out].
  */
 import type { Value } from "../graph/ir.js";
 import * as o from "../graph/ops.js";
 import type { LinearSpec, ModuleContext, ModuleInfo } from "../models/module.js";
 
-/** Graph input names of the stacked slot tensors. */
+/** Graph input names of the stacked tensors. */
 export const BGMV_NAMES = {
-  /** int64 [batch]: each row's slot. */
-  slot: "lora_slot",
-  /** float32 [slots, in, r] (embedding: [slots, vocab, r]). */
-  A: (path: string) => `lora_slots_A:${path}`,
-  /** float32 [slots, r, out] (embedding: [slots, r, dim]), scaling folded in. */
-  B: (path: string) => `lora_slots_B:${path}`,
-  /** float32 [slots, out]: the adapter's bias minus the base bias. */
-  bias: (path: string) => `lora_slots_bias:${path}`,
+  /** float32 [batch, 1, S·R]: the row masks M. */
+  mask: "lora_mask",
+  /** float32 [S·R, in] (embedding: [S·R, vocab]): A_k. */
+  A: (path: string) => `lora_stack_A:${path}`,
+  /** float32 [S·R, out] (embedding: [S·R, dim]): B_k. */
+  B: (path: string) => `lora_stack_B:${path}`,
+  /** float32 [batch, S]: the rows' one-hot adapter choice P. */
+  select: "lora_select",
+  /** float32 [S, out]: the adapters' bias deltas Δ. */
+  bias: (path: string) => `lora_stack_bias:${path}`,
 };
 
+/** The symbolic dims: S·R and S. */
+const K = "lora_k";
+const S = "lora_s";
+
 export interface BgmvContext extends ModuleContext {
-  /** The modules that got a slot-gathered adapter path. */
+  /** The modules that got the stacked adapter path. */
   readonly adapted: readonly ModuleInfo[];
 }
 
 /**
- * Wraps `base` so that each module in `modules` adds the row's adapter, and each layer in
- * `biasLayers` adds the row's bias delta.
+ * Wraps `base` so that each module in `modules` adds its row's adapter, and each layer in
+ * `biasLayers` its row's bias delta.
  */
 export function bgmvContext(
   base: ModuleContext,
@@ -47,18 +57,16 @@ export function bgmvContext(
 ): BgmvContext {
   const g = base.graph;
   const byPath = new Map(modules.map((m) => [m.path, m]));
-  let slot: Value | undefined;
-  const slotInput = (): Value => {
-    slot ??= g.input(BGMV_NAMES.slot, "int64", ["batch"]);
-    return slot;
+  let mask: Value | undefined;
+  let select: Value | undefined;
+  const rowMask = (): Value => {
+    mask ??= g.input(BGMV_NAMES.mask, "float32", ["batch", 1, K]);
+    return mask;
   };
-  const stacks = (m: ModuleInfo) => {
-    const r = `slot_r_${m.path}`; // the stack's rank: the highest of the loaded adapters'
-    return {
-      A: g.input(BGMV_NAMES.A(m.path), "float32", ["slots", m.inFeatures, r]),
-      B: g.input(BGMV_NAMES.B(m.path), "float32", ["slots", r, m.outFeatures]),
-    };
-  };
+  const stacks = (m: ModuleInfo) => ({
+    A: g.input(BGMV_NAMES.A(m.path), "float32", [K, m.inFeatures]),
+    B: g.input(BGMV_NAMES.B(m.path), "float32", [K, m.outFeatures]),
+  });
 
   return {
     graph: g,
@@ -67,27 +75,23 @@ export function bgmvContext(
     linear(x: Value, spec: LinearSpec): Value {
       let y = base.linear(x, spec);
       if (biasLayers.has(spec.path)) {
-        const delta = g.input(BGMV_NAMES.bias(spec.path), "float32", ["slots", spec.outFeatures]);
-        y = o.add(y, o.unsqueeze(o.gather(delta, slotInput(), 0), [1])); // [batch, 1, out]
+        select ??= g.input(BGMV_NAMES.select, "float32", ["batch", S]);
+        const delta = g.input(BGMV_NAMES.bias(spec.path), "float32", [S, spec.outFeatures]);
+        y = o.add(y, o.unsqueeze(o.matmul(select, delta), [1])); // [batch, 1, out]
       }
       const m = byPath.get(spec.path);
       if (m?.kind !== "linear") return y;
       const { A, B } = stacks(m);
-      const s = slotInput();
-      // [batch, seq, in]·[batch, in, r]·[batch, r, out]
-      return o.add(y, o.matmul(o.matmul(x, o.gather(A, s, 0)), o.gather(B, s, 0)));
+      const h = o.mul(o.product(x, A, false, true), rowMask()); // (x·A_kᵀ) ⊙ M: [batch, seq, S·R]
+      return o.add(y, o.matmul(h, B));
     },
     embedding(ids: Value, path: string): Value {
       const y = base.embedding(ids, path);
       const m = byPath.get(path);
       if (m?.kind !== "embedding") return y;
       const { A, B } = stacks(m);
-      const s = slotInput();
-      // GatherND on [slots, vocab, r] with (slot[b], ids[b, t]) pairs: [batch, seq, r].
-      const rowSlot = o.expandAs(o.unsqueeze(s, [1]), ids);
-      const pairs = o.concat([o.unsqueeze(rowSlot, [2]), o.unsqueeze(ids, [2])], 2);
-      const rows = o.gatherND(A, pairs);
-      return o.add(y, o.matmul(rows, o.gather(B, s, 0)));
+      const rows = o.transpose(o.gather(A, ids, 1), [1, 2, 0]); // A_kᵀ[ids]: [batch, seq, S·R]
+      return o.add(y, o.matmul(o.mul(rows, rowMask()), B));
     },
   };
 }

@@ -1,8 +1,8 @@
 /**
- * The slot table behind bgmv.ts: which adapter sits in which slot, and the stacked tensors fed to
- * the serving graph. Slot 0 is the base model. Each loaded adapter (or weighted mix) is turned once
- * into a SlotEntry (its Aₜ = Aᵀ and Bₜ = s·Bᵀ per module); the stacks are rebuilt only when the
- * table changes (a load, an unload, a new mix), never per request or per step.
+ * The stacked tensors behind bgmv.ts. Each loaded adapter (or weighted mix) is turned once into a
+ * SlotEntry: per module its A [r, in] as PEFT stores it and s·Bᵀ [r, out]. For a batch, the entries
+ * its rows use are stacked to a common rank and concatenated (A_k, B_k of bgmv.ts); the stacks are
+ * cached per set of entries, so a steady batch feeds the same arrays every step.
  */
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
@@ -11,15 +11,17 @@ import { type Adapter, loraKeys, validateAdapter } from "./adapter.js";
 import { BGMV_NAMES } from "./bgmv.js";
 import { adapterBias, trainedBiases } from "./bias.js";
 
-/** One module of a slot: Aₜ [in, r] and Bₜ = s·Bᵀ [r, out], row-major. */
+/** One module of an entry: A [r, in] and Bₜ = s·Bᵀ [r, out], row-major. */
 export interface SlotModule {
   r: number;
-  At: Float32Array;
+  A: Float32Array;
   Bt: Float32Array;
 }
 
-/** Everything one adapter (or mix) puts into its slot. */
+/** Everything one adapter (or mix) contributes to the stacks. */
 export interface SlotEntry {
+  /** Unique per entry, the stack cache's key. */
+  readonly id: number;
   modules: Map<string, SlotModule>;
   /** Per layer: the adapter's bias minus the base bias. */
   biasDelta: Map<string, Float32Array>;
@@ -27,18 +29,19 @@ export interface SlotEntry {
   maxRank: number;
 }
 
-function transpose(data: Float32Array, rows: number, cols: number, scale = 1): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) out[j * rows + i] = data[i * cols + j]! * scale;
-  }
-  return out;
+let nextId = 1;
+
+/** s·Bᵀ: B [out, r] → [r, out] times s. */
+function scaledTranspose(B: Float32Array, out: number, r: number, s: number): Float32Array {
+  const t = new Float32Array(out * r);
+  for (let i = 0; i < out; i++) for (let k = 0; k < r; k++) t[k * out + i] = B[i * r + k]! * s;
+  return t;
 }
 
 /**
- * The slot entry of an adapter, checked against the serving graph: every module it adapts must be
- * in `graphModules` and every bias it trains in `graphBiases`, or it is refused with one line (the
- * graph is built once; serving a module outside it would need a new session).
+ * The entry of an adapter, checked against the serving graph: every module it adapts must be in
+ * `graph.modules` and every bias it trains in `graph.biases`, or it is refused with one line (the
+ * graph is built once; a module outside it would need a new session).
  */
 export function slotEntry(
   adapter: Adapter,
@@ -54,37 +57,38 @@ export function slotEntry(
   for (const s of selected) {
     if (!graph.modules.has(s.path)) {
       throw new LoraTsError(
-        `${src}: adapts ${s.path}, which the serving graph does not cover (start the server with this adapter, or with --lora-modules including it)`,
+        `${src}: adapts ${s.path}, which the serving graph does not cover (give this adapter at start-up, or include the module in --lora-modules)`,
       );
     }
     const keys = loraKeys(s.path, s.kind);
-    const A = adapter.tensors.get(keys.A)!.data; // [r, in]
-    const B = adapter.tensors.get(keys.B)!.data; // [out, r]
-    modules.set(s.path, { r: s.r, At: transpose(A, s.r, s.in), Bt: transpose(B, s.out, s.r, s.scaling) });
+    const A = adapter.tensors.get(keys.A)!.data;
+    const B = adapter.tensors.get(keys.B)!.data;
+    modules.set(s.path, { r: s.r, A, Bt: scaledTranspose(B, s.out, s.r, s.scaling) });
     maxRank = Math.max(maxRank, s.r);
   }
   const biasDelta = new Map<string, Float32Array>();
   for (const b of trainedBiases(adapter.config, modelModules, selected)) {
     if (!graph.biases.has(b.path)) {
       throw new LoraTsError(
-        `${src}: trains the bias of ${b.path}, which the serving graph does not cover (start the server with this adapter)`,
+        `${src}: trains the bias of ${b.path}, which the serving graph does not cover (give this adapter at start-up)`,
       );
     }
-    const mine = adapterBias(adapter, b.path)!;
     const base = baseBias(b.path);
     biasDelta.set(
       b.path,
-      mine.map((v, i) => v - base[i]!),
+      adapterBias(adapter, b.path)!.map((v, i) => v - base[i]!),
     );
   }
-  return { modules, biasDelta, maxRank };
+  return { id: nextId++, modules, biasDelta, maxRank };
 }
 
 /**
- * A weighted mix, exact by rank concatenation: Aₜ = [Aₜ₁, Aₜ₂, …] (columns) and
- * Bₜ = [w₁·Bₜ₁; w₂·Bₜ₂; …] (rows), so Aₜ·Bₜ = Σ wᵢ·sᵢ·(Bᵢ·Aᵢ)ᵀ — as `combine --type cat`.
+ * A weighted mix, exact by rank concatenation: A = [A₁; A₂; …] and Bₜ = [w₁·Bₜ₁; w₂·Bₜ₂; …], so that
+ * Bₜᵀ·A = Σ wᵢ·sᵢ·Bᵢ·Aᵢ — as `combine --type cat`.
  */
 export function mixEntry(parts: readonly { entry: SlotEntry; weight: number }[]): SlotEntry {
+  if (parts.some((p) => p.entry.biasDelta.size > 0))
+    throw new LoraTsError("lora_mix: an adapter in the mix trains biases, which cannot be mixed");
   const paths = new Set(parts.flatMap((p) => [...p.entry.modules.keys()]));
   const modules = new Map<string, SlotModule>();
   let maxRank = 0;
@@ -94,84 +98,118 @@ export function mixEntry(parts: readonly { entry: SlotEntry; weight: number }[])
       return m ? [{ m, w: p.weight }] : [];
     });
     const r = mine.reduce((n, { m }) => n + m.r, 0);
-    const inF = mine[0]!.m.At.length / mine[0]!.m.r;
-    const outF = mine[0]!.m.Bt.length / mine[0]!.m.r;
-    const At = new Float32Array(inF * r);
-    const Bt = new Float32Array(r * outF);
-    let col = 0;
+    const A = new Float32Array(mine.reduce((n, { m }) => n + m.A.length, 0));
+    const Bt = new Float32Array(mine.reduce((n, { m }) => n + m.Bt.length, 0));
+    let a = 0;
+    let b = 0;
     for (const { m, w } of mine) {
-      for (let i = 0; i < inF; i++) At.set(m.At.subarray(i * m.r, (i + 1) * m.r), i * r + col);
-      for (let k = 0; k < m.Bt.length; k++) Bt[col * outF + k] = m.Bt[k]! * w;
-      col += m.r;
+      A.set(m.A, a);
+      a += m.A.length;
+      for (let k = 0; k < m.Bt.length; k++) Bt[b + k] = m.Bt[k]! * w;
+      b += m.Bt.length;
     }
-    modules.set(path, { r, At, Bt });
+    modules.set(path, { r, A, Bt });
     maxRank = Math.max(maxRank, r);
   }
-  if (parts.some((p) => p.entry.biasDelta.size > 0))
-    throw new LoraTsError("lora_mix: an adapter in the mix trains biases, which cannot be mixed");
-  return { modules, biasDelta: new Map(), maxRank };
+  return { id: nextId++, modules, biasDelta: new Map(), maxRank };
+}
+
+/** The stacked feeds for one set of entries, and the common rank R each entry's block has. */
+export interface Stacks {
+  feeds: Record<string, TensorValue>;
+  rank: number;
 }
 
 /**
- * Slot 0 is the base; entries take the lowest free slot. `stacks()` gives the graph feeds for the
- * whole table, rebuilt after a change.
+ * Builds and caches the stacks for sets of entries. The cache holds the most recently used sets up
+ * to `maxBytes` in all; a set of one entry (all rows on one adapter) is the usual case.
  */
-export class SlotTable {
-  private readonly slots: (SlotEntry | null)[] = [null];
-  private cached: Record<string, TensorValue> | null = null;
+export class StackBuilder {
+  private readonly cache = new Map<string, { stacks: Stacks; bytes: number }>();
 
   constructor(
     /** The modules the serving graph adapts (bgmvContext's `modules`). */
     readonly graphModules: readonly ModuleInfo[],
     readonly graphBiases: readonly { path: string; size: number }[],
+    readonly maxBytes = 512 * 2 ** 20,
   ) {}
 
-  /** Puts `entry` into the lowest free slot and returns its index. */
-  add(entry: SlotEntry): number {
-    let i = this.slots.indexOf(null, 1);
-    if (i < 0) i = this.slots.push(null) - 1;
-    this.slots[i] = entry;
-    this.cached = null;
-    return i;
+  /** Stacks for `entries` in this order (none: one all-zero block, for a batch of base rows). */
+  stacks(entries: readonly SlotEntry[]): Stacks {
+    const key = entries.map((e) => e.id).join(",");
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key); // re-insert: the Map's order is the recency order
+      this.cache.set(key, hit);
+      return hit.stacks;
+    }
+    const stacks = this.build(entries);
+    const bytes = Object.values(stacks.feeds).reduce((n, t) => n + t.data.byteLength, 0);
+    this.cache.set(key, { stacks, bytes });
+    let total = [...this.cache.values()].reduce((n, c) => n + c.bytes, 0);
+    for (const [k, c] of this.cache) {
+      if (total <= this.maxBytes || k === key) break;
+      this.cache.delete(k);
+      total -= c.bytes;
+    }
+    return stacks;
   }
 
-  free(slot: number): void {
-    if (slot <= 0 || !this.slots[slot]) throw new LoraTsError(`slot ${slot} is not in use`);
-    this.slots[slot] = null;
-    while (this.slots.length > 1 && this.slots.at(-1) === null) this.slots.pop();
-    this.cached = null;
+  /** Drops cached stacks that contain `entry` (it was unloaded). */
+  forget(entry: SlotEntry): void {
+    for (const k of [...this.cache.keys()]) if (k.split(",").includes(String(entry.id))) this.cache.delete(k);
   }
 
-  /** Stacked A/B (and bias-delta) feeds for every slot; free slots and absent modules are zeros. */
-  stacks(): Record<string, TensorValue> {
-    if (this.cached) return this.cached;
-    const n = this.slots.length;
+  private build(entries: readonly SlotEntry[]): Stacks {
+    const S = Math.max(1, entries.length);
+    const R = Math.max(1, ...entries.map((e) => e.maxRank));
     const feeds: Record<string, TensorValue> = {};
     for (const m of this.graphModules) {
-      const r = Math.max(1, ...this.slots.map((e) => e?.modules.get(m.path)?.r ?? 0));
       const [inF, outF] = [m.inFeatures, m.outFeatures];
-      const A = new Float32Array(n * inF * r);
-      const B = new Float32Array(n * r * outF);
-      this.slots.forEach((e, i) => {
-        const sm = e?.modules.get(m.path);
+      const A = new Float32Array(S * R * inF);
+      const B = new Float32Array(S * R * outF);
+      entries.forEach((e, i) => {
+        const sm = e.modules.get(m.path);
         if (!sm) return;
-        // Aₜ [in, r_slot] into [in, r] (zero columns beyond r_slot); Bₜ [r_slot, out] into [r, out].
-        for (let row = 0; row < inF; row++)
-          A.set(sm.At.subarray(row * sm.r, (row + 1) * sm.r), (i * inF + row) * r);
-        B.set(sm.Bt, i * r * outF);
+        A.set(sm.A, i * R * inF); // rows r..R-1 of the block stay zero
+        B.set(sm.Bt, i * R * outF);
       });
-      feeds[BGMV_NAMES.A(m.path)] = { dtype: "float32", dims: [n, inF, r], data: A };
-      feeds[BGMV_NAMES.B(m.path)] = { dtype: "float32", dims: [n, r, outF], data: B };
+      feeds[BGMV_NAMES.A(m.path)] = { dtype: "float32", dims: [S * R, inF], data: A };
+      feeds[BGMV_NAMES.B(m.path)] = { dtype: "float32", dims: [S * R, outF], data: B };
     }
     for (const b of this.graphBiases) {
-      const data = new Float32Array(n * b.size);
-      this.slots.forEach((e, i) => {
-        const d = e?.biasDelta.get(b.path);
+      const data = new Float32Array(S * b.size);
+      entries.forEach((e, i) => {
+        const d = e.biasDelta.get(b.path);
         if (d) data.set(d, i * b.size);
       });
-      feeds[BGMV_NAMES.bias(b.path)] = { dtype: "float32", dims: [n, b.size], data };
+      feeds[BGMV_NAMES.bias(b.path)] = { dtype: "float32", dims: [S, b.size], data };
     }
-    this.cached = feeds;
-    return feeds;
+    return { feeds, rank: R };
   }
+}
+
+/**
+ * The per-row inputs for a batch whose row b uses entry `choice[b]` (an index into the stacked
+ * entries, or -1 for the base model): the masks M and the one-hot choice P.
+ */
+export function rowFeeds(
+  choice: readonly number[],
+  stacks: Stacks,
+  entries: number,
+): Record<string, TensorValue> {
+  const S = Math.max(1, entries);
+  const R = stacks.rank;
+  const mask = new Float32Array(choice.length * S * R);
+  const select = new Float32Array(choice.length * S);
+  choice.forEach((j, b) => {
+    if (j < 0) return;
+    mask.fill(1, (b * S + j) * R, (b * S + j + 1) * R);
+    select[b * S + j] = 1;
+  });
+  return {
+    ...stacks.feeds,
+    [BGMV_NAMES.mask]: { dtype: "float32", dims: [choice.length, 1, S * R], data: mask },
+    [BGMV_NAMES.select]: { dtype: "float32", dims: [choice.length, S], data: select },
+  };
 }
