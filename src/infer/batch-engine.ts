@@ -156,7 +156,8 @@ export class BatchEngine implements GenerationEngine {
       kvCache: true,
       attentionMask: true,
       session: opts.session,
-      wrapContext: (base) => bgmvContext(base, adapted, biasSet),
+      wrapContext: (base) =>
+        bgmvContext(base, adapted, { biasLayers: biasSet, lastPositionHead: headPath(modules) }),
     });
     const stacks = new StackBuilder(
       adapted,
@@ -535,6 +536,11 @@ export class BatchEngine implements GenerationEngine {
     this.cache =
       keep.length === 0 ? [] : this.cache.map((kv) => ({ key: cut(kv.key), value: cut(kv.value) }));
   }
+}
+
+/** The output head's module path. */
+function headPath(modules: readonly ModuleInfo[]): string | undefined {
+  return modules.find((m) => m.isOutputHead)?.path;
 }
 
 /** The modules the serving graph adapts by choice (start-up adapters add theirs). */

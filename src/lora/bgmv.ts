@@ -46,6 +46,16 @@ export interface BgmvContext extends ModuleContext {
   readonly adapted: readonly ModuleInfo[];
 }
 
+export interface BgmvOptions {
+  /** Layers whose bias some adapter trains. */
+  biasLayers?: ReadonlySet<string>;
+  /**
+   * The output head (this path) sees only each row's last position, so logits are [batch, 1, vocab].
+   * Generation needs nothing else, and a prompt's prefill then skips vocab·hidden work per token.
+   */
+  lastPositionHead?: string;
+}
+
 /**
  * Wraps `base` so that each module in `modules` adds its row's adapter, and each layer in
  * `biasLayers` its row's bias delta.
@@ -53,8 +63,9 @@ export interface BgmvContext extends ModuleContext {
 export function bgmvContext(
   base: ModuleContext,
   modules: readonly ModuleInfo[],
-  biasLayers: ReadonlySet<string> = new Set(),
+  opts: BgmvOptions = {},
 ): BgmvContext {
+  const biasLayers = opts.biasLayers ?? new Set<string>();
   const g = base.graph;
   const byPath = new Map(modules.map((m) => [m.path, m]));
   let mask: Value | undefined;
@@ -73,6 +84,7 @@ export function bgmvContext(
     adapted: modules,
     param: (name) => base.param(name),
     linear(x: Value, spec: LinearSpec): Value {
+      if (spec.path === opts.lastPositionHead) x = o.slice(x, [-1], [Number.MAX_SAFE_INTEGER], [1]);
       let y = base.linear(x, spec);
       if (biasLayers.has(spec.path)) {
         select ??= g.input(BGMV_NAMES.select, "float32", ["batch", S]);
