@@ -6,8 +6,18 @@
 
 // ---- models, generation, training, adapters
 export { Tokenizer } from "./data/tokenizer.js";
+export { BatchEngine, type BatchEngineOptions } from "./infer/batch-engine.js";
 /** Loads a Hugging Face model folder (or .gguf file), optionally with named LoRA adapters. */
 export { CausalLM, CausalLM as Model, type LoadOptions } from "./infer/causal-lm.js";
+export {
+  EngineError,
+  type EngineErrorKind,
+  type GenerationEngine,
+  type GenRequest,
+  type GenResult,
+  type MixPart,
+  type TokenEvent,
+} from "./infer/engine-types.js";
 export { type GenerateOptions, generate } from "./infer/generate.js";
 export { hubSnapshot } from "./io/hub.js";
 export { type Adapter, loadAdapter, saveAdapter } from "./lora/adapter.js";
