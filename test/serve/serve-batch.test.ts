@@ -162,9 +162,8 @@ test("serve: 64 concurrent greedy requests over 8 adapters and the base equal ea
   for (let i = 0; i < keys.length; i += 2) {
     const batch = keys.slice(i, i + 2).map((k) => k.split("\u0000") as [string, string]);
     const texts = await Promise.all(batch.map(([m, p]) => generateCli(m, p)));
-    batch.forEach(([m, p], j) =>
-      assert.equal(alone.get(`${m}\u0000${p}`)!.text, texts[j], `generate ${m} / ${p}`),
-    );
+    for (const [j, [m, p]] of batch.entries())
+      assert.equal(alone.get(`${m}\u0000${p}`)!.text, texts[j], `generate ${m} / ${p}`);
   }
 });
 

@@ -52,12 +52,15 @@ export async function startServe(args: string[], env: Record<string, string> = {
   };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of any shape; the tests assert on it.
+type Json = any;
+
 /** POST a JSON body; the status, headers and parsed body (or text). */
 export async function post(
   url: string,
   body: unknown,
   headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; body: any }> {
+): Promise<{ status: number; headers: Headers; body: Json }> {
   const r = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
@@ -72,7 +75,7 @@ export async function post(
 }
 
 /** Asserts an OpenAI-style error body and returns its `error` object. */
-export function errorOf(body: any): {
+export function errorOf(body: Json): {
   message: string;
   type: string;
   param: string | null;
