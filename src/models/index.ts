@@ -123,6 +123,17 @@ export async function loadForward(dir: string, opts: ForwardOptions = {}): Promi
   return forwardRunner(openModelDir(dir), opts);
 }
 
+/**
+ * Session config of inference (logits / decode) sessions, under the caller's own entries. Worker
+ * threads do not spin between ops: a decode step is hundreds of small kernels, and on a shared or
+ * oversubscribed machine (or beside a server's HTTP thread) a spinning worker burns the time slice the
+ * other thread needs. GPT-2-small decode, batch 1, 2 threads, same run (bench/serve.ts): 42 tokens/s
+ * spinning, 47 not; SmolLM-135M 21 and 33.
+ */
+export const INFERENCE_SESSION_CONFIG: Readonly<Record<string, string>> = {
+  "session.intra_op.allow_spinning": "0",
+};
+
 /** A logits session over an opened model folder (closed with the runner, or here on failure). */
 export async function forwardRunner(model: HfModel, opts: ForwardOptions = {}): Promise<ForwardRunner> {
   const { session: sessionOptions, wrapContext, ...signature } = opts;
@@ -130,7 +141,11 @@ export async function forwardRunner(model: HfModel, opts: ForwardOptions = {}): 
     const g = buildForwardGraph(model, signature, wrapContext);
     const externalDir = model.weights.externalDir;
     const bytes = emitModel(g, { externalDir, name: `${model.config.modelType}_forward` });
-    const session = await Session.create(bytes, { ...sessionOptions, externalDataDir: externalDir });
+    const session = await Session.create(bytes, {
+      ...sessionOptions,
+      config: { ...INFERENCE_SESSION_CONFIG, ...sessionOptions?.config },
+      externalDataDir: externalDir,
+    });
     return new ForwardRunner(model, session, signature);
   } catch (e) {
     model.weights.close();
