@@ -47,11 +47,14 @@ export interface AllowedEdge {
 }
 
 /**
- * Imports between folders of the same rank that are allowed, one way each. None is needed: io and
- * data share nothing (the tokenizer.json builders live in io/), train and infer import nothing of
- * each other, and the CLI and the library entry are separate tops.
+ * Imports between folders of the same rank that are allowed, one way each. io and data share nothing
+ * (the tokenizer.json builders live in io/), train and infer import nothing of each other, and the
+ * CLI and the library entry are separate tops. The one edge: the CLI's `serve` command starts the
+ * server (src/serve/), which never imports the CLI.
  */
-export const ALLOWED_SAME_RANK: readonly AllowedEdge[] = [];
+export const ALLOWED_SAME_RANK: readonly AllowedEdge[] = [
+  { from: "cli", to: "serve", reason: "`lora-ts serve` (cli/serve.ts) starts the HTTP server" },
+];
 
 export interface Source {
   /** Relative to the repository root, with "/" separators: "src/io/gguf.ts". */

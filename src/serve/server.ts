@@ -4,7 +4,7 @@
  * most `shutdownTimeoutMs`, then they are cancelled), then the listener and the engine close.
  */
 import { existsSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, isIPv6 } from "node:net";
 import { basename, join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.js";
 import { resolveModelPath } from "../models/model-path.js";
@@ -77,7 +77,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     throw new LoraTsError(`--port: cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`);
   }
   const addr = app.server.address() as AddressInfo;
-  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const host = isIPv6(addr.address) ? `[${addr.address}]` : addr.address;
   let closing: Promise<boolean> | null = null;
   return {
     url: `http://${host}:${addr.port}`,

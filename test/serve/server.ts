@@ -17,9 +17,14 @@ export interface ServerProcess {
   stop(): Promise<number | string>;
 }
 
-export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServe(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<ServerProcess> {
   const proc = spawn(process.execPath, [BIN, "serve", "--port", "0", ...args], {
     env: { ...process.env, ...env },
+    cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
