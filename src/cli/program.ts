@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { LoraTsError } from "../util/errors.js";
 import { registerAdapterCommands } from "./adapters.js";
+import { registerAnalyze } from "./analyze.js";
 import { registerConvert } from "./convert.js";
 import { registerDemo } from "./demo.js";
 import { registerDownload } from "./download.js";
@@ -28,6 +29,7 @@ export function buildCli(): Command {
   registerGenerate(program);
   registerInfo(program);
   registerAdapterCommands(program);
+  registerAnalyze(program);
   registerTrain(program);
   registerDemo(program);
   registerDownload(program);
