@@ -24,6 +24,8 @@ import {
 } from "./protocol.js";
 
 interface Pending {
+  /** The engine request's id, to cancel it. */
+  id: string;
   onToken: (t: TokenEvent) => void;
   resolve: (r: GenResult) => void;
   reject: (e: Error) => void;
@@ -88,7 +90,15 @@ export class EngineClient implements GenerationEngine {
     switch (m.type) {
       case "tokens": {
         const p = this.requests.get(m.rid);
-        if (p) for (const ev of m.events) p.onToken(ev);
+        if (!p) break;
+        try {
+          for (const ev of m.events) p.onToken(ev);
+        } catch (e) {
+          // A consumer that throws loses its own request, and nobody else's.
+          this.requests.delete(m.rid);
+          this.cancel(p.id);
+          p.reject(e instanceof Error ? e : new Error(String(e)));
+        }
         break;
       }
       case "done": {
@@ -132,7 +142,7 @@ export class EngineClient implements GenerationEngine {
     if (this.dead) return Promise.reject(this.dead);
     const rid = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.requests.set(rid, { onToken, resolve, reject });
+      this.requests.set(rid, { id: req.id, onToken, resolve, reject });
       this.post({ type: "submit", rid, req });
     });
   }

@@ -154,7 +154,11 @@ async function generate(
   const last = text.finish();
   const u = usage(plan.gen.prompt.length, count);
   ctx.metrics.requestLatency.observe({ endpoint }, (performance.now() - arrived) / 1000);
-  if (gone) return undefined;
+  if (gone) {
+    // Nobody to answer: tell fastify the reply is handled.
+    if (!streaming) reply.hijack();
+    return undefined;
+  }
   if (plan.stream) {
     if (!streaming) startStream();
     write(sse(chunk(last, finish)));

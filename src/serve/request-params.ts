@@ -9,6 +9,7 @@
  * - `max_tokens` defaults to what the context leaves after the prompt and is lowered to it; a prompt
  *   that leaves no room is refused.
  * Defaults: temperature 1 and top_p 1, as OpenAI's and vLLM's; without a seed, a random one.
+ * Extensions (vLLM's names): `top_k`, `ignore_eos`; lora-ts's own: `lora_mix`.
  */
 import { randomInt } from "node:crypto";
 import { addsBos, type ChatTemplate } from "../data/chat-template.js";
@@ -165,9 +166,10 @@ function chatMessages(body: Body): ChatMessage[] {
       if (given(m[f]) && !(f === "tool_calls" && Array.isArray(m[f]) && (m[f] as unknown[]).length === 0))
         throw new ApiError(400, `messages[${i}].${f}: not supported by this server`, "messages");
     }
+    // Text parts are joined with line breaks, as vLLM joins them.
     const c = m["content"] as string | { text: string }[] | null | undefined;
     const content =
-      c === null || c === undefined ? "" : typeof c === "string" ? c : c.map((x) => x.text).join("");
+      c === null || c === undefined ? "" : typeof c === "string" ? c : c.map((x) => x.text).join("\n");
     if (!given(c) && m["role"] !== "assistant")
       throw new ApiError(400, `messages[${i}].content: required for role ${m["role"]}`, "messages");
     // OpenAI's "developer" role is the system role of newer models; templates know "system".
@@ -253,7 +255,7 @@ export function planRequest(kind: Plan["kind"], body: Body, ctx: PlanContext): P
       topP: (body["top_p"] as number | null | undefined) ?? 1,
       topK: given(topK) && topK! > 0 ? topK! : 0,
       seed: given(seed) ? seed! : randomInt(0, 2 ** 31),
-      stopIds: [...ctx.info.eosTokenIds],
+      stopIds: body["ignore_eos"] === true ? [] : [...ctx.info.eosTokenIds],
       ...(logprobs !== undefined ? { logprobs } : {}),
     },
     stops: stopsOf(body),

@@ -1,5 +1,6 @@
 /**
- * GET /v1/models (the base model, then one entry per adapter with `parent` = the base's name), and
+ * GET /v1/models (the base model, then one entry per adapter with `parent` = the base's name) and
+ * GET /v1/models/{id}, and
  * vLLM's run-time POST /v1/load_lora_adapter {lora_name, lora_path} and /v1/unload_lora_adapter
  * {lora_name}. Loading is off without --adapter-root; the path rules are in adapter-root.ts.
  */
@@ -14,19 +15,29 @@ import type { ServeState } from "./state.js";
 export const OWNED_BY = "lora-ts";
 
 export function adapterRoutes(app: FastifyInstance, state: ServeState): void {
-  app.get("/v1/models", async () => ({
-    object: "list",
-    data: [
-      { id: state.baseName, object: "model", created: state.created, owned_by: OWNED_BY, parent: null },
-      ...[...state.adapters].map(([name, created]) => ({
-        id: name,
-        object: "model",
-        created,
-        owned_by: OWNED_BY,
-        parent: state.baseName,
-      })),
-    ],
-  }));
+  const models = () => [
+    { id: state.baseName, object: "model", created: state.created, owned_by: OWNED_BY, parent: null },
+    ...[...state.adapters].map(([name, created]) => ({
+      id: name,
+      object: "model",
+      created,
+      owned_by: OWNED_BY,
+      parent: state.baseName,
+    })),
+  ];
+  app.get("/v1/models", async () => ({ object: "list", data: models() }));
+  app.get("/v1/models/:id", async (request) => {
+    const { id } = request.params as { id: string };
+    const m = models().find((x) => x.id === id);
+    if (!m)
+      throw new ApiError(
+        404,
+        `The model \`${id.slice(0, 100)}\` does not exist.`,
+        "model",
+        "model_not_found",
+      );
+    return m;
+  });
 
   app.post("/v1/load_lora_adapter", { schema: { body: loadAdapterBody } }, async (request) => {
     const { lora_name: name, lora_path: path } = request.body as { lora_name: string; lora_path: string };

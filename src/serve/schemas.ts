@@ -34,6 +34,8 @@ const sampling = {
   frequency_penalty: nullable({ type: "number", minimum: -2, maximum: 2 }),
   logit_bias: nullable({ type: "object" }),
   user: nullable({ type: "string" }),
+  /** vLLM's extension: do not stop at the end-of-sequence token (benchmarks, tests). */
+  ignore_eos: nullable({ type: "boolean" }),
   /** The extension: a weighted mix of loaded adapters. */
   lora_mix: nullable({
     type: "array",
