@@ -229,6 +229,24 @@ test("serve api: stop strings cut the text (streamed or not), max_tokens is capp
     // Greedy: the chosen token is the most likely one.
     assert.ok(Math.abs(Math.max(...Object.values(top)) - l.token_logprobs[i]) < 1e-9);
   }
+  // Streamed, the same tokens and numbers arrive spread over the chunks.
+  const ls = await client.completions.create({
+    model: "a1",
+    prompt: "Once upon a time",
+    max_tokens: 10,
+    temperature: 0,
+    logprobs: 3,
+    stream: true,
+  });
+  const parts = { tokens: [] as string[], token_logprobs: [] as number[], text_offset: [] as number[] };
+  for await (const chunk of ls) {
+    const x = chunk.choices[0]?.logprobs;
+    if (!x) continue;
+    parts.tokens.push(...(x.tokens ?? []));
+    parts.token_logprobs.push(...(x.token_logprobs ?? []));
+    parts.text_offset.push(...(x.text_offset ?? []));
+  }
+  assert.deepEqual(parts, { tokens: l.tokens, token_logprobs: l.token_logprobs, text_offset: l.text_offset });
   const c = await client.chat.completions.create({
     model: "a2",
     messages: [{ role: "user", content: "Hello" }],
