@@ -196,7 +196,10 @@ export function adapterAMatrices(adapter: Adapter): Map<string, AdapterA> {
   return out;
 }
 
-/** Whether `path` is selected by a --module filter: its full path, or its last component (q_proj). */
+/**
+ * Whether `path` is selected by a --module filter: the full path, or its trailing components
+ * ("q_proj", "self_attn.q_proj"), never part of a component ("proj" selects nothing).
+ */
 export function moduleMatches(path: string, filter: string): boolean {
   return path === filter || path.endsWith(`.${filter}`);
 }
