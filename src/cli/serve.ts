@@ -64,7 +64,7 @@ export function registerServe(program: Command): void {
       const maxLoras = parseNumber("--max-loras", f.maxLoras, { integer: true, min: 1 });
       const maxLoraRank = parseNumber("--max-lora-rank", f.maxLoraRank, { integer: true, min: 1 });
       const maxBatch = parseNumber("--max-batch", f.maxBatch, { integer: true, min: 1 });
-      const maxQueue = parseNumber("--max-queue", f.maxQueue, { integer: true, min: 0 });
+      const maxQueue = parseNumber("--max-queue", f.maxQueue, { integer: true, min: 1 });
       const shutdownTimeout = parseNumber("--shutdown-timeout", f.shutdownTimeout, { min: 0 });
       const adapters = parseAdapterSpecs(f.adapter);
       for (const a of adapters) {

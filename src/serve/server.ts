@@ -74,7 +74,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await app.listen({ host: opts.host, port: opts.port });
   } catch (e) {
     await engine.close();
-    throw new LoraTsError(`--port: cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`);
+    throw new LoraTsError(
+      `--host/--port: cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message.split("\n")[0]}`,
+    );
   }
   const addr = app.server.address() as AddressInfo;
   const host = isIPv6(addr.address) ? `[${addr.address}]` : addr.address;
