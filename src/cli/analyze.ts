@@ -26,7 +26,13 @@ async function adapterFrom(flag: string, p: string, modelDir?: string): Promise<
   if (existsSync(p) && statSync(p).isDirectory() === false && !p.toLowerCase().endsWith(".gguf"))
     throw new LoraTsError(`${flag} ${preview(p)}: not a folder (give the adapter's folder)`);
   const dir = await resolveAdapterPath(p, modelDir !== undefined ? { modelDir } : {});
-  return loadAdapter(dir);
+  try {
+    return loadAdapter(dir);
+  } catch (e) {
+    // The loader's line names the file; the flag says which of the inputs it was.
+    if (e instanceof LoraTsError) throw new LoraTsError(`${flag}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** A number for a table: 4 significant digits, exponent form when very large or small. */
@@ -177,6 +183,8 @@ async function runAmplification(f: AmplificationFlags): Promise<void> {
   try {
     const adapter = await adapterFrom("--adapter", f.adapter, dir);
     const rs = adapterAmplification(model, adapter, { module: f.module, seed, wTop: f.wTop });
+    if (rs.length === 0 && f.module === undefined)
+      throw new LoraTsError(`--adapter ${preview(f.adapter)}: adapts no module of this model`);
     if (rs.length === 0) {
       const paths = [...adapterAMatrices(adapter).keys()];
       const shorts = [...new Set(paths.map((p) => p.split(".").pop()!))];
