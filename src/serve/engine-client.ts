@@ -45,6 +45,8 @@ export class EngineClient implements GenerationEngine {
   private nextId = 1;
   private lastStats: EngineStats;
   private dead: Error | null = null;
+  /** Called once if the engine's thread dies (not on close()). */
+  onFailure: ((e: Error) => void) | null = null;
 
   private constructor(
     private readonly worker: Worker,
@@ -128,6 +130,7 @@ export class EngineClient implements GenerationEngine {
   private fail(e: Error): void {
     if (this.dead) return;
     this.dead = new EngineError("closed", `the engine stopped: ${e.message}`);
+    this.onFailure?.(this.dead);
     for (const p of this.requests.values()) p.reject(this.dead);
     for (const c of this.calls.values()) c.reject(this.dead);
     this.requests.clear();

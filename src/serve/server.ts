@@ -59,6 +59,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       maxLoraRank: opts.maxLoraRank,
     },
   });
+  // The HTTP side stays up (/health answers 503, generations 503) so that a supervisor sees why.
+  engine.onFailure = (e) => process.stderr.write(`error: ${e.message}\n`);
   const { app, state } = buildApp({
     engine,
     info: engine.info,
