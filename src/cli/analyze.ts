@@ -61,6 +61,7 @@ interface SubspaceFlags {
 async function runSubspace(f: SubspaceFlags): Promise<void> {
   if (f.module !== undefined && f.module.trim() === "") throw new LoraTsError("--module: empty name");
   if (f.out !== undefined) {
+    if (f.out.trim() === "") throw new LoraTsError("--out: empty path");
     const parent = dirname(resolve(f.out));
     if (!existsSync(parent))
       throw new LoraTsError(`--out ${preview(f.out)}: folder ${parent} does not exist`);
@@ -231,6 +232,7 @@ export function registerAnalyze(program: Command): void {
 
   analyze
     .command("subspace")
+    .summary("φ(i, j) between the A subspaces of two adapters (LoRA §7.2)")
     .description(
       "normalized subspace similarity φ(i, j) = ‖U_iᵀU_j‖²_F / min(i, j) between the top-i right singular " +
         "vectors of one adapter's A and the top-j of another's, per module adapted in both (LoRA §7.2). " +
@@ -246,6 +248,7 @@ export function registerAnalyze(program: Command): void {
 
   analyze
     .command("amplification")
+    .summary("‖ΔW‖_F / ‖UᵀWV‖_F against random directions (LoRA §7.3)")
     .description(
       "how much ΔW = s·B·A amplifies directions of the base weight W (LoRA §7.3): ‖ΔW‖_F, ‖UᵀWV‖_F with " +
         "ΔW's top-r singular vectors U, V, the factor ‖ΔW‖_F / ‖UᵀWV‖_F, and the same projection onto r " +

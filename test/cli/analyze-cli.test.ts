@@ -94,6 +94,7 @@ test("analyze subspace of an adapter against itself: φ = 1 everywhere; --module
 test("analyze subspace: bad flags and folders are one-line errors", () => {
   oneLineError(runCli(["analyze", "subspace", "--a", join(root, "missing"), "--b", b4]), "--a", "missing");
   oneLineError(runCli(["analyze", "subspace", "--a", a8]), "--b");
+  oneLineError(runCli(["analyze", "subspace", "--a", a8, "--b", b4, "--out", ""]), "--out");
   oneLineError(
     runCli(["analyze", "subspace", "--a", a8, "--b", b4, "--module", "o_proj"]),
     "--module",
