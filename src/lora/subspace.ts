@@ -39,7 +39,7 @@ export interface RowBasis {
   rows: Float64Array;
   k: number;
   d: number;
-  /** The singular values, descending (all r of them, including those left out of `rows`). */
+  /** The singular values, descending (all min(r, d) of them, including those left out of `rows`). */
   sigma: Float64Array;
 }
 
