@@ -54,7 +54,7 @@ const { values: a } = parseArgs({
     /** Requests per client at each level (so concurrency × requests in all). */
     requests: { type: "string", default: "2" },
     /** Alternating rounds of the configurations at each level. */
-    "serve-rounds": { type: "string", default: "2" },
+    "serve-rounds": { type: "string", default: "3" },
     adapters: { type: "string", default: "8" },
     rank: { type: "string", default: "8" },
   },
@@ -320,6 +320,8 @@ function writeAdapter(modelDirPath: string, out: string, r: number, seed: number
 interface LevelResult {
   tokens: number;
   seconds: number;
+  /** CPU seconds this process used (every thread: onnxruntime's and Node's). */
+  cpuSeconds: number;
   ttft: number[];
   itl: number[];
 }
@@ -338,9 +340,10 @@ async function runLevel(
   vocab: number,
   tag: string,
 ): Promise<LevelResult> {
-  const res: LevelResult = { tokens: 0, seconds: 0, ttft: [], itl: [] };
+  const res: LevelResult = { tokens: 0, seconds: 0, cpuSeconds: 0, ttft: [], itl: [] };
   let next = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const client = async () => {
     for (let j = 0; j < perClient; j++) {
       const k = next++;
@@ -368,6 +371,8 @@ async function runLevel(
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   res.seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  res.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   return res;
 }
 
@@ -375,6 +380,8 @@ interface ServeRow {
   concurrency: number;
   config: string;
   rates: number[];
+  /** CPU milliseconds per generated token, per round. */
+  cpuMs: number[];
   ttft: number[];
   itl: number[];
 }
@@ -426,7 +433,7 @@ async function servePart(work: string): Promise<ServeRow[]> {
       const byConfig = new Map(
         SERVE_CONFIGS.map((cfg) => [
           cfg,
-          { concurrency: c, config: cfg, rates: [], ttft: [], itl: [] } as ServeRow,
+          { concurrency: c, config: cfg, rates: [], cpuMs: [], ttft: [], itl: [] } as ServeRow,
         ]),
       );
       for (let r = 0; r < Number(a["serve-rounds"]); r++) {
@@ -450,6 +457,7 @@ async function servePart(work: string): Promise<ServeRow[]> {
           );
           const row = byConfig.get(cfg)!;
           row.rates.push(res.tokens / res.seconds);
+          row.cpuMs.push((1000 * res.cpuSeconds) / res.tokens);
           row.ttft.push(...res.ttft);
           row.itl.push(...res.itl);
           process.stderr.write(
@@ -471,32 +479,41 @@ function printServe(rows: ServeRow[]): void {
     `\nServing ${MODELS[a["serve-model"]]!.label}, BatchEngine in-process, greedy, prompt ${a.prompt} tokens, ${a["serve-tokens"]} new tokens per request, ${a.requests} requests per client, ${THREADS} threads, ${a["serve-rounds"]} alternating rounds per level`,
   );
   console.log(
-    "| concurrency | configuration | tokens/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |",
+    "| concurrency | configuration | tokens/s | CPU ms / token | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {
     console.log(
-      `| ${r.concurrency} | ${SERVE_LABEL[r.config as keyof typeof SERVE_LABEL]} | ${median(r.rates).toFixed(1)} | ${quantile(r.ttft, 0.5).toFixed(0)} | ${quantile(r.ttft, 0.99).toFixed(0)} | ${quantile(r.itl, 0.5).toFixed(1)} | ${quantile(r.itl, 0.99).toFixed(1)} |`,
+      `| ${r.concurrency} | ${SERVE_LABEL[r.config as keyof typeof SERVE_LABEL]} | ${median(r.rates).toFixed(1)} | ${median(r.cpuMs).toFixed(1)} | ${quantile(r.ttft, 0.5).toFixed(0)} | ${quantile(r.ttft, 0.99).toFixed(0)} | ${quantile(r.itl, 0.5).toFixed(1)} | ${quantile(r.itl, 0.99).toFixed(1)} |`,
     );
   }
   console.log(
-    "\nOverheads: extra time per generated token, (throughput ratio − 1) within each round (the configurations ran back to back), median over rounds, range in brackets",
+    "\nOverheads per generated token, taken within each round (the configurations ran back to back), median over rounds, range in brackets. wall: throughput ratio − 1; CPU: ratio of this process's CPU time per token − 1 (less sensitive to other load on the host)",
   );
   console.log(
-    "| concurrency | unmerged adapter: (a)/(b) − 1, target ≤ 10% | mixed adapters: (b)/(c) − 1, target ≤ 15% |",
+    "| concurrency | unmerged adapter (b) vs (a), wall | same, CPU | target ≤ 10% | mixed adapters (c) vs (b), wall | same, CPU | target ≤ 15% |",
   );
-  console.log("| --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
   const levels = [...new Set(rows.map((r) => r.concurrency))];
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-  const overhead = (x: number[], y: number[], target: number) => {
+  const overhead = (x: number[], y: number[]) => {
     const per = x.map((v, i) => v / y[i]! - 1);
-    const m = median(per);
-    return `${pct(m)} ${m <= target ? "✔" : "✘"} (${pct(Math.min(...per))} to ${pct(Math.max(...per))})`;
+    return {
+      m: median(per),
+      text: `${pct(median(per))} (${pct(Math.min(...per))} to ${pct(Math.max(...per))})`,
+    };
   };
+  const verdict = (wall: number, cpu: number, target: number) =>
+    wall <= target && cpu <= target ? "✔" : wall > target && cpu > target ? "✘" : "wall and CPU disagree";
   for (const c of levels) {
-    const rates = (cfg: string) => rows.find((r) => r.concurrency === c && r.config === cfg)!.rates;
+    const row = (cfg: string) => rows.find((r) => r.concurrency === c && r.config === cfg)!;
+    const [base, one, mixed] = [row("base"), row("one"), row("mixed")];
+    const uWall = overhead(base.rates, one.rates);
+    const uCpu = overhead(one.cpuMs, base.cpuMs);
+    const mWall = overhead(one.rates, mixed.rates);
+    const mCpu = overhead(mixed.cpuMs, one.cpuMs);
     console.log(
-      `| ${c} | ${overhead(rates("base"), rates("one"), 0.1)} | ${overhead(rates("one"), rates("mixed"), 0.15)} |`,
+      `| ${c} | ${uWall.text} | ${uCpu.text} | ${verdict(uWall.m, uCpu.m, 0.1)} | ${mWall.text} | ${mCpu.text} | ${verdict(mWall.m, mCpu.m, 0.15)} |`,
     );
   }
 }
