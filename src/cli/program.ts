@@ -15,6 +15,7 @@ import { registerExport } from "./export.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
+import { registerSweep } from "./sweep.js";
 import { registerTrain } from "./train.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -35,6 +36,7 @@ export function buildCli(): Command {
   registerDownload(program);
   registerExport(program);
   registerServe(program);
+  registerSweep(program);
   oneLineErrors(program, "lora-ts");
   return program;
 }

@@ -12,7 +12,7 @@ import { LoraTsError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
 
 const positiveInt = z.number().int().positive();
-const TrainConfigSchema = z
+export const TrainConfigSchema = z
   .object({
     model: z.string(),
     data: z.string(),
