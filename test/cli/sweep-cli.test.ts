@@ -186,6 +186,7 @@ test("bad flags: one-line errors, non-zero exit, nothing written", () => {
       [...base(o), "--r", "1", "--targets", "q_proj", "--config", join(root, "none.yaml")],
       /none\.yaml: cannot read the config file/,
     ],
+    [["sweep", "--demo", "--out", o, "--r", "1"], /--demo: runs a fixed plan; --r is not taken with it/],
   ];
   for (const [args, want] of cases) {
     const r = runCli(args);
