@@ -159,10 +159,11 @@ export async function executeSweep(s: SweepSettings, log: (line: string) => void
   const report = join(s.out, "report.html");
   writeSweepReport(report, rows, curves, {
     title: `lora-ts sweep — ${runs.length} runs`,
+    budget: s.budget,
     note: `${s.train.model} · ${s.train.data}${s.budget !== undefined ? ` · budget ${s.budget}` : ""}`,
   });
   log("");
-  log(summaryTable(rows));
+  log(summaryTable(rows, s.budget));
   log(`\nresults: ${files.json}, ${files.csv}\nreport:  ${report}`);
   return { rows, runs, failed: rows.filter((r) => r.status === "failed").length, report };
 }

@@ -7,7 +7,7 @@
 import { writeFileAtomic } from "../util/atomic.js";
 import { type Series, svgChart, svgSeriesChart } from "./chart-svg.js";
 import type { Metrics } from "./events.js";
-import { cellText, paperTable, type ResultRow } from "./sweep-results.js";
+import { paperTable, type ResultRow, rowCellText, tableRows } from "./sweep-results.js";
 
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -17,18 +17,17 @@ function num(v: number | null, digits = 4): string {
   return v === null || !Number.isFinite(v) ? "—" : v.toFixed(digits);
 }
 
-function tableHtml(rows: readonly ResultRow[]): string {
+function tableHtml(rows: readonly ResultRow[], budget?: number): string {
   const t = paperTable(rows);
-  const head = `<tr><th scope="col">r</th>${t.targets.map((x) => `<th scope="col">${esc(x)}</th>`).join("")}</tr>`;
-  const body = t.ranks
-    .map((r) => {
-      const cells = t.targets.map((tg) => {
-        const c = t.cell(tg, r);
+  const head = `<tr><th scope="col"></th>${t.targets.map((x) => `<th scope="col">${esc(x)}</th>`).join("")}</tr>`;
+  const body = tableRows(t, budget)
+    .map((row) => {
+      const cells = row.cells.map((c) => {
         const best = c !== undefined && c === t.best;
         const title = c?.trainable != null ? ` title="${c.trainable} trainable parameters"` : "";
-        return `<td${best ? ' class="best"' : ""}${title}>${esc(cellText(c))}${best ? " ★" : ""}</td>`;
+        return `<td${best ? ' class="best"' : ""}${title}>${esc(rowCellText(row, c))}${best ? " ★" : ""}</td>`;
       });
-      return `<tr><th scope="row">${r}</th>${cells.join("")}</tr>`;
+      return `<tr><th scope="row">${esc(row.label)}</th>${cells.join("")}</tr>`;
     })
     .join("\n");
   return `<table id="paper-table" class="paper">\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
@@ -93,7 +92,7 @@ function runsTable(rows: readonly ResultRow[]): string {
 export function sweepReportHtml(
   rows: readonly ResultRow[],
   curves: ReadonlyMap<string, readonly Metrics[]>,
-  info: { title: string; note?: string },
+  info: { title: string; note?: string; budget?: number },
 ): string {
   const byR = svgSeriesChart(
     seriesBy(rows, (r) => r),
@@ -146,7 +145,7 @@ tr.failed td { color: #b00; }
 ${info.note ? `<p class="sub">${esc(info.note)}</p>` : ""}
 <h2>Validation loss by target set and r</h2>
 <p>Final validation loss, mean ± standard deviation over seeds; ★ marks the lowest mean.</p>
-${tableHtml(rows)}
+${tableHtml(rows, info.budget)}
 <h2>Validation loss against r</h2>
 <figure id="chart-r">
 ${byR}
@@ -170,7 +169,7 @@ export function writeSweepReport(
   path: string,
   rows: readonly ResultRow[],
   curves: ReadonlyMap<string, readonly Metrics[]>,
-  info: { title: string; note?: string },
+  info: { title: string; note?: string; budget?: number },
 ): void {
   writeFileAtomic(path, sweepReportHtml(rows, curves, info));
 }

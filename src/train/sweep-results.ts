@@ -182,3 +182,31 @@ export function cellText(c: Cell | undefined): string {
   const partial = c.n < c.runs ? ` (${c.n}/${c.runs})` : "";
   return c.n > 1 ? `${m} ± ${c.std!.toFixed(3)}${partial}` : `${m}${partial}`;
 }
+
+export interface TableRow {
+  label: string;
+  cells: (Cell | undefined)[];
+  /** Budget mode: the cells are at different r, which their text names. */
+  showR: boolean;
+}
+
+/**
+ * The rows of the paper's table: one per r (Table 6), or, with a budget, one row in which each target
+ * set sits at its own r (Table 5).
+ */
+export function tableRows(t: ReturnType<typeof paperTable>, budget?: number): TableRow[] {
+  if (budget !== undefined)
+    return [
+      {
+        label: `budget ${budget}`,
+        cells: t.targets.map((tg) => t.ranks.map((r) => t.cell(tg, r)).find((c) => c !== undefined)),
+        showR: true,
+      },
+    ];
+  return t.ranks.map((r) => ({ label: `r=${r}`, cells: t.targets.map((tg) => t.cell(tg, r)), showR: false }));
+}
+
+/** A cell's text in a row: with "r=R: " in front when the row's cells are at different r. */
+export function rowCellText(row: TableRow, c: Cell | undefined): string {
+  return row.showR && c !== undefined ? `r=${c.r}: ${cellText(c)}` : cellText(c);
+}

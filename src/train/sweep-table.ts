@@ -4,7 +4,7 @@
  * validation loss as mean ± std over seeds, the best cell marked with *).
  */
 import type { RunSpec } from "./sweep-plan.js";
-import { cellText, paperTable, type ResultRow } from "./sweep-results.js";
+import { paperTable, type ResultRow, rowCellText, tableRows } from "./sweep-results.js";
 
 /** Columns padded to their widest cell; the first left-aligned, the rest right-aligned. */
 export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -36,15 +36,12 @@ export function planTable(runs: readonly RunSpec[]): string {
   return textTable(["targets", "r", "trainable", "seeds"], rows);
 }
 
-/** The paper's layout: final validation loss, mean ± std over seeds; "*" marks the lowest mean. */
-export function summaryTable(rows: readonly ResultRow[]): string {
+/** The paper's layout: final validation loss, mean ± std over seeds; "*" marks the lowest mean. With a budget, one row. */
+export function summaryTable(rows: readonly ResultRow[], budget?: number): string {
   const t = paperTable(rows);
-  const body = t.ranks.map((r) => [
-    `r=${r}`,
-    ...t.targets.map((tg) => {
-      const c = t.cell(tg, r);
-      return `${cellText(c)}${c !== undefined && c === t.best ? " *" : ""}`;
-    }),
+  const body = tableRows(t, budget).map((row) => [
+    row.label,
+    ...row.cells.map((c) => `${rowCellText(row, c)}${c !== undefined && c === t.best ? " *" : ""}`),
   ]);
   const failed = rows.filter((r) => r.status === "failed").length;
   const lines = [

@@ -214,6 +214,7 @@ test("--config: train keys plus a sweep: section; r and target at the top level 
   const r = runCli(["sweep", "--config", cfg, "--out", o, "--no-report"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^budget 700 trainable parameters/m);
+  assert.match(r.stdout, /^budget 700 +r=5: \d\.\d{3} ± \d\.\d{3}( \*)? +r=3: \d\.\d{3} ± \d\.\d{3}( \*)?$/m);
   const rows = JSON.parse(readFileSync(join(o, "results.json"), "utf8")) as Record<string, unknown>[];
   // q_proj: 128 per r: r=5 (640, off 60) beats r=6 (768, off 68); q,v: 256 per r: r=3 (768, off 68) beats r=2 (512, off 188).
   assert.deepEqual(

@@ -167,6 +167,16 @@ test("report.html: the paper's table with the best cell marked, both charts, a l
   const summary = summaryTable(rows);
   assert.match(summary, /r=8 +1\.600 ± 0\.141 +1\.400 ± 0\.000 \*/);
   assert.match(summary, /1 of 8 runs failed/);
+  // Budget mode (Table 5): one row, each target set at its own r.
+  const budgetRows = [row("q", 8, 0, 1.5), row("q,v", 4, 0, 1.3), row("q,v", 4, 1, 1.5)];
+  assert.deepEqual(summaryTable(budgetRows, 800).split("\n").slice(1), [
+    "                     q                   q,v",
+    "budget 800  r=8: 1.500  r=4: 1.400 ± 0.141 *",
+  ]);
+  assert.match(
+    sweepReportHtml(budgetRows, new Map(), { title: "t", budget: 800 }),
+    /<th scope="row">budget 800<\/th><td[^>]*>r=8: 1\.500<\/td><td class="best"[^>]*>r=4: 1\.400 ± 0\.141 ★<\/td><\/tr>/,
+  );
   const plan = planTable([
     { name: "a", targets: { label: "q", value: ["q"] }, r: 4, seed: 0, trainable: 400 },
     { name: "b", targets: { label: "q", value: ["q"] }, r: 4, seed: 1, trainable: 400 },
