@@ -83,6 +83,8 @@ export function sharedTrainArgs(c: TrainConfig): string[] {
 function checkInputs(c: TrainConfig): void {
   if (c.mode === "full")
     throw new LoraTsError("--mode full: a sweep varies LoRA's r and targets; it needs --mode lora");
+  if (c.val_data !== undefined && c.val_fraction !== undefined)
+    throw new LoraTsError("--val-fraction: give --val-data or --val-fraction, not both");
   const model = c.model!;
   if (!existsSync(model) && !hubIdFor(model))
     throw new LoraTsError(`--model ${preview(model)}: no such folder or file`);
@@ -126,6 +128,8 @@ export async function executeSweep(s: SweepSettings, log: (line: string) => void
   log(planTable(runs));
   for (const r of runs.filter((x, i) => x.note && runs.findIndex((y) => y.targets === x.targets) === i))
     log(`note: --targets ${JSON.stringify(r.targets.label)}: ${r.note}; its runs will fail`);
+  if (s.train.val_data === undefined && !s.train.val_fraction)
+    log("note: no --val-data or --val-fraction: the runs have no validation loss, and the table stays empty");
   log(`${runs.length} runs into ${join(s.out, "runs")}, ${s.jobs} at a time\n`);
 
   const shared = sharedTrainArgs(s.train);

@@ -186,6 +186,10 @@ test("bad flags: one-line errors, non-zero exit, nothing written", () => {
       [...base(o), "--r", "1", "--targets", "q_proj", "--config", join(root, "none.yaml")],
       /none\.yaml: cannot read the config file/,
     ],
+    [
+      [...base(o), "--r", "1", "--targets", "q_proj", "--val-data", data],
+      /--val-fraction: give --val-data or --val-fraction, not both/,
+    ],
     [["sweep", "--demo", "--out", o, "--r", "1"], /--demo: runs a fixed plan; --r is not taken with it/],
   ];
   for (const [args, want] of cases) {
