@@ -151,9 +151,11 @@ export async function executeSweep(s: SweepSettings, log: (line: string) => void
       const what =
         o.status === "failed"
           ? `failed: ${o.error}`
-          : o.status === "skipped"
-            ? "skipped (finished before, same settings)"
-            : `done in ${o.seconds!.toFixed(1)} s`;
+          : o.status === "interrupted" || o.status === "not run"
+            ? o.status
+            : o.status === "skipped"
+              ? "skipped (finished before, same settings)"
+              : `done in ${o.seconds!.toFixed(1)} s`;
       log(`[${k}/${n}] ${o.name}: ${what}`);
     },
   });
@@ -169,6 +171,12 @@ export async function executeSweep(s: SweepSettings, log: (line: string) => void
   log("");
   log(summaryTable(rows, s.budget));
   log(`\nresults: ${files.json}, ${files.csv}\nreport:  ${report}`);
+  if (outcomes.interrupted !== undefined) {
+    const left = rows.filter((r) => r.status === "interrupted" || r.status === "not run").length;
+    throw new LoraTsError(
+      `interrupted by ${outcomes.interrupted}: ${left} of ${rows.length} runs not finished; run the same command again to go on`,
+    );
+  }
   return { rows, runs, failed: rows.filter((r) => r.status === "failed").length, report };
 }
 

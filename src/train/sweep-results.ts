@@ -26,7 +26,10 @@ export interface ResultRow {
   final_val_perplexity: number | null;
   tokens_per_sec: number | null;
   seconds: number | null;
-  /** "done" (trained by this invocation), "skipped" (finished before, reused) or "failed". */
+  /**
+   * "done" (trained by this invocation), "skipped" (finished before, reused), "failed", or, when the
+   * sweep was stopped by a signal, "interrupted" / "not run".
+   */
   status: string;
   error: string | null;
 }
@@ -74,7 +77,8 @@ function alphaOf(dir: string): number | null {
 /** A row from the run's plan, outcome and files. A failed run keeps what its folder has, if anything. */
 export function resultRow(spec: RunSpec, outcome: RunOutcome, dir: string): ResultRow {
   const failed = outcome.status === "failed";
-  const metrics = failed ? [] : runMetrics(dir);
+  const finished = outcome.status === "done" || outcome.status === "skipped";
+  const metrics = finished ? runMetrics(dir) : [];
   const train = trainRecords(metrics);
   const evals = evalRecords(metrics);
   const best = evals.reduce<(typeof evals)[number] | null>(
@@ -87,7 +91,7 @@ export function resultRow(spec: RunSpec, outcome: RunOutcome, dir: string): Resu
     name: spec.name,
     targets: spec.targets.label,
     r: spec.r,
-    alpha: failed ? null : alphaOf(dir),
+    alpha: finished ? alphaOf(dir) : null,
     seed: spec.seed,
     trainable_params: spec.trainable,
     final_train_loss: lastTrain?.loss ?? null,
@@ -128,15 +132,16 @@ export interface Cell {
   /** Mean and sample standard deviation (n-1; 0 for one seed) of the final validation loss. */
   mean: number | null;
   std: number | null;
-  /** Seeds with a validation loss, and runs in the cell. */
+  /** Seeds with a validation loss, runs in the cell, and how many of them failed. */
   n: number;
   runs: number;
+  failed: number;
   trainable: number | null;
 }
 
 /** The validation loss used in the table: the final one (the paper reports the end of training). */
 export function cellValue(row: ResultRow): number | null {
-  return row.status === "failed" ? null : row.final_val_loss;
+  return row.status === "done" || row.status === "skipped" ? row.final_val_loss : null;
 }
 
 /** Cells by target set (columns, in given order) and r (rows, ascending); plus the best cell's key. */
@@ -165,6 +170,7 @@ export function paperTable(rows: readonly ResultRow[]): {
         std,
         n,
         runs: group.length,
+        failed: group.filter((x) => x.status === "failed").length,
         trainable: group[0]!.trainable_params,
       });
     }
@@ -177,7 +183,7 @@ export function paperTable(rows: readonly ResultRow[]): {
 /** "1.234 ± 0.012" (or "1.234" for one seed, "failed" / "—" when the cell has no value). */
 export function cellText(c: Cell | undefined): string {
   if (c === undefined) return "";
-  if (c.mean === null) return c.runs > 0 ? "failed" : "—";
+  if (c.mean === null) return c.failed > 0 && c.failed === c.runs ? "failed" : "—";
   const m = c.mean.toFixed(3);
   const partial = c.n < c.runs ? ` (${c.n}/${c.runs})` : "";
   return c.n > 1 ? `${m} ± ${c.std!.toFixed(3)}${partial}` : `${m}${partial}`;

@@ -9,7 +9,7 @@
  * (checkFinished). An unfinished folder is trained again: with --resume when it holds a checkpoint and
  * the run saves checkpoints (--save-every), else from scratch (--force).
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeJsonAtomic } from "../util/atomic.js";
@@ -33,7 +33,8 @@ export interface RunJob {
   extra?: string[];
 }
 
-export type RunStatus = "done" | "skipped" | "failed";
+/** "interrupted": stopped by Ctrl-C / SIGTERM; "not run": the sweep stopped before it started. */
+export type RunStatus = "done" | "skipped" | "failed" | "interrupted" | "not run";
 
 export interface RunOutcome {
   name: string;
@@ -121,7 +122,13 @@ export function restartFlags(dir: string, args: readonly string[]): string[] {
   return hasCheckpoint && args.includes("--save-every") ? ["--resume"] : ["--force"];
 }
 
-function runOne(bin: string, out: string, job: RunJob): Promise<RunOutcome> {
+function runOne(
+  bin: string,
+  out: string,
+  job: RunJob,
+  live: Set<ChildProcess>,
+  stopped: () => boolean,
+): Promise<RunOutcome> {
   const dir = runDir(out, job.name);
   const logs = join(out, "logs");
   mkdirSync(logs, { recursive: true });
@@ -140,6 +147,7 @@ function runOne(bin: string, out: string, job: RunJob): Promise<RunOutcome> {
   return new Promise((resolveRun) => {
     let stderr = "";
     const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    live.add(child);
     child.stdout.pipe(log, { end: false });
     child.stderr.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString("utf8")).slice(-8192);
@@ -148,11 +156,16 @@ function runOne(bin: string, out: string, job: RunJob): Promise<RunOutcome> {
     const finish = (o: RunOutcome) => log.end(() => resolveRun(o));
     child.on("error", (e) => finish({ name: job.name, status: "failed", seconds: null, error: e.message }));
     child.on("close", (code, signal) => {
+      live.delete(child);
       const seconds = (performance.now() - started) / 1000;
       if (code === 0 && existsSync(join(dir, ADAPTER_FILE))) {
         const marker: Marker = { args: job.args, seconds, finishedAt: new Date().toISOString() };
         writeJsonAtomic(join(dir, MARKER), marker);
         finish({ name: job.name, status: "done", seconds });
+        return;
+      }
+      if (stopped()) {
+        finish({ name: job.name, status: "interrupted", seconds, error: "interrupted" });
         return;
       }
       const why =
@@ -173,13 +186,28 @@ export interface RunSweepOptions {
   onEnd?(k: number, n: number, outcome: RunOutcome): void;
 }
 
-/** Runs every job not finished already (checkFinished first), `jobs` at a time; outcomes in job order. */
-export async function runSweep(jobs: readonly RunJob[], o: RunSweepOptions): Promise<RunOutcome[]> {
+/**
+ * Runs every job not finished already (checkFinished first), `jobs` at a time; outcomes in job order.
+ * Ctrl-C / SIGTERM while it runs: the signal goes to the running children, no new run starts, the
+ * runs cut short are "interrupted" and the others "not run", and `interrupted` names the signal.
+ */
+export async function runSweep(
+  jobs: readonly RunJob[],
+  o: RunSweepOptions,
+): Promise<RunOutcome[] & { interrupted?: NodeJS.Signals }> {
   const finished = checkFinished(o.out, jobs);
-  const outcomes: RunOutcome[] = new Array(jobs.length);
+  const outcomes: RunOutcome[] & { interrupted?: NodeJS.Signals } = new Array(jobs.length);
+  const live = new Set<ChildProcess>();
+  let stop: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stop ??= sig;
+    for (const c of live) c.kill(sig);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   let next = 0;
   const worker = async () => {
-    while (next < jobs.length) {
+    while (next < jobs.length && stop === undefined) {
       const k = next++;
       const job = jobs[k]!;
       o.onStart?.(k + 1, jobs.length, job);
@@ -190,11 +218,19 @@ export async function runSweep(jobs: readonly RunJob[], o: RunSweepOptions): Pro
           status: "skipped",
           seconds: readMarker(runDir(o.out, job.name))?.seconds ?? null,
         };
-      } else r = await runOne(o.bin, o.out, job);
+      } else r = await runOne(o.bin, o.out, job, live, () => stop !== undefined);
       outcomes[k] = r;
       o.onEnd?.(k + 1, jobs.length, r);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, jobs.length)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, jobs.length)) }, worker));
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  for (let k = 0; k < jobs.length; k++)
+    outcomes[k] ??= { name: jobs[k]!.name, status: "not run", seconds: null };
+  if (stop !== undefined) outcomes.interrupted = stop;
   return outcomes;
 }

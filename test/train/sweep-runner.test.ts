@@ -133,3 +133,33 @@ test("argsDifference names the first differing flag, or null", () => {
   );
   assert.equal(argsDifference(["--r", "4"], ["--r", "8"]), '--r: "4" there, "8" here');
 });
+
+test("Ctrl-C / SIGTERM: the running child gets the signal, no new run starts, the rest are 'not run'", async () => {
+  const dir = tempDir("lora-ts-sweep-signal-");
+  const bin = join(dir, "slow-cli.mjs");
+  writeFileSync(
+    bin,
+    `process.on("SIGTERM", () => process.exit(143));\nsetTimeout(() => {}, 60000);\nprocess.stdout.write("up\\n");\n`,
+  );
+  const out = join(dir, "out");
+  const started: string[] = [];
+  const pending = runSweep([job("a", "q"), job("b", "q"), job("c", "q")], {
+    bin,
+    out,
+    jobs: 1,
+    onStart: (_k, _n, j) => started.push(j.name),
+  });
+  // Once the first child is up (its log has its line), the sweep is "signalled".
+  const log = join(out, "logs", "a.log");
+  for (let i = 0; i < 200 && !(existsSync(log) && readFileSync(log, "utf8").includes("up")); i++)
+    await new Promise((r) => setTimeout(r, 25));
+  process.emit("SIGTERM", "SIGTERM");
+  const outcomes = await pending;
+  assert.equal(outcomes.interrupted, "SIGTERM");
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ["interrupted", "not run", "not run"],
+  );
+  assert.deepEqual(started, ["a"]);
+  assert.equal(process.listenerCount("SIGTERM"), 0);
+});
