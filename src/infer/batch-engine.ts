@@ -3,9 +3,10 @@
  * key/value cache, where every row may use a different adapter (lora/bgmv.ts, lora/slots.ts).
  *
  * Each step of the loop:
- *   1. admits waiting requests while the batch has room: each prompt is prefilled alone (batch 1),
- *      its first token sampled, and its cache spliced into the batch's, left-padded to the batch's
- *      width (the attention mask hides the padding, and position ids follow the mask);
+ *   1. admits waiting requests while the batch has room: their prompts are prefilled together
+ *      (left-padded), each first token sampled, and their caches spliced into the batch's,
+ *      left-padded to the batch's width (the attention mask hides the padding, and position ids
+ *      follow the mask);
  *   2. runs one decode step for every row, each with its own adapter (or none);
  *   3. drops the rows that ended (a stop id, max tokens, the context, a cancel) and trims cache
  *      columns that no remaining row uses.
@@ -85,6 +86,9 @@ interface Row extends Pending {
 }
 
 const NAME_OK = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The most padded prompt tokens prefilled in one run (the first request is always taken). */
+const PREFILL_TOKENS = 2048;
 
 export class BatchEngine implements GenerationEngine {
   private readonly queue: Pending[] = [];
@@ -376,48 +380,67 @@ export class BatchEngine implements GenerationEngine {
     );
   }
 
-  /** Prefills waiting requests one by one while the batch has room. */
+  /**
+   * Prefills waiting requests while the batch has room: as many together as fit in
+   * PREFILL_TOKENS padded tokens, left-padded to the longest prompt, so that a burst of arrivals
+   * costs one run instead of one each while the running rows wait.
+   */
   private async admit(): Promise<void> {
     while (this.queue.length > 0 && this.rows.length < this.maxBatch) {
-      const p = this.queue.shift()!;
-      let row: Row;
-      let present: CacheTensors[];
+      const group: Pending[] = [];
+      let longest = 0;
+      while (this.queue.length > 0 && this.rows.length + group.length < this.maxBatch) {
+        const len = Math.max(longest, this.queue[0]!.req.prompt.length);
+        if (group.length > 0 && (group.length + 1) * len > PREFILL_TOKENS) break;
+        group.push(this.queue.shift()!);
+        longest = len;
+      }
+      const masks = group.map((p) => [
+        ...new Array<number>(longest - p.req.prompt.length).fill(0),
+        ...p.req.prompt.map(() => 1),
+      ]);
+      const ids = group.map((p) => [
+        ...new Array<number>(longest - p.req.prompt.length).fill(p.req.prompt[0]!),
+        ...p.req.prompt,
+      ]);
+      let out: Awaited<ReturnType<ForwardRunner["run"]>>;
       try {
-        const out = await this.runner.run(
-          {
-            ids: [p.req.prompt],
-            attentionMask: [p.req.prompt.map(() => 1)],
-            past: emptyCache(this.config, 1),
-          },
-          this.feeds([p.holder]),
+        out = await this.runner.run(
+          { ids, attentionMask: masks, past: emptyCache(this.config, group.length) },
+          this.feeds(group.map((p) => p.holder)),
         );
-        const [, seq, vocab] = out.logits.dims as [number, number, number];
-        const last = (out.logits.data as Float32Array).subarray((seq - 1) * vocab, seq * vocab);
-        row = { ...p, next: 0, generated: 0, length: p.req.prompt.length };
-        this.emit(row, last);
-        present = out.present!;
       } catch (e) {
-        this.release(p);
-        p.reject(e);
+        for (const p of group) {
+          this.release(p);
+          p.reject(e);
+        }
         continue;
       }
-      if (row.finish) {
-        this.end(row);
-        continue;
-      }
-      this.join(row, present);
+      const vocab = out.logits.dims[2]!;
+      const data = out.logits.data as Float32Array; // [group, 1, vocab]: the last position only
+      const rows = group.map((p, b): Row => {
+        const row: Row = { ...p, next: 0, generated: 0, length: p.req.prompt.length };
+        this.emit(row, data.subarray(b * vocab, (b + 1) * vocab));
+        return row;
+      });
+      this.join(rows, masks, out.present!);
+      this.drop(); // rows that ended on their first token
     }
   }
 
-  /** Splices a prefilled row's cache [1, h, len, d] into the batch, left-padding the narrower side. */
-  private join(row: Row, present: CacheTensors[]): void {
+  /**
+   * Splices prefilled rows (cache [n, h, len, d], masks [n][len]) into the batch, left-padding the
+   * narrower side.
+   */
+  private join(rows: Row[], masks: number[][], present: CacheTensors[]): void {
     const len = present[0]!.key.dims[2]!;
     const oldWidth = this.mask[0]?.length ?? 0;
     const width = Math.max(oldWidth, len);
     const n = this.rows.length;
+    const total = n + rows.length;
     const { kvHeads: h, headDim: d } = this.config;
     const splice = (old: TensorValue | undefined, mine: TensorValue): TensorValue => {
-      const data = new Float32Array((n + 1) * h * width * d);
+      const data = new Float32Array(total * h * width * d);
       const put = (src: Float32Array, srcWidth: number, b: number, srcRow: number) => {
         for (let k = 0; k < h; k++) {
           const from = (srcRow * h + k) * srcWidth * d;
@@ -426,18 +449,16 @@ export class BatchEngine implements GenerationEngine {
         }
       };
       for (let b = 0; b < n; b++) put(old!.data as Float32Array, oldWidth, b, b);
-      put(mine.data as Float32Array, len, n, 0);
-      return { dtype: "float32", dims: [n + 1, h, width, d], data };
+      for (let b = 0; b < rows.length; b++) put(mine.data as Float32Array, len, n + b, b);
+      return { dtype: "float32", dims: [total, h, width, d], data };
     };
     this.cache = present.map((kv, i) => ({
       key: splice(this.cache[i]?.key, kv.key),
       value: splice(this.cache[i]?.value, kv.value),
     }));
-    this.mask = [
-      ...this.mask.map((m) => [...new Array<number>(width - oldWidth).fill(0), ...m]),
-      [...new Array<number>(width - len).fill(0), ...new Array<number>(len).fill(1)],
-    ];
-    this.rows.push(row);
+    const pad = (m: number[], w: number) => [...new Array<number>(width - w).fill(0), ...m];
+    this.mask = [...this.mask.map((m) => pad(m, oldWidth)), ...masks.map((m) => pad(m, len))];
+    this.rows.push(...rows);
   }
 
   /** One decode step for every row. */
