@@ -17,6 +17,7 @@ import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
 import { registerSweep } from "./sweep.js";
 import { registerTrain } from "./train.js";
+import { registerWorker } from "./worker.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -37,6 +38,7 @@ export function buildCli(): Command {
   registerExport(program);
   registerServe(program);
   registerSweep(program);
+  registerWorker(program);
   oneLineErrors(program, "lora-ts");
   return program;
 }

@@ -16,9 +16,10 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import type { Metrics } from "../train/events.js";
 import { parseRanks, planGrid, type RunSpec, type TargetSet } from "../train/sweep-plan.js";
+import { parseQueue, type QueueTarget } from "../train/sweep-queue-url.js";
 import { writeSweepReport } from "../train/sweep-report.js";
 import { type ResultRow, resultRow, runMetrics, writeResults } from "../train/sweep-results.js";
-import { type RunJob, runDir, runSweep } from "../train/sweep-runner.js";
+import { type RunJob, type RunOutcome, runDir, runSweep } from "../train/sweep-runner.js";
 import { planTable, summaryTable } from "../train/sweep-table.js";
 import { preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
@@ -44,6 +45,8 @@ export interface SweepSettings {
   jobs: number;
   /** Pass --no-report to each run (no per-run report.html / loss.png). */
   noReport?: boolean;
+  /** --queue: the runs go on this BullMQ queue for `lora-ts worker`s instead of local children. */
+  queue?: QueueTarget;
 }
 
 export interface SweepResult {
@@ -111,6 +114,8 @@ function checkOut(out: string): void {
 export async function executeSweep(s: SweepSettings, log: (line: string) => void): Promise<SweepResult> {
   checkOut(s.out);
   checkInputs(s.train);
+  // An unreachable --queue is one line now, before the plan is printed or OUT is made.
+  if (s.queue !== undefined) await (await import("../train/sweep-queue-connect.js")).probeRedis(s.queue);
   const dir = await resolveModelPath(s.train.model!);
   const cfg = openModelDir(dir).config;
   const runs = planGrid({
@@ -130,7 +135,11 @@ export async function executeSweep(s: SweepSettings, log: (line: string) => void
     log(`note: --targets ${JSON.stringify(r.targets.label)}: ${r.note}; its runs will fail`);
   if (s.train.val_data === undefined && !s.train.val_fraction)
     log("note: no --val-data or --val-fraction: the runs have no validation loss, and the table stays empty");
-  log(`${runs.length} runs into ${join(s.out, "runs")}, ${s.jobs} at a time\n`);
+  log(
+    s.queue === undefined
+      ? `${runs.length} runs into ${join(s.out, "runs")}, ${s.jobs} at a time\n`
+      : `${runs.length} runs into ${join(s.out, "runs")}, on queue ${s.queue.name} at ${s.queue.shown}: start \`lora-ts worker --queue ${s.queue.shown}${s.queue.name === "lora-ts-sweep" ? "" : ` --queue-name ${s.queue.name}`}\` where the model and data can be read\n`,
+  );
 
   const shared = sharedTrainArgs(s.train);
   const extra = ["--no-progress", ...(s.noReport ? ["--no-report"] : [])];
@@ -140,25 +149,38 @@ export async function executeSweep(s: SweepSettings, log: (line: string) => void
     extra,
   }));
   mkdirSync(s.out, { recursive: true });
-  const outcomes = await runSweep(jobs, {
-    bin: CLI_BIN,
-    out: s.out,
-    jobs: s.jobs,
-    onStart: (k, n, job) => {
-      if (s.jobs === 1) log(`[${k}/${n}] ${job.name} ...`);
-    },
-    onEnd: (k, n, o) => {
-      const what =
-        o.status === "failed"
-          ? `failed: ${o.error}`
-          : o.status === "interrupted" || o.status === "not run"
-            ? o.status
-            : o.status === "skipped"
-              ? "skipped (finished before, same settings)"
-              : `done in ${o.seconds!.toFixed(1)} s`;
-      log(`[${k}/${n}] ${o.name}: ${what}`);
-    },
-  });
+  const onEnd = (k: number, n: number, o: RunOutcome) => {
+    const what =
+      o.status === "failed"
+        ? `failed: ${o.error}`
+        : o.status === "interrupted" || o.status === "not run"
+          ? o.status
+          : o.status === "skipped"
+            ? "skipped (finished before, same settings)"
+            : `done in ${o.seconds!.toFixed(1)} s`;
+    log(`[${k}/${n}] ${o.name}: ${what}`);
+  };
+  const queue = s.queue;
+  const outcomes =
+    queue === undefined
+      ? await runSweep(jobs, {
+          bin: CLI_BIN,
+          out: s.out,
+          jobs: s.jobs,
+          onStart: (k, n, job) => {
+            if (s.jobs === 1) log(`[${k}/${n}] ${job.name} ...`);
+          },
+          onEnd,
+        })
+      : await (await import("../train/sweep-queue.js")).runSweepOnQueue(jobs, {
+          out: s.out,
+          queue,
+          onEnd,
+          onProgress: (p) =>
+            log(`queue: ${p.waiting} waiting, ${p.active} active, ${p.done} done, ${p.failed} failed`),
+          // A terminal shows each change; a log file also gets a line every 30 s.
+          everyMs: process.stdout.isTTY ? Number.POSITIVE_INFINITY : 30_000,
+        });
   const rows = runs.map((r, i) => resultRow(r, outcomes[i]!, runDir(s.out, r.name)));
   const files = writeResults(s.out, rows);
   const curves = new Map<string, Metrics[]>(runs.map((r) => [r.name, runMetrics(runDir(s.out, r.name))]));
@@ -232,10 +254,39 @@ export function sweepSettings(flags: Record<string, unknown>): SweepSettings {
     seeds: num("--seeds", "seeds"),
     jobs: num("--jobs", "jobs"),
     noReport: flags["report"] === false,
+    ...queueOf(flags),
   };
 }
 
-const SWEEP_ONLY = new Set(["targets", "seeds", "budget", "jobs", "demo", "report", "r", "out", "config"]);
+/** --queue and --queue-name (checked here, before any run; bullmq is loaded only when the runs start). */
+function queueOf(flags: Record<string, unknown>): { queue?: QueueTarget } {
+  const url = flags["queue"] as string | undefined;
+  const name = flags["queueName"] as string | undefined;
+  if (url === undefined) {
+    if (name !== undefined)
+      throw new LoraTsError("--queue-name: it names a --queue; give --queue redis://HOST:PORT too");
+    return {};
+  }
+  if (flags["jobs"] !== undefined)
+    throw new LoraTsError(
+      "--jobs: with --queue the runs at once are the workers' (lora-ts worker --concurrency)",
+    );
+  return { queue: parseQueue(url, name) };
+}
+
+const SWEEP_ONLY = new Set([
+  "targets",
+  "seeds",
+  "budget",
+  "jobs",
+  "demo",
+  "report",
+  "r",
+  "out",
+  "config",
+  "queue",
+  "queueName",
+]);
 
 function collectTargets(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -261,6 +312,11 @@ export function registerSweep(program: Command): void {
     .option("--seeds <n>", "runs per cell: seeds --seed, --seed+1, ... (default 1)")
     .option("--budget <n>", "instead of --r: per target set, the r whose trainable count is closest to n")
     .option("--jobs <n>", "runs at once, each a child process (default 1)")
+    .option(
+      "--queue <url>",
+      "put the runs on a BullMQ queue in this Redis (redis://HOST:PORT) for `lora-ts worker`s",
+    )
+    .option("--queue-name <name>", "with --queue: the queue's name (default lora-ts-sweep)")
     .option("--demo", "the demo sweep on the embedded default model (npm run demo:sweep)");
   // Every train option, as train declares it, except those the sweep sets per run.
   const scratch = new Command();

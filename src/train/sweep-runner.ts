@@ -122,7 +122,11 @@ export function restartFlags(dir: string, args: readonly string[]): string[] {
   return hasCheckpoint && args.includes("--save-every") ? ["--resume"] : ["--force"];
 }
 
-function runOne(
+/**
+ * One run: `node BIN train ARGS --out OUT/runs/NAME`, its output into OUT/logs/NAME.log, and the marker
+ * once it succeeds. A queue worker runs it the same way into a temporary OUT (sweep-queue-worker.ts).
+ */
+export function runOne(
   bin: string,
   out: string,
   job: RunJob,
