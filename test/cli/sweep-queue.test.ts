@@ -238,6 +238,32 @@ test("a 4-run sweep on a Redis queue with two workers, one killed mid-run, equal
     const again = runCli([...grid(queued), "--queue", url]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((again.stdout.match(/: skipped \(finished before, same settings\)/g) ?? []).length, 4);
+
+    // A training error comes back as a failed run, as a local sweep records it, and is not retried.
+    const failing = (dir: string) => [
+      ...grid(dir).slice(0, grid(dir).indexOf("--r")),
+      "--r",
+      "2",
+      "--targets",
+      "nomatch_proj",
+    ];
+    const lf = runCli(failing(join(root, "local-fail")));
+    const qf = started([...failing(join(root, "queued-fail")), "--queue", url], {});
+    assert.equal(lf.code, 1, lf.stderr);
+    assert.equal(await qf.exited, 1, qf.stderr());
+    assert.match(qf.stderr(), /^error: 1 of 1 runs failed/);
+    await workers[1]!.waitFor(/^nomatch_proj-r2-s0: failed: /m, 10_000);
+    const [lrow] = rows(join(root, "local-fail"));
+    const [qrow] = rows(join(root, "queued-fail"));
+    assert.equal(qrow!["status"], "failed");
+    assert.equal(qrow!["error"], lrow!["error"]);
+    assert.match(String(qrow!["error"]), /nomatch_proj/);
+    assert.equal((workers[1]!.stdout().match(/^nomatch_proj-r2-s0: started/gm) ?? []).length, 1);
+    assert.match(workers[1]!.stdout(), /^nomatch_proj-r2-s0: failed: /m);
+    assert.match(
+      readFileSync(join(root, "queued-fail", "logs", "nomatch_proj-r2-s0.log"), "utf8"),
+      /nomatch_proj/,
+    );
   } finally {
     for (const w of workers) stopGroup(w.child, "SIGKILL");
     server.kill("SIGTERM");
