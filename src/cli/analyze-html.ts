@@ -6,11 +6,8 @@
 import type { SubspaceComparison, SubspaceResult } from "../lora/subspace.js";
 import { CHART_COLORS, niceTicks, type Rgb } from "../train/chart.js";
 import { BROWSER_FONTS } from "../train/chart-svg.js";
+import { escapeHtml as esc, htmlPage } from "../train/html-page.js";
 import { writeFileAtomic } from "../util/atomic.js";
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function hex(c: Rgb): string {
   return `#${c.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
@@ -118,25 +115,10 @@ ${heatMapSvg(m, i)}
     ...cmp.onlyB.map((p) => `<li>${esc(p)}: adapted only in the second adapter</li>`),
     ...cmp.skipped.map((s) => `<li>${esc(s.path)}: ${esc(s.reason)}</li>`),
   ];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>lora-ts subspace similarity</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 2rem auto; max-width: 860px; padding: 0 1rem; }
-h1 { font-size: 1.4rem; margin-bottom: 0.2rem; }
-.sub { color: #666; margin-top: 0; }
-figure { margin: 1.5rem 0; }
-figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
-table { border-collapse: collapse; }
-th, td { text-align: left; padding: 0.3rem 1.2rem 0.3rem 0; border-bottom: 1px solid #eee; font-variant-numeric: tabular-nums; }
-th { font-weight: 600; color: #444; }
-</style>
-</head>
-<body>
-<h1>Subspace similarity (LoRA paper §7.2)</h1>
+  return htmlPage({
+    title: "lora-ts subspace similarity",
+    maxWidth: 860,
+    body: `<h1>Subspace similarity (LoRA paper §7.2)</h1>
 <p class="sub">first: ${esc(labels.a)}<br>second: ${esc(labels.b)}</p>
 <p>φ(i, j) = ‖U<sub>i</sub><sup>T</sup>U<sub>j</sub>‖²<sub>F</sub> / min(i, j), where U<sub>i</sub> holds the top-i right
 singular vectors of the first adapter's A and U<sub>j</sub> the top-j of the second's: the share of the smaller
@@ -147,10 +129,8 @@ space give max(i, j)/d on average ("chance").</p>
 ${rows}
 </table>
 ${figures}
-${notCompared.length > 0 ? `<h2>Not compared</h2>\n<ul>\n${notCompared.join("\n")}\n</ul>` : ""}
-</body>
-</html>
-`;
+${notCompared.length > 0 ? `<h2>Not compared</h2>\n<ul>\n${notCompared.join("\n")}\n</ul>` : ""}`,
+  });
 }
 
 export function writeSubspaceHtml(

@@ -7,11 +7,8 @@
 import { writeFileAtomic } from "../util/atomic.js";
 import { type Series, svgChart, svgSeriesChart } from "./chart-svg.js";
 import type { Metrics } from "./events.js";
+import { escapeHtml as esc, htmlPage } from "./html-page.js";
 import { paperTable, type ResultRow, rowCellText, tableRows } from "./sweep-results.js";
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function num(v: number | null, digits = 4): string {
   return v === null || !Number.isFinite(v) ? "—" : v.toFixed(digits);
@@ -118,30 +115,17 @@ export function sweepReportHtml(
       return `<figure class="run">\n${svgChart(m, { width: 420, height: 240 })}\n<figcaption>${esc(r.name)} (${esc(r.status)})</figcaption>\n</figure>`;
     })
     .join("\n");
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(info.title)}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 2rem auto; max-width: 1000px; padding: 0 1rem; }
-h1 { font-size: 1.4rem; margin-bottom: 0.2rem; }
-.sub { color: #666; margin-top: 0; }
-figure { margin: 1.5rem 0; }
-figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
-table { border-collapse: collapse; margin: 1rem 0; }
+  return htmlPage({
+    title: info.title,
+    maxWidth: 1000,
+    css: `table { border-collapse: collapse; margin: 1rem 0; }
 th, td { text-align: right; padding: 0.3rem 0.8rem; border-bottom: 1px solid #eee; font-variant-numeric: tabular-nums; }
-th { font-weight: 600; color: #444; }
 td.best { background: #e8f5e9; font-weight: 700; }
 tr.failed td { color: #b00; }
 .runs td, .runs th { font-size: 0.85rem; }
 .grid { display: flex; flex-wrap: wrap; gap: 0.5rem; }
-.grid figure { margin: 0.5rem 0; flex: 0 1 420px; }
-</style>
-</head>
-<body>
-<h1>${esc(info.title)}</h1>
+.grid figure { margin: 0.5rem 0; flex: 0 1 420px; }`,
+    body: `<h1>${esc(info.title)}</h1>
 ${info.note ? `<p class="sub">${esc(info.note)}</p>` : ""}
 <h2>Validation loss by target set and r</h2>
 <p>Final validation loss, mean ± standard deviation over seeds; ★ marks the lowest mean.</p>
@@ -159,10 +143,8 @@ ${runsTable(rows)}
 <h2>Loss curves</h2>
 <div class="grid" id="curves">
 ${runCharts}
-</div>
-</body>
-</html>
-`;
+</div>`,
+  });
 }
 
 export function writeSweepReport(
