@@ -15,11 +15,9 @@
  * Keys that the sweep sets per run (r, target) belong in the section; resume/force/lora_config/init
  * are refused. Every problem is one line naming the file and the key.
  */
-import { readFileSync } from "node:fs";
-import YAML from "yaml";
 import { z } from "zod";
 import { LoraTsError } from "../util/errors.js";
-import { type TrainConfig, TrainConfigSchema } from "./train-config.js";
+import { readConfigText, type TrainConfig, TrainConfigSchema } from "./train-config.js";
 
 const positiveInt = z.number().int().positive();
 const SweepSectionSchema = z
@@ -57,21 +55,7 @@ function zodLine(path: string, prefix: string, error: z.ZodError): string {
 }
 
 export function readSweepConfig(path: string): { train: TrainConfig; sweep: SweepSection } {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    throw new LoraTsError(`${path}: cannot read the config file`);
-  }
-  let raw: unknown;
-  try {
-    raw = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
-  } catch (e) {
-    throw new LoraTsError(
-      `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${firstLine((e as Error).message)})`,
-    );
-  }
-  raw ??= {};
+  const raw = readConfigText(path) ?? {};
   if (typeof raw !== "object" || Array.isArray(raw))
     throw new LoraTsError(`${path}: expected a mapping of keys`);
   const { sweep, ...rest } = raw as Record<string, unknown>;

@@ -55,22 +55,25 @@ export const TrainConfigSchema = z
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 
-export function readConfigFile(path: string): TrainConfig {
+/** The parsed contents of a YAML (or .json) config file, null for an empty one; one-line errors. */
+export function readConfigText(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch {
     throw new LoraTsError(`${path}: cannot read the config file`);
   }
-  let raw: unknown;
   try {
-    raw = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+    return (path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text)) ?? null;
   } catch (e) {
     throw new LoraTsError(
       `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${firstLine((e as Error).message)})`,
     );
   }
-  const parsed = TrainConfigSchema.safeParse(raw ?? {});
+}
+
+export function readConfigFile(path: string): TrainConfig {
+  const parsed = TrainConfigSchema.safeParse(readConfigText(path) ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     // An unknown key is the file's own text: quoted, so a line break in it stays on the line.
