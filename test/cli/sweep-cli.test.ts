@@ -11,34 +11,14 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCli } from "../helpers/cli.js";
+import { sweepArgs } from "../helpers/sweep-args.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
 const model = tinyModel("llama", 3);
 const data = wordData(24);
 const root = tempDir("lora-ts-sweep-cli-");
-const FAST = [
-  "--max-steps",
-  "3",
-  "--max-length",
-  "16",
-  "--batch-size",
-  "4",
-  "--no-report",
-  "--no-memory-check",
-];
-const base = (out: string) => [
-  "sweep",
-  "--model",
-  model,
-  "--data",
-  data,
-  "--val-fraction",
-  "0.25",
-  "--out",
-  out,
-  ...FAST,
-];
+const base = (out: string) => sweepArgs(model, data, out);
 
 const out = join(root, "grid");
 const gridArgs = [...base(out), "--r", "1,4", "--targets", "q_proj", "--targets", "q_proj,v_proj"];

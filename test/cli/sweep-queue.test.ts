@@ -15,33 +15,15 @@ import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { test } from "node:test";
 import { BIN, runCli } from "../helpers/cli.js";
+import { sweepArgs } from "../helpers/sweep-args.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
 const model = tinyModel("llama", 3);
 const data = wordData(24);
 const root = tempDir("lora-ts-sweep-queue-");
-const FAST = [
-  "--max-steps",
-  "3",
-  "--max-length",
-  "16",
-  "--batch-size",
-  "4",
-  "--no-report",
-  "--no-memory-check",
-];
 const grid = (out: string) => [
-  "sweep",
-  "--model",
-  model,
-  "--data",
-  data,
-  "--val-fraction",
-  "0.25",
-  "--out",
-  out,
-  ...FAST,
+  ...sweepArgs(model, data, out),
   "--r",
   "1,4",
   "--targets",
