@@ -232,6 +232,10 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const started = performance.now();
   if (o.baseInt8 && o.mode === "full")
     throw new LoraTsError("train: --base-int8 quantizes frozen weights; --mode full has none");
+  if (options.valData !== undefined && (options.valFraction ?? 0) > 0)
+    throw new LoraTsError(
+      "train: give --val-data or --val-fraction, not both (with --val-data nothing is held out of --data)",
+    );
   // Nothing in `out` is written until every input (model, data, settings, checkpoint) is checked.
   refuseBaseModelOut(o.out, [o.model]); // a base model's files are never written, whatever the flags
   // The data are only read: a --force run replacing a folder that holds them would delete them.

@@ -225,6 +225,27 @@ test("train CLI: a malformed JSONL line and bad config keys are one-line errors 
   assert.match(runCli(["train", "--config", cfg]).stderr, /^error: .*train\.yaml: .*learning_rate.*\n$/);
 });
 
+test("train: --val-data with --val-fraction is refused, not the fraction silently dropped", () => {
+  const { model, data } = tinySetup();
+  const out = join(tempDir(), "run");
+  const r = runCli([
+    "train",
+    "--model",
+    model,
+    "--data",
+    data,
+    "--val-data",
+    data,
+    "--val-fraction",
+    "0.2",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: train: give --val-data or --val-fraction, not both.*\n$/);
+  assert.ok(!existsSync(out), "nothing written");
+});
+
 test("stories260K learns an identity from lf_identity.json: validation loss -30%, the name in a held-out answer", {
   skip: needsShared("models/stories260K/stories260K.bin", "data/lf_identity.json"),
 }, async (t) => {
