@@ -17,6 +17,7 @@ import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
 import { registerSweep } from "./sweep.js";
 import { registerTrain } from "./train.js";
+import { registerWeb } from "./web.js";
 import { registerWorker } from "./worker.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -39,6 +40,7 @@ export function buildCli(): Command {
   registerServe(program);
   registerSweep(program);
   registerWorker(program);
+  registerWeb(program);
   oneLineErrors(program, "lora-ts");
   return program;
 }
