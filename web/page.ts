@@ -73,6 +73,8 @@ let adapterLoaded = false;
 let dataName: string | null = null;
 /** Generations asked for and not answered yet: Generate waits for them. */
 let pendingGenerations = 0;
+/** The last step's training rate, for the summary at the end. */
+let lastTokensPerSec: number | null = null;
 
 // ---- errors: one line on the page, never swallowed ----
 
@@ -269,6 +271,7 @@ ui.train.addEventListener(
     settings = readSettings();
     const name = dataName ?? pastedName(text);
     chart.reset(settings.steps);
+    lastTokensPerSec = null;
     ui.answers.after.replaceChildren();
     ui.dataInfo.textContent = "";
     setState("training", "Starting…");
@@ -389,6 +392,7 @@ function onMessage(m: FromWorker): void {
       );
       break;
     case "step":
+      lastTokensPerSec = m.tokensPerSec;
       chart.add(m.step, m.loss, m.totalSteps);
       ui.status.dataset["step"] = String(m.step);
       ui.status.textContent =
@@ -403,7 +407,9 @@ function onMessage(m: FromWorker): void {
       break;
     case "done": {
       const loss = m.finalLoss === null ? "" : `, final loss ${m.finalLoss.toFixed(4)}`;
-      setState("done", `Done: ${m.step} steps in ${formatSeconds(m.seconds)}${loss}.`);
+      const rate =
+        lastTokensPerSec === null ? "" : `, ${Math.round(lastTokensPerSec).toLocaleString("en-US")} tokens/s`;
+      setState("done", `Done: ${m.step} steps in ${formatSeconds(m.seconds)}${loss}${rate}.`);
       guarded(() => requestGeneration("after", "trained"))();
       break;
     }
