@@ -8,8 +8,8 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { CausalLM } from "../src/infer/causal-lm.js";
 import { generate } from "../src/infer/generate.js";
+import { loadCausalLM } from "../src/infer/load-causal-lm.js";
 import { convertLlama2c } from "../src/models/convert-llama2c.js";
 import { writeRandomModel } from "../src/models/random-init.js";
 import { GPT2_SMALL } from "./shapes.js";
@@ -28,7 +28,7 @@ interface Row {
 
 async function measure(name: string, params: string, dir: string, prompt: number[]): Promise<Row> {
   const t0 = performance.now();
-  const lm = await CausalLM.load(dir);
+  const lm = await loadCausalLM(dir);
   const buildS = (performance.now() - t0) / 1000;
   await generate(lm, [prompt], { maxNewTokens: 4, eosIds: [] }); // warm-up
   // Prefill: one forward over the prompt.

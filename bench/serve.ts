@@ -23,10 +23,12 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { BatchEngine } from "../src/infer/batch-engine.js";
-import { CausalLM } from "../src/infer/causal-lm.js";
+import type { CausalLM } from "../src/infer/causal-lm.js";
 import type { GenRequest } from "../src/infer/engine-types.js";
 import { generate } from "../src/infer/generate.js";
-import { createAdapter, saveAdapter } from "../src/lora/adapter.js";
+import { loadCausalLM } from "../src/infer/load-causal-lm.js";
+import { createAdapter } from "../src/lora/adapter.js";
+import { saveAdapter } from "../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../src/lora/config.js";
 import { selectTargets } from "../src/lora/targets.js";
 import { DEFAULT_MODEL_DIR } from "../src/models/default-model.js";
@@ -210,10 +212,10 @@ async function decodePart(work: string, llama: Llama | string): Promise<DecodeRo
     const dir = modelDir(work, key);
     const prompt = [100];
 
-    const lm = await CausalLM.load(dir, { session: { threads: THREADS } });
+    const lm = await loadCausalLM(dir, { session: { threads: THREADS } });
     const others = [];
     for (const v of variants)
-      others.push(await CausalLM.load(dir, { session: { threads: THREADS, config: v } }));
+      others.push(await loadCausalLM(dir, { session: { threads: THREADS, config: v } }));
     let seq: LlamaSequence | null = null;
     let ctx: LlamaContext | null = null;
     let model: LlamaModel | null = null;

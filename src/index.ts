@@ -20,7 +20,8 @@ export {
 } from "./infer/engine-types.js";
 export { type GenerateOptions, generate } from "./infer/generate.js";
 export { hubSnapshot } from "./io/hub.js";
-export { type Adapter, loadAdapter, saveAdapter } from "./lora/adapter.js";
+export type { Adapter } from "./lora/adapter.js";
+export { loadAdapter, saveAdapter } from "./lora/adapter-files.js";
 /** A folder, hub id or GGUF adapter as a PEFT adapter folder (a GGUF adapter needs the base's folder). */
 export { resolveAdapterPath } from "./lora/adapter-path.js";
 export { type LoraConfig, makeLoraConfig, parseLoraConfig } from "./lora/config.js";
@@ -45,9 +46,10 @@ export { progressReporter } from "./train/progress.js";
 export { reportEvents } from "./train/report.js";
 export { type TrainOptions, train } from "./train/trainer.js";
 
-import { CausalLM, type LoadOptions } from "./infer/causal-lm.js";
+import type { CausalLM, LoadOptions } from "./infer/causal-lm.js";
+import { loadCausalLM } from "./infer/load-causal-lm.js";
 export function loadModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
-  return CausalLM.load(dir, opts);
+  return loadCausalLM(dir, opts);
 }
 
 // ---- the engine

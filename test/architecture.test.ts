@@ -37,6 +37,7 @@ export const RANKS: Readonly<Record<string, number>> = {
   infer: 5,
   cli: 6,
   serve: 6,
+  web: 6,
   index: 6,
 };
 

@@ -13,8 +13,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { writeRandomModel } from "../../src/models/random-init.js";
 import type { EvalMetrics } from "../../src/train/events.js";
 import { progressReporter } from "../../src/train/progress.js";
@@ -99,7 +99,7 @@ const summary = await train(
 rmSync(init, { recursive: true, force: true });
 
 // 4. Samples and the model card.
-const lm = await CausalLM.load(out);
+const lm = await loadCausalLM(out);
 const rng = new Rng(seed);
 const samples: string[] = [];
 for (const prompt of ["Once upon a time", "One day, a little dog named", "Lily was sad because"]) {

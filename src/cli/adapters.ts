@@ -1,7 +1,7 @@
 /** `lora-ts merge` and `lora-ts combine`: adapters in, a model or a new adapter out. */
 import type { Command } from "commander";
 import { parseShardSize } from "../io/safetensors-shards.js";
-import { loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
+import { loadAdapter, writeAdapterFiles } from "../lora/adapter-files.js";
 import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { combineAdapters } from "../lora/merge.js";
 import { type MergeDtype, mergeModel } from "../lora/merge-model.js";

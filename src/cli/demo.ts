@@ -8,8 +8,9 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { CausalLM } from "../infer/causal-lm.js";
+import type { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
+import { loadCausalLM } from "../infer/load-causal-lm.js";
 import { mergeModel } from "../lora/merge-model.js";
 import { DEFAULT_MODEL_DIR } from "../models/default-model.js";
 import { progressReporter } from "../train/progress.js";
@@ -77,7 +78,7 @@ export async function runDemo(
   log(`train data  ${data}  (Pip the parrot: answers start with "Squawk!" and end with "Pip out.")`);
   log(`held out    ${heldOut}\n`);
 
-  const base = await CausalLM.load(model);
+  const base = await loadCausalLM(model);
   const before = await answers(base, prompts, null);
   await base.release();
   log("== before training (base model), held-out questions ==");
@@ -89,7 +90,7 @@ export async function runDemo(
     reportEvents(out),
   ]);
 
-  const tuned = await CausalLM.load(model, { adapters: [{ name: "pip", dir: out }] });
+  const tuned = await loadCausalLM(model, { adapters: [{ name: "pip", dir: out }] });
   const after = await answers(tuned, prompts, "pip");
   log("\n== after training (base + adapter), the same held-out questions ==");
   for (const [i, p] of prompts.entries()) log(`${p.replace("\n", " ")} ${after[i]}`);
@@ -97,7 +98,7 @@ export async function runDemo(
   // Merge, then compare logits of merged vs base + adapter on every shown prompt.
   const merged = join(out, "merged");
   await mergeModel({ model, adapter: out, out: merged });
-  const lm = await CausalLM.load(merged);
+  const lm = await loadCausalLM(merged);
   let maxDiff = 0;
   for (const p of prompts) {
     const ids = tuned.tokenizer!.encode(p, { addBos: true });

@@ -1,7 +1,8 @@
 /** `lora-ts generate` and `lora-ts logits`. */
 import type { Command } from "commander";
-import { CausalLM } from "../infer/causal-lm.js";
 import { generate } from "../infer/generate.js";
+import { loadCausalLM } from "../infer/load-causal-lm.js";
+import { encodePrompt } from "../infer/prompt.js";
 import { familyOf } from "../models/family.js";
 import { preview } from "../util/describe.js";
 import { LoraTsError } from "../util/errors.js";
@@ -29,7 +30,7 @@ const USE_HELP = 'adapter to use when several are loaded ("none": the base model
 async function loadWithAdapters(model: string, f: AdapterFlags) {
   const specs = parseAdapterSpecs(f.adapter);
   const use = chooseAdapter(specs, f.use);
-  const lm = await CausalLM.load(model, { adapters: specs });
+  const lm = await loadCausalLM(model, { adapters: specs });
   return { lm, feeds: lm.adapterFeeds(use) };
 }
 
@@ -84,8 +85,7 @@ export function registerGenerate(program: Command): void {
         promptIds = rawIds;
       } else {
         if (!lm.tokenizer) throw new LoraTsError(`${f.model}: no tokenizer.json, use --prompt-ids`);
-        const addBos = lm.model.tokenizerConfig?.["add_bos_token"] === true;
-        promptIds = lm.tokenizer.encode(f.prompt!, { addBos });
+        promptIds = encodePrompt(lm.tokenizer, lm.model.tokenizerConfig, f.prompt!);
       }
       checkIdsInVocab("--prompt-ids", promptIds, lm.config.vocabSize);
       if (promptIds.length === 0) throw new LoraTsError("generate: the prompt is empty");

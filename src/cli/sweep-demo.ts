@@ -8,7 +8,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadAdapter } from "../lora/adapter.js";
+import { loadAdapter } from "../lora/adapter-files.js";
 import { chancePhi, compareAdapterSubspaces } from "../lora/subspace.js";
 import { DEFAULT_MODEL_DIR } from "../models/default-model.js";
 import { listModules } from "../models/modules.js";

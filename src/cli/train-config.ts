@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { z } from "zod";
 import { parseLoraConfig } from "../lora/config.js";
+import { targetModules } from "../lora/targets.js";
 import type { TrainOptions } from "../train/trainer.js";
 import { LoraTsError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
@@ -111,17 +112,8 @@ export function flagsToConfig(flags: Record<string, unknown>): TrainConfig {
   return parsed.data;
 }
 
-/** A regex metacharacter: a --target string holding one is a regex, as PEFT reads a string. */
-const REGEX_CHARS = /[\\^$*+?()[\]{}|]/;
-
-/**
- * --target (or "target:" as a string in a config file): "all-linear", a full-match regex over module
- * paths when it holds a regex metacharacter, else comma-separated module names (exact or ".suffix").
- */
-export function targetFlag(t: string): string | string[] {
-  if (t === "all-linear" || REGEX_CHARS.test(t)) return t;
-  return t.split(",").map((name) => name.trim());
-}
+/** --target's text as PEFT's target_modules (see targetModules in lora/targets.ts). */
+export const targetFlag = targetModules;
 
 export function toTrainOptions(c: TrainConfig): TrainOptions {
   for (const key of ["model", "data", "out"] as const) {

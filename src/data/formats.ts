@@ -21,8 +21,6 @@
  * line (JSONL) or the 0-based row index (JSON array), e.g.
  * `data.jsonl: line 7: invalid JSON (Unexpected token ...)`.
  */
-import { readFileSync } from "node:fs";
-import { extname } from "node:path";
 import { FileFormatError } from "../util/errors.js";
 
 export type Role = "system" | "user" | "assistant";
@@ -214,7 +212,7 @@ function oneLine(msg: string): string {
  */
 export function parseDataset(text: string, path: string): DataFile {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const ext = extname(path).toLowerCase();
+  const ext = extensionOf(path);
   const first = text.trimStart()[0];
   if (ext === ".txt") {
     if (text.trim() === "") throw new FileFormatError(path, "the text file is empty");
@@ -282,16 +280,9 @@ export function parseDataset(text: string, path: string): DataFile {
   return { path, format, rows };
 }
 
-/** Reads and parses a dataset file (see parseDataset). A missing file is a one-line error. */
-export function readDataset(path: string): DataFile {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, "no such file");
-    if (code === "EISDIR") throw new FileFormatError(path, "is a directory, not a dataset file");
-    throw new FileFormatError(path, `cannot read (${oneLine((e as Error).message)})`);
-  }
-  return parseDataset(text, path);
+/** The file name's extension, lower-cased, with its dot ("" when none), as node:path's extname. */
+function extensionOf(path: string): string {
+  const name = path.slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1);
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(dot).toLowerCase() : "";
 }

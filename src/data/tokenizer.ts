@@ -4,8 +4,6 @@
  * The builders that turn other vocabularies (GGUF metadata, llama2.c's tokenizer.bin, a trained
  * BPE) into tokenizer.json objects live next to those file readers, in io/tokenizer-json.ts.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { preview } from "../util/describe.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
@@ -111,32 +109,22 @@ export class Tokenizer {
     return new Tokenizer(hf, tokenizerJson, tokenizerConfig, source);
   }
 
-  /** From a directory holding tokenizer.json and (optionally) tokenizer_config.json. */
-  static fromDir(dir: string): Tokenizer {
-    const read = (name: string, required: boolean): JsonObject | undefined => {
-      const p = join(dir, name);
-      let text: string;
-      try {
-        text = readFileSync(p, "utf8");
-      } catch (e) {
-        if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw new FileFormatError(p, `cannot read: ${oneLine(e)}`);
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (e) {
-        throw new FileFormatError(p, `invalid JSON: ${oneLine(e)}`);
-      }
-      if (!isObject(json)) throw new FileFormatError(p, "expected a JSON object");
-      return json;
-    };
-    const json = read("tokenizer.json", true)!;
-    const config = read("tokenizer_config.json", false) ?? {};
+  /**
+   * From tokenizer.json's text and tokenizer_config.json's (null when absent); `path` names
+   * tokenizer.json in messages and `configPath` the config.
+   */
+  static fromTexts(
+    tokenizerJson: string,
+    tokenizerConfig: string | null,
+    path: string,
+    configPath: string,
+  ): Tokenizer {
+    const json = parseObject(tokenizerJson, path);
+    const config = tokenizerConfig === null ? {} : parseObject(tokenizerConfig, configPath);
     try {
-      return Tokenizer.fromJSON(json, config, join(dir, "tokenizer.json"));
+      return Tokenizer.fromJSON(json, config, path);
     } catch (e) {
-      throw new FileFormatError(join(dir, "tokenizer.json"), (e as Error).message);
+      throw new FileFormatError(path, (e as Error).message);
     }
   }
 
@@ -181,4 +169,15 @@ export class Tokenizer {
   idToToken(id: number): string | undefined {
     return this.hf.id_to_token(id);
   }
+}
+
+function parseObject(text: string, path: string): JsonObject {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FileFormatError(path, `invalid JSON: ${oneLine(e)}`);
+  }
+  if (!isObject(json)) throw new FileFormatError(path, "expected a JSON object");
+  return json;
 }

@@ -1,27 +1,20 @@
-/** Graph -> ONNX ModelProto bytes, through protobufjs and the project's schema/onnx.proto. */
-import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+/** Graph -> ONNX ModelProto bytes, through protobufjs and the ONNX schema in onnx-schema.ts. */
 import protobuf from "protobufjs";
 import { GraphBuildError } from "../util/errors.js";
 import { type AnyTypedArray, ONNX_DTYPE } from "./dtype.js";
 import type { Attr, Graph, Node, TensorData, Value } from "./ir.js";
+import { ONNX_PROTO } from "./onnx-schema.js";
 import { MS_OPSET, ONNX_IR_VERSION, ONNX_OPSET } from "./opset.js";
 import type { Shape } from "./shape.js";
 
-const SCHEMA = join(dirname(fileURLToPath(import.meta.url)), "../../../schema/onnx.proto");
 let modelType: protobuf.Type | undefined;
 
 function schema(): protobuf.Type {
-  modelType ??= protobuf.loadSync(SCHEMA).lookupType("onnx.ModelProto");
+  modelType ??= protobuf.parse(ONNX_PROTO).root.lookupType("onnx.ModelProto");
   return modelType;
 }
 
 export interface EmitOptions {
-  /**
-   * Directory that external-data locations are written relative to. onnxruntime resolves them against
-   * the model's folder (or session option `session.model_external_initializers_file_folder_path`).
-   */
-  externalDir?: string;
   name?: string;
 }
 
@@ -95,14 +88,13 @@ export function emitModel(g: Graph, opts: EmitOptions = {}): Uint8Array {
     if (src.kind === "data") {
       initializer.push(tensorProto(nameOf(v), { dtype: v.dtype, dims, data: src.data }));
     } else {
-      const location = opts.externalDir ? relative(resolve(opts.externalDir), resolve(src.file)) : src.file;
       initializer.push({
         name: nameOf(v),
         dims,
         dataType: ONNX_DTYPE[v.dtype],
         dataLocation: 1,
         externalData: [
-          { key: "location", value: location },
+          { key: "location", value: src.location },
           { key: "offset", value: String(src.offset) },
           { key: "length", value: String(src.length) },
         ],

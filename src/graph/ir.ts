@@ -28,7 +28,7 @@ export interface TensorData {
 /** Where an initializer's bytes live: in the model, or inside another file (e.g. a .safetensors). */
 export type InitializerSource =
   | { kind: "data"; data: AnyTypedArray }
-  | { kind: "external"; file: string; offset: number; length: number };
+  | { kind: "external"; location: string; offset: number; length: number };
 
 export class Value {
   constructor(

@@ -1,12 +1,14 @@
 /**
- * A thin typed wrapper over onnxruntime-node: session creation with this project's defaults, and
- * runs that take and return plain typed arrays.
+ * A thin typed wrapper over onnxruntime: session creation with this project's defaults, and runs that
+ * take and return plain typed arrays. The platform's binding (onnxruntime-node, or onnxruntime-web in a
+ * browser bundle) comes from ort-node.ts, which the browser build replaces with ort-web.ts.
  */
-import { availableParallelism } from "node:os";
-import { dirname } from "node:path";
-import ort from "onnxruntime-node";
 import { LoraTsError } from "../util/errors.js";
 import type { AnyTypedArray, DType } from "./dtype.js";
+import { ort, platformSessionOptions } from "./ort-node.js";
+import type { SessionOptions } from "./session-options.js";
+
+export type { SessionOptions } from "./session-options.js";
 
 export interface TensorValue {
   dtype: DType;
@@ -14,29 +16,12 @@ export interface TensorValue {
   data: AnyTypedArray;
 }
 
-export interface SessionOptions {
-  /** Intra-op threads; default: every core. */
-  threads?: number;
-  /** "all" by default; "disabled" is handy when checking numerics op by op. */
-  optimization?: "disabled" | "basic" | "extended" | "all";
-  /** ORT's CPU arena about doubles peak memory for no speed gain here, so it is off by default. */
-  memArena?: boolean;
-  /** ORT's memory-pattern planning (on by default). */
-  memPattern?: boolean;
-  /** Folder that external-data locations in the model are relative to. */
-  externalDataDir?: string;
-  /** Extra ORT session config entries, e.g. {"session.disable_prepacking": "1"}. */
-  config?: Record<string, string>;
-  /** Write onnxruntime's per-op profile (JSON) with this file prefix. */
-  profile?: string;
-}
-
 export function tensor(dtype: DType, dims: number[], data: AnyTypedArray): TensorValue {
   return { dtype, dims, data };
 }
 
 function toOrt(t: TensorValue): ort.Tensor {
-  // onnxruntime-node has no bfloat16 feeds; the engine feeds float32 and casts inside graphs.
+  // onnxruntime has no bfloat16 feeds; the engine feeds float32 and casts inside graphs.
   if (t.dtype === "bfloat16")
     throw new LoraTsError("bfloat16 tensors cannot be fed to a session; cast first");
   return new ort.Tensor(t.dtype, t.data as ort.Tensor.DataType, t.dims);
@@ -55,19 +40,13 @@ export class Session {
 
   /** From ONNX bytes, or from a .onnx file (external data then resolves beside that file). */
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
-    const config: Record<string, string> = { ...opts.config };
-    const externalDir = opts.externalDataDir ?? (typeof model === "string" ? dirname(model) : undefined);
-    if (externalDir) config["session.model_external_initializers_file_folder_path"] = externalDir;
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: opts.threads ?? availableParallelism(),
-      interOpNumThreads: 1,
       graphOptimizationLevel: opts.optimization ?? "all",
       enableCpuMemArena: opts.memArena ?? false,
       enableMemPattern: opts.memPattern ?? true,
       executionMode: "sequential",
       ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
-      extra: nest(config),
+      ...platformSessionOptions(model, opts),
     };
     let s: ort.InferenceSession;
     try {
@@ -103,21 +82,6 @@ export class Session {
   async release(): Promise<void> {
     await this.ort.release();
   }
-}
-
-/** ORT's node binding reads `extra` as nested objects joined by dots. */
-function nest(flat: Record<string, string>): Record<string, unknown> {
-  const root: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(flat)) {
-    const parts = key.split(".");
-    let o = root;
-    for (const p of parts.slice(0, -1)) {
-      o[p] ??= {};
-      o = o[p] as Record<string, unknown>;
-    }
-    o[parts.at(-1)!] = value;
-  }
-  return root;
 }
 
 function firstLine(e: unknown): string {

@@ -14,7 +14,7 @@
  * once. Loading an adapter only adds tensors to feed: the session is never rebuilt.
  */
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
-import { loadAdapter } from "../lora/adapter.js";
+import { loadAdapter } from "../lora/adapter-files.js";
 import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { bgmvContext } from "../lora/bgmv.js";
 import { trainedBiases } from "../lora/bias.js";
@@ -25,7 +25,7 @@ import { type CacheTensors, emptyCache, type ForwardRunner, forwardRunner } from
 import { resolveModelPath } from "../models/model-path.js";
 import type { ModuleInfo } from "../models/module.js";
 import { listModules } from "../models/modules.js";
-import { type HfModel, openModelDir } from "../models/open-model.js";
+import { openModelDir } from "../models/open-model.js";
 import { Rng } from "../util/rng.js";
 import {
   EngineError,

@@ -1,15 +1,14 @@
 /**
  * A loaded causal language model ready to generate: the forward session with a key/value cache and
  * an attention mask (it serves both the prefill, at past length 0, and the one-token decode steps),
- * plus the tokenizer when the folder has one.
+ * plus the tokenizer when the folder has one. Platform-neutral; load-causal-lm.ts opens a folder.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { Tokenizer } from "../data/tokenizer.js";
+import type { Tokenizer } from "../data/tokenizer.js";
 import type { SessionOptions, TensorValue } from "../graph/runtime.js";
-import { resolveAdapterPath } from "../lora/adapter-path.js";
+import type { Adapter } from "../lora/adapter.js";
 import { loraContext } from "../lora/inject.js";
 import { AdapterSet } from "../lora/serve.js";
+import type { HfModel } from "../models/assemble-model.js";
 import {
   type CacheTensors,
   type ContextWrapper,
@@ -18,9 +17,7 @@ import {
   type ForwardRunner,
   forwardRunner,
 } from "../models/index.js";
-import { resolveModelPath } from "../models/model-path.js";
 import { listModules } from "../models/modules.js";
-import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 
 export interface LoadOptions {
@@ -39,18 +36,26 @@ export class CausalLM {
     readonly adapters: AdapterSet | null,
   ) {}
 
-  /** `dir`: a Hugging Face model directory, or a .gguf file (converted once into a cache folder). */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
-    dir = await resolveModelPath(dir);
-    const tokenizer = existsSync(join(dir, "tokenizer.json")) ? Tokenizer.fromDir(dir) : null;
-    const model = openModelDir(dir);
+  /**
+   * From an opened model, its tokenizer (null: none) and the adapters to serve beside it, by name
+   * (checked against the model here).
+   */
+  static async fromModel(
+    model: HfModel,
+    tokenizer: Tokenizer | null,
+    opts: {
+      adapters?: { name: string; adapter: Adapter }[];
+      wrapContext?: ContextWrapper;
+      session?: SessionOptions;
+    } = {},
+  ): Promise<CausalLM> {
     let adapters: AdapterSet | null = null;
     let wrapContext = opts.wrapContext;
     if (opts.adapters && opts.adapters.length > 0) {
       const set = new AdapterSet(listModules(model.config), model.config.modelType, (path) =>
         model.weights.readFloat32(`${path}.bias`),
       );
-      for (const a of opts.adapters) set.load(a.name, await resolveAdapterPath(a.dir, { modelDir: dir }));
+      for (const a of opts.adapters) set.add(a.name, a.adapter);
       const union = set.union();
       const biases = set.biasUnion();
       wrapContext = (base) => loraContext(base, union, { scaling: "fed", biases });

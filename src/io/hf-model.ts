@@ -11,113 +11,27 @@
  * weights becomes `externalDir`; tensors in any other real folder are read into memory instead.
  */
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { dirname, join } from "node:path";
-import type { AnyTypedArray, DType } from "../graph/dtype.js";
+import { basename, dirname, join } from "node:path";
 import { FileFormatError } from "../util/errors.js";
-import { SafetensorsFile, type TensorInfo } from "./safetensors.js";
+import { openSafetensors, type SafetensorsFile } from "./safetensors.js";
+import {
+  indexShards,
+  type OpenedWeights,
+  type OpenWeightsOptions,
+  parseJsonObject,
+  weightStore,
+} from "./weight-store.js";
 
-export interface WeightInfo {
-  dtype: DType;
-  shape: number[];
-  /** Real path (symlinks resolved) of the safetensors file holding the tensor. */
-  file: string;
-  /** Absolute byte offset and length of the tensor's data in `file`. */
-  offset: number;
-  length: number;
-}
-
-interface Entry {
-  file: SafetensorsFile;
-  stored: TensorInfo;
-}
-
-/** The checkpoint's tensors under the names the opener gave them (see OpenWeightsOptions), by location. */
-export class WeightStore {
-  constructor(
-    /** Real folder that external-data locations are relative to. */
-    readonly externalDir: string,
-    private readonly entries: ReadonlyMap<string, Entry>,
-    private readonly aliases: ReadonlyMap<string, string>,
-  ) {}
-
-  private entry(name: string): Entry {
-    const e = this.entries.get(this.aliases.get(name) ?? name);
-    if (!e) throw new FileFormatError(this.externalDir, `no tensor named "${name}" in the checkpoint`);
-    return e;
-  }
-
-  has(name: string): boolean {
-    return this.entries.has(this.aliases.get(name) ?? name);
-  }
-
-  /** Canonical names of the stored tensors (aliases such as a tied "lm_head.weight" excluded). */
-  names(): string[] {
-    return [...this.entries.keys()];
-  }
-
-  /** Parameters stored in the checkpoint (a tied head counted once). */
-  parameterCount(): number {
-    return this.names().reduce((n, name) => n + this.info(name).shape.reduce((a, b) => a * b, 1), 0);
-  }
-
-  info(name: string): WeightInfo {
-    const { file, stored } = this.entry(name);
-    return {
-      dtype: stored.dtype,
-      shape: [...stored.shape],
-      file: file.path,
-      offset: stored.byteOffset,
-      length: stored.byteLength,
-    };
-  }
-
-  /** Whether the tensor's file lies in `externalDir` (else a graph must embed its data). */
-  isExternal(name: string): boolean {
-    return dirname(this.entry(name).file.path) === this.externalDir;
-  }
-
-  /** As float32; see SafetensorsFile.readFloat32 for `scratch`. */
-  readFloat32(name: string, scratch?: Float32Array): Float32Array {
-    const { file, stored } = this.entry(name);
-    return file.readFloat32(stored.name, scratch);
-  }
-
-  /** The tensor in its stored dtype (16-bit floats as raw bits). */
-  readTyped(name: string): AnyTypedArray {
-    const { file, stored } = this.entry(name);
-    return file.readTyped(stored.name);
-  }
-
-  close(): void {
-    for (const e of this.entries.values()) e.file.close();
-  }
-}
-
-export interface OpenWeightsOptions {
-  /** Stored name -> name in the store, given all stored names (default: unchanged). */
-  rename?: (stored: readonly string[]) => (name: string) => string;
-  /** Further names that read another tensor (a tied head -> the embedding table). */
-  aliases?: ReadonlyMap<string, string>;
-}
-
-export interface OpenedWeights {
-  store: WeightStore;
-  /** The file a tensor (by store name) was expected in, for "missing tensor" messages. */
-  where(name: string): string;
-  /** A real path as the path inside the folder, for messages. */
-  describe(realPath: string): string;
-}
+export type { ExternalFiles, OpenedWeights, OpenWeightsOptions, WeightInfo } from "./weight-store.js";
+export { WeightStore } from "./weight-store.js";
 
 /** Opens a model folder's safetensors files (single file or shards) into a weight store. */
 export function openWeights(dir: string, opts: OpenWeightsOptions = {}): OpenedWeights {
   const { files, where, describe } = locateWeights(dir);
-  const entries = new Map<string, Entry>();
   try {
-    const rename = (opts.rename ?? (() => (n: string) => n))(files.flatMap((f) => [...f.tensors.keys()]));
-    for (const f of files) {
-      for (const [name, info] of f.tensors) entries.set(rename(name), { file: f, stored: info });
-    }
-    const store = new WeightStore(mainFolder(files), entries, opts.aliases ?? new Map());
+    const dir = mainFolder(files);
+    const at = (f: SafetensorsFile) => (dirname(f.path) === dir ? basename(f.path) : null);
+    const { store, rename } = weightStore(files, { kind: "folder", dir }, at, opts);
     return { store, where: (name) => where(name, rename), describe };
   } catch (e) {
     for (const f of files) f.close();
@@ -136,7 +50,7 @@ function locateWeights(dir: string) {
   const shown = new Map<string, string>();
   const open = (p: string) => {
     if (!existsSync(p)) throw new FileFormatError(p, "not found");
-    const f = SafetensorsFile.open(realpathSync(p));
+    const f = openSafetensors(realpathSync(p));
     shown.set(f.path, p);
     return f;
   };
@@ -153,21 +67,10 @@ function locateWeights(dir: string) {
     throw new FileFormatError(single, `not found${hint}`);
   }
   const index = readJsonObject(indexPath);
-  const map = index["weight_map"];
-  if (map === null || typeof map !== "object" || Array.isArray(map))
-    throw new FileFormatError(indexPath, `"weight_map" must be an object of tensor name -> shard file`);
-  const weightMap = map as Record<string, unknown>;
-  const shardNames = [...new Set(Object.values(weightMap))];
-  if (shardNames.length === 0) throw new FileFormatError(indexPath, `"weight_map" lists no tensors`);
-  for (const s of shardNames) {
-    // A file name in the folder: no path, and no control character (it is quoted raw in messages).
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-    if (typeof s !== "string" || /[/\\\x00-\x1f\x7f]/.test(s) || s === "" || s === "." || s === "..")
-      throw new FileFormatError(indexPath, `weight_map names an invalid shard file ${JSON.stringify(s)}`);
-  }
+  const { weightMap, shards } = indexShards(index, indexPath);
   const files: SafetensorsFile[] = [];
   try {
-    for (const s of shardNames) files.push(open(join(dir, s as string)));
+    for (const s of shards) files.push(open(join(dir, s)));
   } catch (e) {
     for (const f of files) f.close();
     throw e;
@@ -197,16 +100,7 @@ export function readJsonObject(path: string): Record<string, unknown> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new FileFormatError(path, code === "ENOENT" ? "not found" : `cannot read: ${code ?? String(e)}`);
   }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    // V8 quotes the start of the text, control characters and all: one line needs both \r and \n gone.
-    throw new FileFormatError(path, `invalid JSON: ${(e as Error).message.replace(/[\r\n]+/g, " ")}`);
-  }
-  if (v === null || typeof v !== "object" || Array.isArray(v))
-    throw new FileFormatError(path, "expected a JSON object");
-  return v as Record<string, unknown>;
+  return parseJsonObject(text, path);
 }
 
 /** As readJsonObject, or null when the file does not exist. */

@@ -1,5 +1,5 @@
 /**
- * Adapters in memory and on disk, in Hugging Face PEFT's format:
+ * Adapters in Hugging Face PEFT's format (on disk: adapter-files.ts; here the format itself):
  *
  *   adapter_config.json          LoraConfig (config.ts), unknown fields kept
  *   adapter_model.safetensors    fp32 tensors, metadata {"format": "pt"}, keys
@@ -17,22 +17,10 @@
  * (`<path>.base_layer.weight`, save_embedding_layers="auto"), which is kept and checked but is a
  * copy of the base weights.
  */
-import { randomBytes } from "node:crypto";
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
-import { basename, dirname, join } from "node:path";
 import type { DType } from "../graph/dtype.js";
 import { f32ToBf16, f32ToF16 } from "../graph/half.js";
-import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../io/safetensors.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import type { ByteSource } from "../io/byte-source.js";
+import { SafetensorsFile, safetensorsBytes, type TensorToWrite } from "../io/safetensors-format.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
 import { type LoraConfig, loraConfigToJson, parseLoraConfig } from "./config.js";
 import { initLoraPair } from "./init.js";
@@ -198,38 +186,36 @@ export function validateAdapter(
 }
 
 /**
- * Reads `dir`/adapter_config.json and `dir`/adapter_model.safetensors. With `modules`, the tensors are
- * also checked against the model (validateAdapter).
+ * An adapter from its two files' contents: adapter_config.json's text and adapter_model.safetensors's
+ * bytes source (`cfgPath` and the source's path name them in messages). With `modules`, the tensors
+ * are also checked against the model (validateAdapter).
  */
-export function loadAdapter(
-  dir: string,
+export function parseAdapter(
+  configText: string,
+  cfgPath: string,
+  weights: ByteSource,
+  source: string,
   modules?: readonly ModuleInfo[],
   opts: { modelType?: string } = {},
 ): Adapter {
-  const cfgPath = join(dir, ADAPTER_CONFIG_NAME);
-  const wPath = join(dir, ADAPTER_WEIGHTS_NAME);
-  if (!existsSync(cfgPath)) {
-    throw new LoraTsError(`${dir}: not an adapter directory (no ${ADAPTER_CONFIG_NAME})`);
-  }
-  if (!existsSync(wPath)) {
-    const bin = existsSync(join(dir, "adapter_model.bin"));
-    throw new LoraTsError(
-      `${dir}: no ${ADAPTER_WEIGHTS_NAME}` +
-        (bin
-          ? " (adapter_model.bin is a PyTorch pickle, which is not read: re-save it with safetensors)"
-          : ""),
-    );
-  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(cfgPath, "utf8"));
+    json = JSON.parse(configText);
   } catch (e) {
+    weights.close();
     // V8 quotes the start of the text raw, \r included: every line break goes.
     throw new FileFormatError(cfgPath, `not valid JSON (${(e as Error).message.replace(/[\r\n]+/g, " ")})`);
   }
-  const config = parseLoraConfig(json, cfgPath);
+  let config: LoraConfig;
+  try {
+    config = parseLoraConfig(json, cfgPath);
+  } catch (e) {
+    weights.close();
+    throw e;
+  }
+  const wPath = weights.path;
   const tensors = new Map<string, AdapterTensor>();
-  const file = SafetensorsFile.open(wPath);
+  const file = SafetensorsFile.fromSource(weights);
   try {
     for (const [name, info] of file.tensors) {
       if (!["float32", "float16", "bfloat16", "float64"].includes(info.dtype)) {
@@ -254,86 +240,42 @@ export function loadAdapter(
   } finally {
     file.close();
   }
-  const adapter: Adapter = { config, tensors, source: dir };
+  const adapter: Adapter = { config, tensors, source };
   if (modules) validateAdapter(adapter, modules, opts);
   return adapter;
 }
 
-/**
- * Writes the adapter to `dir` (adapter_config.json + adapter_model.safetensors). The files are
- * assembled in a temporary sibling directory which is then renamed to `dir`; an existing `dir` is
- * moved aside first and removed only once the new one is in place. Files in the old `dir` other
- * than the adapter's own (a README, training state) are carried over.
- * dtype: "float32" (default, as PEFT), "same" (each tensor in the dtype it was loaded from),
- * "float16" or "bfloat16".
- */
-/**
- * Writes adapter_config.json and adapter_model.safetensors into an existing directory, each file
- * atomically (temp + rename). saveAdapter assembles a whole directory; the trainer writes its final
- * adapter beside its checkpoints with this.
- */
-export function writeAdapterFiles(
-  dir: string,
-  adapter: Adapter,
-  opts: { dtype?: "float32" | "same" | "float16" | "bfloat16" } = {},
-): void {
-  const dtypeOpt = opts.dtype ?? "float32";
+/** Tensor dtypes an adapter can be saved in: "same" is each tensor's dtype as loaded. */
+export type SaveDtype = "float32" | "same" | "float16" | "bfloat16";
+
+/** The adapter's tensors as written to adapter_model.safetensors (`where` names it in messages). */
+export function adapterTensorsToWrite(adapter: Adapter, dtype: SaveDtype, where: string): TensorToWrite[] {
   const list: TensorToWrite[] = [];
   for (const [name, t] of adapter.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) {
       throw new LoraTsError(
-        `${dir}: tensor ${JSON.stringify(name)}: ${t.data.length} values for shape [${t.shape.join(", ")}]`,
+        `${where}: tensor ${JSON.stringify(name)}: ${t.data.length} values for shape [${t.shape.join(", ")}]`,
       );
     }
-    const dt: SourceDtype = dtypeOpt === "same" ? (t.dtype ?? "float32") : dtypeOpt;
+    const dt: SourceDtype = dtype === "same" ? (t.dtype ?? "float32") : dtype;
     list.push({ name, dtype: dt as DType, shape: t.shape, data: convert(t.data, dt) });
   }
-  writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), list, { format: "pt" });
-  writeFileAtomic(
-    join(dir, ADAPTER_CONFIG_NAME),
-    `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`,
-  );
+  return list;
 }
 
-export function saveAdapter(
-  dir: string,
-  adapter: Adapter,
-  opts: { dtype?: "float32" | "same" | "float16" | "bfloat16" } = {},
-): void {
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  if (existsSync(dir) && !statSync(dir).isDirectory()) {
-    throw new LoraTsError(`${dir}: exists and is not a directory`);
-  }
-  const tmp = join(parent, `.${basename(dir)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  mkdirSync(tmp);
-  try {
-    if (existsSync(dir)) {
-      const own = new Set([ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, "adapter_model.bin"]);
-      for (const name of readdirSync(dir)) {
-        if (!own.has(name)) cpSync(join(dir, name), join(tmp, name), { recursive: true });
-      }
-    }
-    writeAdapterFiles(tmp, adapter, opts);
-    if (existsSync(dir)) {
-      const old = join(parent, `.${basename(dir)}.${process.pid}.${randomBytes(4).toString("hex")}.old`);
-      renameSync(dir, old);
-      try {
-        renameSync(tmp, dir);
-      } catch (e) {
-        renameSync(old, dir);
-        throw e;
-      }
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(tmp, dir);
-    }
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof LoraTsError) throw e;
-    throw new LoraTsError(`${dir}: cannot write adapter (${(e as Error).message.split("\n")[0]})`);
-  }
+/** adapter_config.json's text. */
+export function adapterConfigText(adapter: Adapter): string {
+  return `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`;
+}
+
+/** The adapter's two PEFT files as bytes, by name (what a browser offers for download). */
+export function adapterFileBytes(adapter: Adapter, dtype: SaveDtype = "float32"): Record<string, Uint8Array> {
+  const tensors = adapterTensorsToWrite(adapter, dtype, ADAPTER_WEIGHTS_NAME);
+  return {
+    [ADAPTER_CONFIG_NAME]: new TextEncoder().encode(adapterConfigText(adapter)),
+    [ADAPTER_WEIGHTS_NAME]: safetensorsBytes(tensors, { format: "pt" }, ADAPTER_WEIGHTS_NAME),
+  };
 }
 
 function convert(data: Float32Array, dt: SourceDtype): Float32Array | Float64Array | Uint16Array {

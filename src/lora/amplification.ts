@@ -28,8 +28,8 @@
  * numerical rank, and 0 for a zero ΔW (an untrained adapter's B = 0), where the factor is undefined.
  */
 
+import type { HfModel } from "../models/assemble-model.js";
 import { listModules } from "../models/modules.js";
-import type { HfModel } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import { type Adapter, loraKeys, validateAdapter } from "./adapter.js";

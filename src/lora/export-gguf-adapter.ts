@@ -24,7 +24,8 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { LoraTsError } from "../util/errors.js";
 import { refuseBaseModelOut, refuseOverlap, refuseUnwritable } from "../util/out-dir.js";
-import { loadAdapter, loraKeys, validateAdapter } from "./adapter.js";
+import { loraKeys, validateAdapter } from "./adapter.js";
+import { loadAdapter } from "./adapter-files.js";
 import { resolveAdapterPath } from "./adapter-path.js";
 import { trainedBiases } from "./bias.js";
 

@@ -28,7 +28,8 @@ import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { writeDirAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, type AdapterTensor, loraKeys, validateAdapter, writeAdapterFiles } from "./adapter.js";
+import { type Adapter, type AdapterTensor, loraKeys, validateAdapter } from "./adapter.js";
+import { writeAdapterFiles } from "./adapter-files.js";
 import { makeLoraConfig } from "./config.js";
 
 function cacheKey(file: string, modelDir: string): string {

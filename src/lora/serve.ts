@@ -8,7 +8,7 @@
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, loadAdapter, loraKeys, PEFT_PREFIX, validateAdapter } from "./adapter.js";
+import { type Adapter, loraKeys, PEFT_PREFIX, validateAdapter } from "./adapter.js";
 import { adapterBias, type TrainedBias, trainedBiases } from "./bias.js";
 import { scalingInputName } from "./inject.js";
 import type { SelectedModule } from "./targets.js";
@@ -43,10 +43,6 @@ export class AdapterSet {
       selected,
       biases: trainedBiases(adapter.config, this.modules, selected),
     });
-  }
-
-  load(name: string, dir: string): void {
-    this.add(name, loadAdapter(dir));
   }
 
   /** Every module some adapter targets (rank and scaling are per adapter, fed at run time). */

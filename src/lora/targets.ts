@@ -191,3 +191,15 @@ export function countParams(
     modules,
   };
 }
+
+/** A regex metacharacter: a --target string holding one is a regex, as PEFT reads a string. */
+const REGEX_CHARS = /[\\^$*+?()[\]{}|]/;
+
+/**
+ * --target (or "target:" as a string in a config file): "all-linear", a full-match regex over module
+ * paths when it holds a regex metacharacter, else comma-separated module names (exact or ".suffix").
+ */
+export function targetModules(t: string): string | string[] {
+  if (t === "all-linear" || REGEX_CHARS.test(t)) return t;
+  return t.split(",").map((name) => name.trim());
+}

@@ -42,7 +42,7 @@ export function baseContext(
     let v = memo.get(key);
     if (v) return v;
     const source = store.isExternal(name)
-      ? { kind: "external" as const, file: info.file, offset: info.offset, length: info.length }
+      ? { kind: "external" as const, location: info.location!, offset: info.offset, length: info.length }
       : { kind: "data" as const, data: store.readTyped(name) };
     v = o.cast(g.initializer(name, info.dtype, info.shape, source), "float32");
     memo.set(key, v);

@@ -23,10 +23,10 @@ import {
 } from "../io/gguf-write.js";
 import { permuteRopeRows } from "../io/rope-rows.js";
 import { LoraTsError } from "../util/errors.js";
+import type { HfModel } from "./assemble-model.js";
 import { type ModelConfig, ropeInverseFrequencies } from "./config.js";
 import { familyOf, ggufTensorName } from "./family.js";
 import { ggufTokenizerMetadata, readJson, tokenText } from "./gguf-tokenizer.js";
-import type { HfModel } from "./open-model.js";
 
 export interface ExportGgufOptions {
   /** Matrix type; 1-D tensors are always f32. Default f32. */

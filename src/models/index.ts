@@ -6,11 +6,11 @@ import { emitModel } from "../graph/emit.js";
 import { Graph } from "../graph/ir.js";
 import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
 import { LoraTsError } from "../util/errors.js";
+import type { HfModel } from "./assemble-model.js";
 import { baseContext } from "./base-context.js";
 import type { ModelConfig } from "./config.js";
 import { familyOf } from "./family.js";
 import type { ModuleContext } from "./module.js";
-import { type HfModel, openModelDir } from "./open-model.js";
 import {
   declareInputs,
   declareOutputs,
@@ -119,9 +119,6 @@ export function buildForwardGraph(
 export type ForwardOptions = ForwardSignature & { session?: SessionOptions; wrapContext?: ContextWrapper };
 
 /** Opens a Hugging Face model folder and creates a logits session over its weights. */
-export async function loadForward(dir: string, opts: ForwardOptions = {}): Promise<ForwardRunner> {
-  return forwardRunner(openModelDir(dir), opts);
-}
 
 /**
  * Session config of inference (logits / decode) sessions, under the caller's own entries. Worker
@@ -139,12 +136,11 @@ export async function forwardRunner(model: HfModel, opts: ForwardOptions = {}): 
   const { session: sessionOptions, wrapContext, ...signature } = opts;
   try {
     const g = buildForwardGraph(model, signature, wrapContext);
-    const externalDir = model.weights.externalDir;
-    const bytes = emitModel(g, { externalDir, name: `${model.config.modelType}_forward` });
+    const bytes = emitModel(g, { name: `${model.config.modelType}_forward` });
     const session = await Session.create(bytes, {
       ...sessionOptions,
       config: { ...INFERENCE_SESSION_CONFIG, ...sessionOptions?.config },
-      externalDataDir: externalDir,
+      ...model.weights.sessionFiles(),
     });
     return new ForwardRunner(model, session, signature);
   } catch (e) {

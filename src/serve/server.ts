@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { type AddressInfo, isIPv6 } from "node:net";
 import { basename, join } from "node:path";
-import { Tokenizer } from "../data/tokenizer.js";
+import { readTokenizer } from "../data/tokenizer-files.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { LoraTsError } from "../util/errors.js";
 import type { AdapterRoot } from "./adapter-root.js";
@@ -48,7 +48,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (!existsSync(dir)) throw new LoraTsError(`--model: ${opts.model}: no such file or directory`);
   if (!existsSync(join(dir, "tokenizer.json")))
     throw new LoraTsError(`--model: ${opts.model} has no tokenizer.json; serve needs the model's tokenizer`);
-  const tokenizer = Tokenizer.fromDir(dir);
+  const tokenizer = readTokenizer(dir);
   const engine = await EngineClient.start({
     model: dir,
     adapters: opts.adapters,

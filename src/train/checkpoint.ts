@@ -12,10 +12,11 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "n
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DataLoader } from "../data/batching.js";
-import { SafetensorsFile, writeSafetensors } from "../io/safetensors.js";
-import { type Adapter, loadAdapter, writeAdapterFiles } from "../lora/adapter.js";
+import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
+import type { Adapter } from "../lora/adapter.js";
+import { loadAdapter, writeAdapterFiles } from "../lora/adapter-files.js";
 import { type LoraConfig, loraConfigToJson } from "../lora/config.js";
-import type { HfModel } from "../models/open-model.js";
+import type { HfModel } from "../models/assemble-model.js";
 import { removeDirAtomic, writeDirAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import type { AdamW } from "./optimizer.js";
@@ -153,7 +154,7 @@ export function readState(dir: string): TrainerState {
 }
 
 function readOptimizer(path: string, n: number, step: number) {
-  const f = SafetensorsFile.open(path);
+  const f = openSafetensors(path);
   try {
     const m = Array.from({ length: n }, (_, i) => f.readFloat32(`m.${i}`));
     const v = Array.from({ length: n }, (_, i) => f.readFloat32(`v.${i}`));
@@ -173,11 +174,11 @@ export function checkCheckpoint(dir: string): TrainerState {
     throw new LoraTsError(`${join(dir, STATE_FILE)}: not a checkpoint state`);
   if (state.mode === "lora") loadAdapter(dir);
   else {
-    const f = SafetensorsFile.open(join(dir, "model.safetensors"));
+    const f = openSafetensors(join(dir, "model.safetensors"));
     for (const name of f.tensors.keys()) f.read(name);
     f.close();
   }
-  const opt = SafetensorsFile.open(join(dir, OPTIMIZER_FILE));
+  const opt = openSafetensors(join(dir, OPTIMIZER_FILE));
   const n = opt.tensors.size / 2;
   opt.close();
   if (!Number.isInteger(n)) throw new LoraTsError(`${join(dir, OPTIMIZER_FILE)}: unpaired moments`);
@@ -226,7 +227,7 @@ export function resumeFrom(out: string, run: ResumeTarget): { dir: string; step:
     });
     if (run.adapter) run.adapter.config = saved.config;
   } else {
-    const f = SafetensorsFile.open(join(last.dir, "model.safetensors"));
+    const f = openSafetensors(join(last.dir, "model.safetensors"));
     run.step.params.forEach((p, i) => {
       run.values[i]!.set(f.readFloat32(p.name));
     });

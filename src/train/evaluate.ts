@@ -3,10 +3,11 @@
  * trainOnInputs), as `lora-ts eval` prints them: the mean over every scored token of the data set.
  */
 import { DataLoader, padIdOf } from "../data/batching.js";
+import { readDataset } from "../data/dataset-file.js";
 import { buildExamples, type Example, maxLengthFor } from "../data/examples.js";
-import { readDataset } from "../data/formats.js";
-import { Tokenizer } from "../data/tokenizer.js";
-import { loadAdapter, validateAdapter } from "../lora/adapter.js";
+import { readTokenizer } from "../data/tokenizer-files.js";
+import { validateAdapter } from "../lora/adapter.js";
+import { loadAdapter } from "../lora/adapter-files.js";
 import { resolveAdapterPath } from "../lora/adapter-path.js";
 import { trainedBiases } from "../lora/bias.js";
 import { resolveModelPath } from "../models/model-path.js";
@@ -56,7 +57,7 @@ export interface EvaluateOptions {
 export async function evaluate(o: EvaluateOptions): Promise<LossResult> {
   const dir = await resolveModelPath(o.model);
   const model = openModelDir(dir);
-  const tok = Tokenizer.fromDir(dir);
+  const tok = readTokenizer(dir);
   const maxLength = maxLengthFor(o.maxLength, model.config.maxPositions, 512);
   const { examples } = buildExamples(readDataset(o.data), tok, { maxLength, trainOnInputs: o.trainOnInputs });
   if (examples.length === 0) throw new LoraTsError(`${o.data}: no example has a token to score`);

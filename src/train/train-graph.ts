@@ -17,11 +17,11 @@ import type { TrainedBias } from "../lora/bias.js";
 import { DropoutInputs, type DropoutMaskInput, maskFeeds } from "../lora/dropout.js";
 import { loraContext } from "../lora/inject.js";
 import type { SelectedModule } from "../lora/targets.js";
+import type { HfModel } from "../models/assemble-model.js";
 import { baseContext, contextFromParams, Int8Feeds } from "../models/base-context.js";
 import { embeddingWeightName, expectedTensors } from "../models/family.js";
 import { buildModel, IO_NAMES } from "../models/index.js";
 import type { ModuleContext } from "../models/module.js";
-import type { HfModel } from "../models/open-model.js";
 import { declareInputs } from "../models/transformer.js";
 
 export const TRAIN_IO = {
@@ -200,13 +200,12 @@ export async function buildTrainStep(
   withGrads = true,
 ): Promise<TrainStep> {
   const { graph, params, dropout, int8 } = buildTrainGraph(model, setup, withGrads);
-  const externalDir = model.weights.externalDir;
-  const bytes = emitModel(graph, { externalDir, name: `${model.config.modelType}_train` });
+  const bytes = emitModel(graph, { name: `${model.config.modelType}_train` });
   const s = await Session.create(bytes, {
     ...TRAIN_SESSION_DEFAULTS,
     ...session,
     config: { ...TRAIN_SESSION_DEFAULTS.config, ...session.config },
-    externalDataDir: externalDir,
+    ...model.weights.sessionFiles(),
   });
   return new TrainStep(s, params, dropout?.masks ?? [], withGrads, int8?.feeds);
 }

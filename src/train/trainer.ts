@@ -20,15 +20,14 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DataLoader, packExamples, padIdOf, splitTrainVal } from "../data/batching.js";
+import { readDataset } from "../data/dataset-file.js";
 import { buildExamples, type DataSummary, type Example, maxLengthFor } from "../data/examples.js";
-import { readDataset } from "../data/formats.js";
-import { Tokenizer } from "../data/tokenizer.js";
-import { type Adapter, createAdapter, pissaToLora, writeAdapterFiles } from "../lora/adapter.js";
-import { trainedBiases } from "../lora/bias.js";
-import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
-import { selectTargets } from "../lora/targets.js";
+import type { Tokenizer } from "../data/tokenizer.js";
+import { readTokenizer } from "../data/tokenizer-files.js";
+import { type Adapter, pissaToLora } from "../lora/adapter.js";
+import { writeAdapterFiles } from "../lora/adapter-files.js";
+import type { LoraConfig } from "../lora/config.js";
 import { resolveModelPath } from "../models/model-path.js";
-import { listModules } from "../models/modules.js";
 import { openModelDir } from "../models/open-model.js";
 import { removeStrayTemps } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
@@ -45,10 +44,12 @@ import {
 import { meanLoss } from "./evaluate.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
 import { type InterruptInfo, stopSignalOf, TrainingInterrupted } from "./interrupt.js";
+import { loraSelection, startLora } from "./lora-setup.js";
 import { checkTrainMemory, estimateTrainMemory, type TrainMemoryInput } from "./memory-estimate.js";
-import { AdamW, clipGradNorm } from "./optimizer.js";
-import { learningRate, type ScheduleKind } from "./schedule.js";
-import { buildTrainStep, scoredTokens, shiftLabels, type TrainStep } from "./train-graph.js";
+import { AdamW } from "./optimizer.js";
+import { optimizerStep } from "./optimizer-step.js";
+import type { ScheduleKind } from "./schedule.js";
+import { buildTrainStep, type TrainStep } from "./train-graph.js";
 
 export interface TrainOptions {
   model: string;
@@ -247,7 +248,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const replacing = checkOutDir(o.out, o);
   const dir = await resolveModelPath(o.model);
   const model = openModelDir(dir);
-  const tok = Tokenizer.fromDir(dir);
+  const tok = readTokenizer(dir);
   const maxLength = maxLengthFor(options.maxLength, model.config.maxPositions, TRAIN_DEFAULTS.maxLength);
   const all = loadExamples(o.data, tok, { ...o, maxLength }, (d) => emit("onData", d, "train"));
   const { train: trainSet, val: heldOut } = o.valData
@@ -286,44 +287,17 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     step = await buildTrainStep(model, { mode: "full" }, { threads: o.threads });
     values = step.params.map((p) => model.weights.readFloat32(p.name));
   } else {
-    const config =
-      o.loraConfig ??
-      makeLoraConfig({
-        r: o.r,
-        lora_alpha: o.alpha,
-        lora_dropout: o.dropout,
-        target_modules: o.targets ?? defaultTargets(model.config.modelType),
-        use_rslora: o.rslora ?? false,
-        init_lora_weights: o.init ?? true,
-        bias: o.bias ?? "none",
-        base_model_name_or_path: o.model,
-      });
-    const modules = listModules(model.config);
-    const selected = selectTargets(config, modules, { modelType: model.config.modelType });
-    // Before createAdapter, so that PiSSA's SVD is not spent on a run that is refused.
-    checkMemory({ selected, biases: trainedBiases(config, modules, selected), dropout: config.lora_dropout });
-    // PiSSA: A and B from W's top singular vectors, the frozen weight becomes the residual.
-    const created = createAdapter(config, selected, {
-      seed: o.seed,
-      baseWeight: (path) => model.weights.readFloat32(`${path}.weight`),
+    const selection = loraSelection(model, { ...o, baseModel: o.model });
+    // Before the adapter is created, so that PiSSA's SVD is not spent on a run that is refused.
+    checkMemory({
+      selected: selection.selected,
+      biases: selection.biases,
+      dropout: selection.config.lora_dropout,
     });
-    adapter = created.adapter;
-    if (created.residuals.size > 0) pissaStart = cloneAdapter(adapter);
-    // Trained biases start from the base model's.
-    const biases = trainedBiases(config, modules, selected);
-    for (const b of biases) {
-      const data = model.weights.readFloat32(`${b.path}.bias`);
-      adapter.tensors.set(b.key, { shape: [b.size], data, dtype: "float32" });
-    }
-    const setup = {
-      mode: "lora" as const,
-      selected,
-      dropout: config.lora_dropout,
-      biases,
-      residuals: created.residuals,
-      plainLoss: o.plainPath,
-      int8: o.baseInt8,
-    };
+    const start = startLora(model, selection, o.seed, { plainLoss: o.plainPath, int8: o.baseInt8 });
+    adapter = start.adapter;
+    pissaStart = start.pissaStart;
+    const setup = start.setup;
     // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).
     const plainSession = o.plainPath
       ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
@@ -400,28 +374,14 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     const t0 = performance.now();
     let tokensSeen = 0;
     for (let s = startStep + 1; s <= totalSteps; s++) {
-      const sums = values.map((v) => new Float32Array(v.length));
-      let lossSum = 0;
-      let tokens = 0;
-      let epoch = 0;
-      for (let micro = 0; micro < o.gradAccum; micro++) {
-        await stopIfAsked(s - 1); // a step cut short is done again on resume
-        const b = loader.next();
-        epoch = b.epoch;
-        const targets = shiftLabels(b.labels, b.batch, b.seq);
-        tokens += scoredTokens(targets);
-        const dropoutSeed = o.seed * 1_000_003 + (s - 1) * o.gradAccum + micro;
-        const r = await step.run({ ...b, targets }, values, { train: true, dropoutRate, dropoutSeed });
-        lossSum += r.loss;
-        r.grads.forEach((g, i) => {
-          const acc = sums[i]!;
-          for (let k = 0; k < g.length; k++) acc[k]! += g[k]!;
-        });
-      }
-      const loss = lossSum / o.gradAccum;
-      for (const acc of sums) for (let k = 0; k < acc.length; k++) acc[k]! /= o.gradAccum;
-      const gradNorm = clipGradNorm(sums, o.maxGradNorm);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      const stepSettings = { ...o, dropoutRate, totalSteps };
+      const { loss, gradNorm, lr, tokens, epoch, applied } = await optimizerStep(
+        { step, values, optimizer, loader },
+        stepSettings,
+        s,
+        () => stopIfAsked(s - 1), // a step cut short is done again on resume
+      );
+      if (!applied) {
         const last = replacing ? undefined : listCheckpoints(o.out).at(-1);
         await step.release();
         const kept = replacing
@@ -434,8 +394,6 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
             `(lr ${o.lr}); training stopped. ${kept}`,
         );
       }
-      const lr = learningRate({ kind: o.schedule, lr: o.lr, warmupSteps: o.warmupSteps, totalSteps }, s - 1);
-      optimizer.update(values, sums, lr);
       lastLoss = loss;
       tokensSeen += tokens;
       const elapsed = (performance.now() - t0) / 1000;
@@ -525,9 +483,4 @@ function recordedSettings(o: TrainOptions & typeof TRAIN_DEFAULTS, maxLength: nu
     data: o.data,
     dataSha256: createHash("sha256").update(readFileSync(o.data)).digest("hex"),
   };
-}
-
-function cloneAdapter(a: Adapter): Adapter {
-  const tensors = new Map([...a.tensors].map(([k, t]) => [k, { ...t, data: t.data.slice() }]));
-  return { ...a, tensors };
 }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { loadAdapter } from "../../src/lora/adapter.js";
+import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { runTrain } from "../helpers/cli.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";

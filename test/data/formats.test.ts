@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { parseDataset, readDataset } from "../../src/data/formats.js";
+import { readDataset } from "../../src/data/dataset-file.js";
+import { parseDataset } from "../../src/data/formats.js";
 import { FileFormatError } from "../../src/util/errors.js";
 
 const tmp = mkdtempSync(path.join(tmpdir(), "lora-ts-formats-"));

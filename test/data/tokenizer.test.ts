@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { Tokenizer } from "../../src/data/tokenizer.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
 import { GgufFile } from "../../src/io/gguf.js";
 import { type Llama2cVocab, readLlama2cTokenizer } from "../../src/io/llama2c.js";
 import {
@@ -307,7 +308,7 @@ test("spmTokenizerJson: dummy prefix, merges, byte fallback, exact decode", () =
     path.join(d2, "tokenizer_config.json"),
     JSON.stringify(tokenizerConfigJson({ bosToken: "<s>", eosToken: "</s>" })),
   );
-  const t2 = Tokenizer.fromDir(d2);
+  const t2 = readTokenizer(d2);
   assert.deepEqual(t2.encode("the abc"), tok.encode("the abc"));
   assert.equal(t2.eosId, 2);
 });
@@ -339,12 +340,12 @@ test("gpt2TokenizerJson: byte-level BPE with string or pair merges", () => {
 test("Tokenizer.fromDir: missing or invalid files are FileFormatErrors", () => {
   const d = mkdtempSync(path.join(tmp, "bad-"));
   assert.throws(
-    () => Tokenizer.fromDir(d),
+    () => readTokenizer(d),
     (e: unknown) => e instanceof FileFormatError && e.message.startsWith(path.join(d, "tokenizer.json")),
   );
   writeFileSync(path.join(d, "tokenizer.json"), "{not json");
   assert.throws(
-    () => Tokenizer.fromDir(d),
+    () => readTokenizer(d),
     (e: unknown) => e instanceof FileFormatError && /invalid JSON/.test(e.message),
   );
 });
@@ -389,7 +390,7 @@ test("fuzz regression: a corrupt part that fails only when used is one line nami
     path.join(d, "tokenizer.json"),
     JSON.stringify({ ...json, post_processor: { type: "TemplateProcessing", single: [-1], pair: [] } }),
   );
-  const tok = Tokenizer.fromDir(d);
+  const tok = readTokenizer(d);
   assert.throws(
     () => tok.encode("a"),
     (e: unknown) =>
@@ -400,7 +401,7 @@ test("fuzz regression: a corrupt part that fails only when used is one line nami
   // Before: V8's JSON error quotes the text raw, a \r included.
   writeFileSync(path.join(d, "tokenizer.json"), "\u0001\r{");
   assert.throws(
-    () => Tokenizer.fromDir(d),
+    () => readTokenizer(d),
     (e: unknown) =>
       e instanceof FileFormatError && e.message.includes("invalid JSON") && !/[\r\n]/.test(e.message),
   );

@@ -7,8 +7,8 @@
  */
 import { join } from "node:path";
 import fc from "fast-check";
+import { readDataset } from "../../src/data/dataset-file.js";
 import { buildExamples } from "../../src/data/examples.js";
-import { readDataset } from "../../src/data/formats.js";
 import { toyTokenizer } from "../data/toy-tokenizer.js";
 import { tempDir } from "../models/fixtures.js";
 import type { FuzzTarget } from "./harness.js";

@@ -9,7 +9,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { createAdapter, loadAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { createAdapter } from "../../src/lora/adapter.js";
+import { loadAdapter, saveAdapter } from "../../src/lora/adapter-files.js";
 import { loraConfigToJson, makeLoraConfig, parseLoraConfig, parseLoraSpec } from "../../src/lora/config.js";
 import { countParams, selectTargets } from "../../src/lora/targets.js";
 import { parseModelConfig } from "../../src/models/family.js";

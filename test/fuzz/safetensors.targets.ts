@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { isFloat } from "../../src/graph/dtype.js";
-import { SafetensorsFile, writeSafetensors } from "../../src/io/safetensors.js";
+import { openSafetensors, writeSafetensors } from "../../src/io/safetensors.js";
 import { tempDir } from "../models/fixtures.js";
 import type { FuzzTarget } from "./harness.js";
 import { InputFile } from "./input-file.js";
@@ -19,7 +19,7 @@ const input = new InputFile(join(dir, "input.safetensors"));
 
 /** Opens `path` and reads every tensor as raw bytes, as its typed array and, for floats, as float32. */
 export function readAllTensors(path: string): void {
-  const f = SafetensorsFile.open(path);
+  const f = openSafetensors(path);
   try {
     for (const [name, info] of f.tensors) {
       f.read(name);

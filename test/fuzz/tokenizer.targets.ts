@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { ChatTemplate, DEFAULT_CHAT_TEMPLATE, tokenizeChat } from "../../src/data/chat-template.js";
 import type { ChatMessage } from "../../src/data/formats.js";
 import { Tokenizer } from "../../src/data/tokenizer.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
 import { gpt2TokenizerJson, spmTokenizerJson, tokenizerConfigJson } from "../../src/io/tokenizer-json.js";
 import { toyTokenizer } from "../data/toy-tokenizer.js";
 import { tempDir } from "../models/fixtures.js";
@@ -139,7 +140,7 @@ export const tokenizerFolder: FuzzTarget<TokenizerInput> = {
     const s = TOKENIZER_SEEDS[seed]!;
     tokenizerFile.write(tokenizer ?? JSON.stringify(s.json));
     configFile.write(config ?? JSON.stringify(s.config));
-    useTokenizer(Tokenizer.fromDir(dir), text);
+    useTokenizer(readTokenizer(dir), text);
   },
   size: (i) => (i.tokenizer?.length ?? 0) + (i.config?.length ?? 0) + i.text.length,
 };

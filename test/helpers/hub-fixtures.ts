@@ -5,7 +5,8 @@
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { createAdapter } from "../../src/lora/adapter.js";
+import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import type { ModuleInfo } from "../../src/lora/targets.js";
 import { selectTargets } from "../../src/lora/targets.js";

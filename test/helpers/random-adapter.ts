@@ -1,5 +1,6 @@
 /** PEFT adapter folders with random non-zero A and B, for tests that need adapters that differ. */
-import { createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { createAdapter } from "../../src/lora/adapter.js";
+import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { trainedBiases } from "../../src/lora/bias.js";
 import { type LoraConfig, makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";

@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { BatchEngine } from "../../src/infer/batch-engine.js";
-import { CausalLM } from "../../src/infer/causal-lm.js";
 import type { EngineError, GenRequest } from "../../src/infer/engine-types.js";
 import { generate } from "../../src/infer/generate.js";
-import { loadAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
+import { loadAdapter, saveAdapter } from "../../src/lora/adapter-files.js";
 import { combineAdapters } from "../../src/lora/merge.js";
 import { DEFAULT_MODEL_DIR } from "../../src/models/default-model.js";
 import { writeRandomModel } from "../../src/models/random-init.js";
@@ -54,7 +54,7 @@ function request(id: string, prompt: number[], adapter: string | null, maxTokens
 
 /** Greedy ids of `prompt` from plain generate with the adapter folder (or the base). */
 async function alone(dir: string | null, prompt: number[], n: number): Promise<number[]> {
-  const lm = await CausalLM.load(MODEL, dir ? { adapters: [{ name: "a", dir }] } : {});
+  const lm = await loadCausalLM(MODEL, dir ? { adapters: [{ name: "a", dir }] } : {});
   try {
     const [ids] = await generate(lm, [prompt], {
       maxNewTokens: n,
@@ -253,7 +253,7 @@ test("GPT-2: Conv1D layers, an embedding adapter and trained biases in one mixed
     scale: 0.3,
   });
   const solo = async (dir: string | null, prompt: number[]) => {
-    const lm = await CausalLM.load(model, dir ? { adapters: [{ name: "a", dir }] } : {});
+    const lm = await loadCausalLM(model, dir ? { adapters: [{ name: "a", dir }] } : {});
     try {
       return (
         await generate(lm, [prompt], {

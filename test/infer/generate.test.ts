@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { argmax, sampleToken } from "../../src/infer/sampling.js";
 import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { parseModelConfig } from "../../src/models/family.js";
@@ -34,7 +34,7 @@ for (const [name, make] of [
   ["GPT-2", randomGpt2],
 ] as const) {
   test(`${name}: KV-cache generation equals full recomputation, greedy and sampled`, async () => {
-    const lm = await CausalLM.load(make());
+    const lm = await loadCausalLM(make());
     const prompt = [[3, 17, 5, 9]];
     for (const temperature of [0, 1.0]) {
       const run = (noCache: boolean) => {
@@ -59,7 +59,7 @@ for (const [name, make] of [
 }
 
 test("batched generation with left padding equals one prompt at a time", async () => {
-  const lm = await CausalLM.load(randomLlama());
+  const lm = await loadCausalLM(randomLlama());
   const prompts = [[5, 6, 7, 8, 9], [11], [20, 21, 22]];
   const together = await generate(lm, prompts, { maxNewTokens: 12, eosIds: [] });
   for (const [i, p] of prompts.entries()) {
@@ -69,7 +69,7 @@ test("batched generation with left padding equals one prompt at a time", async (
 });
 
 test("generation stops at eos and includes it", async () => {
-  const lm = await CausalLM.load(randomLlama());
+  const lm = await loadCausalLM(randomLlama());
   const free = (await generate(lm, [[1, 2, 3]], { maxNewTokens: 10, eosIds: [] }))[0]!;
   const stopAt = free[3]!;
   const stopped = (await generate(lm, [[1, 2, 3]], { maxNewTokens: 10, eosIds: [stopAt] }))[0]!;
@@ -106,7 +106,7 @@ test("stories260K: cached and recomputed greedy generation agree for 100 tokens"
     tokenizer: sharedPath("models/stories260K/tok512.bin"),
     out: dir,
   });
-  const lm = await CausalLM.load(dir);
+  const lm = await loadCausalLM(dir);
   const a = await generate(lm, [[1]], { maxNewTokens: 100, eosIds: [] });
   const b = await generate(lm, [[1]], { maxNewTokens: 100, eosIds: [], noCache: true });
   assert.deepEqual(a, b);

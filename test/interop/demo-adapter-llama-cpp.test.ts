@@ -13,9 +13,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { DEMO_TRAINING } from "../../src/cli/demo.js";
-import { Tokenizer } from "../../src/data/tokenizer.js";
-import { CausalLM } from "../../src/infer/causal-lm.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
 import { generate } from "../../src/infer/generate.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { train } from "../../src/train/trainer.js";
 import { runCli } from "../helpers/cli.js";
 import { REPO_ROOT } from "../helpers/shared.js";
@@ -60,7 +60,7 @@ test(`demo's adapter (demo settings, ${FULL ? "all 16 epochs" : `${EPOCHS} of th
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l) as { prompt: string; completion: string });
-  const tok = Tokenizer.fromDir(MODEL);
+  const tok = readTokenizer(MODEL);
   const prompts = rows.map((r) => tok.encode(r.prompt, { addBos: true }));
   // llama.cpp reads the prompt text into the same ids (BOS written by hand: the GGUF says add_bos false).
   const llamaIds = await llamaTokenize(
@@ -74,7 +74,7 @@ test(`demo's adapter (demo settings, ${FULL ? "all 16 epochs" : `${EPOCHS} of th
   );
 
   // lora-ts: the demo's generation path for every question, the CLI for the first few.
-  const lm = await CausalLM.load(MODEL, { adapters: [{ name: "demo", dir: adapter }] });
+  const lm = await loadCausalLM(MODEL, { adapters: [{ name: "demo", dir: adapter }] });
   const want: number[][] = [];
   for (const p of prompts) {
     want.push((await generate(lm, [p], { maxNewTokens: MAX_NEW, extraFeeds: lm.adapterFeeds("demo") }))[0]!);

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Tokenizer } from "../../src/data/tokenizer.js";
-import { CausalLM } from "../../src/infer/causal-lm.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { runCli } from "../helpers/cli.js";
 import { needsShared, REPO_ROOT, sharedPath } from "../helpers/shared.js";
 import { tinyModel } from "../helpers/tiny-model.js";
@@ -104,7 +104,7 @@ test("random Qwen2 with GQA and q/k/v biases, adapter on q,k,v,o + MLP merged: s
 
 /** lora-ts's perplexity of `ids` on the HF model (the first token is context only). */
 async function loraTsPerplexity(model: string, ids: number[]): Promise<number> {
-  const lm = await CausalLM.load(model);
+  const lm = await loadCausalLM(model);
   try {
     const logits = await lm.logits(ids);
     let nll = 0;
@@ -138,7 +138,7 @@ test("q8_0: llama.cpp's perplexity on held-out text within 1% of lora-ts's f32 o
     "and behind the big rock. Then she saw a nest high in the tree. The mom bird was there! Lily " +
     "lifted the little bird up, and it flew to its mom. The mom bird sang a happy song. Lily smiled " +
     "and went home to tell her mom. They had cookies and milk, and Lily was very happy.";
-  const ids = Tokenizer.fromDir(DEFAULT_MODEL).encode(text, { addBos: true });
+  const ids = readTokenizer(DEFAULT_MODEL).encode(text, { addBos: true });
   const ref = await loraTsPerplexity(DEFAULT_MODEL, ids);
   const a = await llamaPerplexity(f32, ids);
   const b = await llamaPerplexity(q8, ids);

@@ -1,6 +1,7 @@
 /** Adapters with random, non-zero B for the interop tests (a fresh adapter's B is zero: no effect). */
 import { join } from "node:path";
-import { createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { createAdapter } from "../../src/lora/adapter.js";
+import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
 import { listModules } from "../../src/models/modules.js";

@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Tokenizer } from "../../src/data/tokenizer.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
 import { GgufFile } from "../../src/io/gguf.js";
 import { tokenizerFromGguf } from "../../src/io/tokenizer-json.js";
 import { parseModelConfig } from "../../src/models/family.js";
@@ -44,7 +45,7 @@ function readVectors(vocab: string): { text: string; ids: number[] }[] {
 test("default model's data: llama.cpp tokenizes the exported GGUF as lora-ts does", {
   skip: LLAMA_CPP,
 }, async () => {
-  const tok = Tokenizer.fromDir(DEFAULT_MODEL);
+  const tok = readTokenizer(DEFAULT_MODEL);
   const texts: string[] = [];
   for (const f of ["persona.jsonl", "persona-heldout.jsonl"]) {
     for (const line of readFileSync(join(DEFAULT_MODEL, "data", f), "utf8")

@@ -9,8 +9,7 @@ import { test } from "node:test";
 import { bf16ToF32, f32ToBf16 } from "../../src/graph/half.js";
 import { ropeInverseFrequencies } from "../../src/models/config.js";
 import { expectedTensors, parseModelConfig } from "../../src/models/family.js";
-import { loadForward } from "../../src/models/index.js";
-import { openModelDir } from "../../src/models/open-model.js";
+import { loadForward, openModelDir } from "../../src/models/open-model.js";
 import { LoraTsError } from "../../src/util/errors.js";
 import { rng } from "../graph/gradcheck.js";
 import {

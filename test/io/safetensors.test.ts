@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { f16ToF32 } from "../../src/graph/half.js";
-import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../../src/io/safetensors.js";
+import { openSafetensors, type TensorToWrite, writeSafetensors } from "../../src/io/safetensors.js";
 import { FileFormatError, LoraTsError } from "../../src/util/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lora-ts-safetensors-"));
@@ -69,7 +69,7 @@ function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLe
 /** Asserts that opening `p` fails with a one-line FileFormatError naming the file and matching `re`. */
 function assertOpenFails(p: string, ...patterns: RegExp[]): void {
   assert.throws(
-    () => SafetensorsFile.open(p),
+    () => openSafetensors(p),
     (e: unknown) => {
       assert.ok(e instanceof FileFormatError, `expected FileFormatError, got ${e}`);
       assert.ok(!e.message.includes("\n"), `message has a newline: ${JSON.stringify(e.message)}`);
@@ -104,7 +104,7 @@ describe("safetensors round trip", () => {
     const metadata = { format: "pt", "lora-ts.rank": "8", unicode: "héllo ✓", empty: "" };
     writeSafetensors(p, tensors, metadata);
 
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     try {
       assert.deepEqual(f.metadata, metadata);
       assert.equal(f.path, p);
@@ -139,7 +139,7 @@ describe("safetensors round trip", () => {
       { name: "n", dtype: "int64", shape: [1], data: BigInt64Array.of(1n) },
       { name: "r", dtype: "float16", shape: [200], data: u16Data(200, 9) },
     ]);
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     try {
       assert.deepEqual([...f.readFloat32("h")], [1, -2.5, 2 ** -24]);
       assert.deepEqual([...f.readFloat32("b")], [1, -2.5]);
@@ -165,7 +165,7 @@ describe("safetensors round trip", () => {
     const headerLen = Number(bytes.readBigUInt64LE(0));
     assert.equal((8 + headerLen) % 8, 0, "data region starts on a multiple of 8");
     assert.equal(bytes.length, 8 + headerLen + 6 + 5 + 8 + 12);
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     try {
       for (const info of f.tensors.values()) {
         const size = info.byteLength / info.shape.reduce((a, b) => a * b, 1);
@@ -190,7 +190,7 @@ describe("safetensors round trip", () => {
       ]);
       const headerLen = Number(readFileSync(p).readBigUInt64LE(0));
       assert.equal((8 + headerLen) % 8, 0, `name length ${len}: header length ${headerLen}`);
-      const f = SafetensorsFile.open(p);
+      const f = openSafetensors(p);
       assert.deepEqual([...f.readFloat32("x".repeat(len))], [len]);
       f.close();
     }
@@ -199,7 +199,7 @@ describe("safetensors round trip", () => {
   test("metadata is optional, and an empty file of tensors is valid", () => {
     const p = tmpPath("empty");
     writeSafetensors(p, []);
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     assert.equal(f.tensors.size, 0);
     assert.deepEqual(f.metadata, {});
     f.close();
@@ -210,7 +210,7 @@ describe("safetensors round trip", () => {
   test("reading a missing tensor or after close() fails clearly", () => {
     const p = tmpPath("closed");
     writeSafetensors(p, [{ name: "a", dtype: "float32", shape: [1], data: Float32Array.of(1) }]);
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     assert.throws(
       () => f.read("b"),
       (e: unknown) => e instanceof FileFormatError && /no tensor named "b"/.test(e.message),
@@ -239,7 +239,7 @@ describe("safetensors validation on open", () => {
     const sub = join(dir, "a-folder.safetensors");
     mkdirSync(sub);
     assert.throws(
-      () => SafetensorsFile.open(sub),
+      () => openSafetensors(sub),
       (e: unknown) =>
         e instanceof FileFormatError && e.message === `${sub}: not a file (a directory or a device?)`,
     );
@@ -341,7 +341,7 @@ describe("safetensors validation on open", () => {
     );
     assertOpenFails(nested, /"big" and "a" overlap/);
     // Empty tensors take no bytes and overlap nothing.
-    const f = SafetensorsFile.open(
+    const f = openSafetensors(
       rawFile(
         {
           big: { dtype: "U8", shape: [16], data_offsets: [0, 16] },
@@ -357,7 +357,7 @@ describe("safetensors validation on open", () => {
   test("__metadata__ must map strings to strings", () => {
     assertOpenFails(rawFile({ __metadata__: { step: 5 } }), /__metadata__/, /"step" has a number value/);
     assertOpenFails(rawFile({ __metadata__: ["x"] }), /__metadata__ is an array/);
-    const f = SafetensorsFile.open(rawFile('{"__metadata__": {"__proto__": "x", "a": "b"}}'));
+    const f = openSafetensors(rawFile('{"__metadata__": {"__proto__": "x", "a": "b"}}'));
     assert.equal(Object.getPrototypeOf(f.metadata), Object.prototype);
     assert.deepEqual(Object.entries(f.metadata), [
       ["__proto__", "x"],
@@ -367,7 +367,7 @@ describe("safetensors validation on open", () => {
   });
 
   test("a header padded with trailing spaces is accepted", () => {
-    const f = SafetensorsFile.open(
+    const f = openSafetensors(
       rawFile('{"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}   ', Uint8Array.of(7, 9)),
     );
     assert.deepEqual([...f.read("w")], [7, 9]);
@@ -384,14 +384,14 @@ describe("writeSafetensors", () => {
       v: "1",
     });
     assert.deepEqual(readdirSync(sub), ["model.safetensors"]);
-    let f = SafetensorsFile.open(p);
+    let f = openSafetensors(p);
     assert.deepEqual(f.metadata, { v: "1" });
     assert.deepEqual([...f.readFloat32("a")], [1, 2]);
     f.close();
 
     writeSafetensors(p, [{ name: "b", dtype: "int32", shape: [1], data: Int32Array.of(42) }], { v: "2" });
     assert.deepEqual(readdirSync(sub), ["model.safetensors"]);
-    f = SafetensorsFile.open(p);
+    f = openSafetensors(p);
     assert.deepEqual([...f.tensors.keys()], ["b"]);
     assert.deepEqual(f.metadata, { v: "2" });
     assert.deepEqual([...f.readTyped("b")], [42]);
@@ -402,7 +402,7 @@ describe("writeSafetensors", () => {
     const sub = mkdtempSync(join(dir, "reader-"));
     const p = join(sub, "m.safetensors");
     writeSafetensors(p, [{ name: "a", dtype: "float32", shape: [2], data: Float32Array.of(1, 2) }]);
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     writeSafetensors(p, [{ name: "a", dtype: "float32", shape: [2], data: Float32Array.of(3, 4) }]);
     assert.deepEqual([...f.readFloat32("a")], [1, 2]);
     f.close();
@@ -450,7 +450,7 @@ describe("writeSafetensors", () => {
     writeSafetensors(p, [
       { name: "raw", dtype: "bfloat16", shape: [2], data: Uint8Array.of(0x80, 0x3f, 0, 0) },
     ]);
-    const f = SafetensorsFile.open(p);
+    const f = openSafetensors(p);
     assert.deepEqual([...f.readFloat32("raw")], [1, 0]);
     f.close();
     assert.ok(existsSync(p));

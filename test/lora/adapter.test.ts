@@ -3,16 +3,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { test } from "node:test";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../src/graph/half.js";
-import { SafetensorsFile, writeSafetensors } from "../../src/io/safetensors.js";
+import { openSafetensors, writeSafetensors } from "../../src/io/safetensors.js";
 import {
   type Adapter,
   canonicalKey,
   createAdapter,
-  loadAdapter,
   pissaToLora,
-  saveAdapter,
   validateAdapter,
 } from "../../src/lora/adapter.js";
+import { loadAdapter, saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { adapterDelta } from "../../src/lora/merge.js";
 import { selectTargets } from "../../src/lora/targets.js";
@@ -46,7 +45,7 @@ test("Llama adapter: key names and shapes equal PEFT's", () => {
   const { adapter } = createAdapter(cfg, selectTargets(cfg, modules), { seed: 1 });
   const out = fresh();
   saveAdapter(out, adapter);
-  const f = SafetensorsFile.open(join(out, "adapter_model.safetensors"));
+  const f = openSafetensors(join(out, "adapter_model.safetensors"));
   const onDisk = Object.fromEntries([...f.tensors.values()].map((t) => [t.name, [t.stDtype, ...t.shape]]));
   assert.deepEqual(f.metadata, { format: "pt" });
   f.close();
@@ -185,8 +184,8 @@ test("load -> re-save keeps every tensor bit for bit and the unknown config fiel
   const out = fresh();
   saveAdapter(out, a);
   // Same tensor bytes as the source file.
-  const f1 = SafetensorsFile.open(join(src, "adapter_model.safetensors"));
-  const f2 = SafetensorsFile.open(join(out, "adapter_model.safetensors"));
+  const f1 = openSafetensors(join(src, "adapter_model.safetensors"));
+  const f2 = openSafetensors(join(out, "adapter_model.safetensors"));
   assert.deepEqual([...f2.tensors.keys()].sort(), [...f1.tensors.keys()].sort());
   for (const name of f1.tensors.keys())
     assert.deepEqual(Buffer.from(f2.read(name)), Buffer.from(f1.read(name)), name);
@@ -214,8 +213,8 @@ test("accepts PEFT's adapter-name infix and fp16/bf16 tensors; dtype 'same' re-s
     }
     const out = fresh();
     saveAdapter(out, a, { dtype: "same" });
-    const f1 = SafetensorsFile.open(join(src, "adapter_model.safetensors"));
-    const f2 = SafetensorsFile.open(join(out, "adapter_model.safetensors"));
+    const f1 = openSafetensors(join(src, "adapter_model.safetensors"));
+    const f2 = openSafetensors(join(out, "adapter_model.safetensors"));
     for (const name of f1.tensors.keys()) {
       assert.deepEqual(Buffer.from(f2.read(canonicalKey(name))), Buffer.from(f1.read(name)));
       assert.equal(f2.info(canonicalKey(name)).stDtype, dtype);
@@ -225,7 +224,7 @@ test("accepts PEFT's adapter-name infix and fp16/bf16 tensors; dtype 'same' re-s
     // Default save is fp32.
     const out32 = fresh();
     saveAdapter(out32, a);
-    const f3 = SafetensorsFile.open(join(out32, "adapter_model.safetensors"));
+    const f3 = openSafetensors(join(out32, "adapter_model.safetensors"));
     assert.ok([...f3.tensors.values()].every((t) => t.stDtype === "F32"));
     f3.close();
   }

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { loadAdapter, loraKeys } from "../../src/lora/adapter.js";
+import { loraKeys } from "../../src/lora/adapter.js";
+import { loadAdapter } from "../../src/lora/adapter-files.js";
 import {
   adapterAmplification,
   amplification,

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CausalLM } from "../../src/infer/causal-lm.js";
-import { loadAdapter } from "../../src/lora/adapter.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
+import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { mergeModel } from "../../src/lora/merge-model.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { evaluate } from "../../src/train/evaluate.js";
@@ -18,7 +18,7 @@ function tinyGpt2(): { model: string; data: string } {
 }
 
 async function logits(model: string, adapters: { name: string; dir: string }[], use: string | null) {
-  const lm = await CausalLM.load(model, { adapters });
+  const lm = await loadCausalLM(model, { adapters });
   const rows = await lm.logits(IDS, lm.adapterFeeds(use));
   await lm.release();
   return rows.flatMap((r) => Array.from(r));

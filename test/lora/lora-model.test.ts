@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { cpSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { CausalLM } from "../../src/infer/causal-lm.js";
-import { type Adapter, createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
+import { type Adapter, createAdapter } from "../../src/lora/adapter.js";
+import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { combineAdapters } from "../../src/lora/merge.js";
 import { mergeModel } from "../../src/lora/merge-model.js";
@@ -49,7 +50,7 @@ function randomAdapter(
 
 /** Logits of IDS (taken modulo the vocabulary) with the named adapter (default: the first given). */
 async function logitsOf(model: string, adapters: { name: string; dir: string }[] = [], use?: string | null) {
-  const lm = await CausalLM.load(model, { adapters });
+  const lm = await loadCausalLM(model, { adapters });
   const ids = IDS.map((i) => i % lm.config.vocabSize);
   const rows = await lm.logits(ids, lm.adapterFeeds(use === undefined ? (adapters[0]?.name ?? null) : use));
   await lm.release();
@@ -123,7 +124,7 @@ test("stories260K: two named adapters on one session, --use, none, and linear co
     { name: "a", dir: a },
     { name: "b", dir: b },
   ];
-  const lm = await CausalLM.load(model, { adapters: both });
+  const lm = await loadCausalLM(model, { adapters: both });
   const viaA = await lm.logits(IDS, lm.adapterFeeds("a"));
   const viaB = await lm.logits(IDS, lm.adapterFeeds("b"));
   const viaNone = await lm.logits(IDS, lm.adapterFeeds(null));
@@ -136,7 +137,7 @@ test("stories260K: two named adapters on one session, --use, none, and linear co
   // Linear combination with weights [1, 0] (equal ranks) reproduces the first adapter.
   const a2 = join(tempDir(), "a2");
   saveAdapter(a2, randomAdapter(model, ["q_proj", "v_proj"], 13));
-  const { loadAdapter } = await import("../../src/lora/adapter.js");
+  const { loadAdapter } = await import("../../src/lora/adapter-files.js");
   const combined = join(tempDir(), "combined");
   saveAdapter(combined, combineAdapters([loadAdapter(a), loadAdapter(a2)], [1, 0], "linear"));
   const d = maxDiff(viaA, await logitsOf(model, [{ name: "c", dir: combined }]));

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { SafetensorsFile } from "../../src/io/safetensors.js";
+import { openSafetensors } from "../../src/io/safetensors.js";
 import { parseShardSize, planShards } from "../../src/io/safetensors-shards.js";
 import { runCli } from "../helpers/cli.js";
 import { tinyModel } from "../helpers/tiny-model.js";
@@ -67,7 +67,7 @@ test("a merge above --max-shard-size is sharded like Hugging Face's, loads back 
   let total = 0;
   const names = new Set<string>();
   for (const f of files) {
-    const st = SafetensorsFile.open(join(sharded, f));
+    const st = openSafetensors(join(sharded, f));
     let bytes = 0;
     for (const [name, info] of st.tensors) {
       assert.equal(index.weight_map[name], f, name);
@@ -81,7 +81,7 @@ test("a merge above --max-shard-size is sharded like Hugging Face's, loads back 
   }
   assert.equal(index.metadata.total_size, total);
   assert.equal(Object.keys(index.weight_map).length, names.size);
-  const one = SafetensorsFile.open(join(whole, "model.safetensors"));
+  const one = openSafetensors(join(whole, "model.safetensors"));
   assert.deepEqual([...names].sort(), [...one.tensors.keys()].sort());
   assert.equal(
     total,

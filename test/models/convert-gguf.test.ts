@@ -18,11 +18,11 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { GgufValueType } from "../../src/io/gguf.js";
 import { permuteRopeRows } from "../../src/io/rope-rows.js";
-import { SafetensorsFile } from "../../src/io/safetensors.js";
+import { openSafetensors } from "../../src/io/safetensors.js";
 import { convertGguf, readGgufAsHf } from "../../src/models/convert-gguf.js";
 import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { ggufCacheDir, resolveModelPath } from "../../src/models/model-path.js";
@@ -284,7 +284,7 @@ test("tiny F32 llama GGUF -> HF folder: config, names, q/k rows in rotate-half l
   });
   assert.ok(!existsSync(path.join(out, "tokenizer.json")), "no tokenizer metadata -> no tokenizer.json");
 
-  const st = SafetensorsFile.open(path.join(out, "model.safetensors"));
+  const st = openSafetensors(path.join(out, "model.safetensors"));
   try {
     assert.equal(st.tensors.size, 3 + 2 * 9);
     const get = (n: string) => st.readFloat32(n);
@@ -334,7 +334,7 @@ test("tiny F16 GGUF keeps float16 bits; q/k permuted as whole rows", async () =>
   const config = JSON.parse(readFileSync(path.join(out, "config.json"), "utf8"));
   assert.equal(config.torch_dtype, "float16");
   const raw = (n: string) => tensors.find((t) => t.name === n)!.data;
-  const st = SafetensorsFile.open(path.join(out, "model.safetensors"));
+  const st = openSafetensors(path.join(out, "model.safetensors"));
   try {
     assert.equal(st.info("model.embed_tokens.weight").dtype, "float16");
     assert.equal(st.info("model.norm.weight").dtype, "float32");
@@ -460,8 +460,8 @@ test("stories260K.gguf: converted tensors equal the llama2.c conversion bit for 
     tokenizer: path.join(storiesDir, "tok512.bin"),
     out: fromBin,
   });
-  const a = SafetensorsFile.open(path.join(fromGguf, "model.safetensors"));
-  const b = SafetensorsFile.open(path.join(fromBin, "model.safetensors"));
+  const a = openSafetensors(path.join(fromGguf, "model.safetensors"));
+  const b = openSafetensors(path.join(fromBin, "model.safetensors"));
   try {
     assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
     assert.ok(!a.tensors.has("lm_head.weight"), "tied: output.weight equals token_embd.weight");
@@ -499,7 +499,7 @@ test("stories260K.gguf: converted tensors equal the llama2.c conversion bit for 
 test("stories260K.gguf loaded directly: 200 greedy ids from [1] equal reference.json", {
   skip: SKIP,
 }, async () => {
-  const lm = await CausalLM.load(storiesGguf);
+  const lm = await loadCausalLM(storiesGguf);
   try {
     const [ids] = await generate(lm, [[1]], { maxNewTokens: 200, temperature: 0 });
     assert.deepEqual(ids, reference());

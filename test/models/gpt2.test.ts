@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { expectedTensors, parseModelConfig } from "../../src/models/family.js";
-import { type ForwardRunner, loadForward } from "../../src/models/index.js";
+import type { ForwardRunner } from "../../src/models/index.js";
+import { loadForward } from "../../src/models/open-model.js";
 import {
   gpt2Config,
   logitsRow,

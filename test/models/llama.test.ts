@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { llama2cHfConfig, readLlama2cCheckpoint } from "../../src/io/llama2c.js";
 import { expectedTensors, parseModelConfig } from "../../src/models/family.js";
-import { type ForwardRunner, loadForward } from "../../src/models/index.js";
+import type { ForwardRunner } from "../../src/models/index.js";
+import { loadForward } from "../../src/models/open-model.js";
 import { sharedPath } from "../helpers/shared.js";
 import {
   llamaConfig,

@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { addsBos, ChatTemplate, tokenizeSegments } from "../../src/data/chat-template.js";
-import { Tokenizer } from "../../src/data/tokenizer.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
 import { DEFAULT_MODEL_DIR } from "../../src/models/default-model.js";
 import { ApiError } from "../../src/serve/errors.js";
 import { DEFAULT_TEMPERATURE, type PlanContext, planRequest } from "../../src/serve/request-params.js";
 
-const tok = Tokenizer.fromDir(DEFAULT_MODEL_DIR);
+const tok = readTokenizer(DEFAULT_MODEL_DIR);
 const ctx: PlanContext = {
   tokenizer: tok,
   template: ChatTemplate.forTokenizer(tok),

@@ -12,11 +12,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { padBatch, padIdOf } from "../../src/data/batching.js";
+import { readDataset } from "../../src/data/dataset-file.js";
 import { buildExamples, type Example } from "../../src/data/examples.js";
-import { readDataset } from "../../src/data/formats.js";
-import { Tokenizer } from "../../src/data/tokenizer.js";
-import { CausalLM } from "../../src/infer/causal-lm.js";
-import { createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
+import { createAdapter } from "../../src/lora/adapter.js";
+import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
 import { listModules } from "../../src/models/modules.js";
@@ -60,7 +61,7 @@ function referenceLoss(logits: Float32Array[], labels: readonly number[]): { sum
 test("cross-entropy value: eval and a padded training step equal the mean over scored tokens computed from logits", async () => {
   const model = tinyModel("llama", 9, { num_key_value_heads: 2 });
   const data = promptCompletionData();
-  const tok = Tokenizer.fromDir(model);
+  const tok = readTokenizer(model);
   const { examples } = buildExamples(readDataset(data), tok, { maxLength: 64 });
   assert.equal(examples.length, 7);
   const lengths = new Set(examples.map((e) => e.inputIds.length));
@@ -82,7 +83,7 @@ test("cross-entropy value: eval and a padded training step equal the mean over s
   const adapterDir = join(tempDir(), "adapter");
   saveAdapter(adapterDir, adapter);
 
-  const lm = await CausalLM.load(model, { adapters: [{ name: "a", dir: adapterDir }] });
+  const lm = await loadCausalLM(model, { adapters: [{ name: "a", dir: adapterDir }] });
   const refs: { sum: number; count: number }[] = [];
   const baseRefs: { sum: number; count: number }[] = [];
   for (const e of examples) {

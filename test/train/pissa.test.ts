@@ -2,7 +2,7 @@
  *  adapter applied to the ORIGINAL base scores exactly what training measured. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { loadAdapter } from "../../src/lora/adapter.js";
+import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { evaluate } from "../../src/train/evaluate.js";
 import { train } from "../../src/train/trainer.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";

@@ -14,8 +14,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { padIdOf } from "../../src/data/batching.js";
-import { Tokenizer } from "../../src/data/tokenizer.js";
-import { createAdapter, saveAdapter } from "../../src/lora/adapter.js";
+import { readTokenizer } from "../../src/data/tokenizer-files.js";
+import { createAdapter } from "../../src/lora/adapter.js";
+import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
 import { convertLlama2c } from "../../src/models/convert-llama2c.js";
@@ -68,7 +69,7 @@ test("stories260K LoRA step (q,k,v,o,gate,up,down + embedding; padded row, compl
   saveAdapter(adapterDir, adapter);
 
   // The batch, right-padded; labels unshifted (HF's convention), -100 on the prompt and padding.
-  const tok = Tokenizer.fromDir(modelDir);
+  const tok = readTokenizer(modelDir);
   const pad = padIdOf(tok);
   const encoded = ROWS.map(([p, c]) => {
     const prompt = tok.encode(p, { addBos: true });

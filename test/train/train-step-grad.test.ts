@@ -46,7 +46,7 @@ function batch(): { ids: BigInt64Array; mask: BigInt64Array; targets: BigInt64Ar
 }
 
 async function session(graph: ReturnType<typeof buildTrainGraph>["graph"], dir: string): Promise<Session> {
-  const bytes = emitModel(promoteToFloat64(graph), { externalDir: dir });
+  const bytes = emitModel(promoteToFloat64(graph));
   return Session.create(bytes, { optimization: "disabled", threads: 1, externalDataDir: dir });
 }
 

@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CausalLM } from "../../src/infer/causal-lm.js";
 import { generate } from "../../src/infer/generate.js";
-import { SafetensorsFile } from "../../src/io/safetensors.js";
-import { loadAdapter } from "../../src/lora/adapter.js";
+import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
+import { openSafetensors } from "../../src/io/safetensors.js";
+import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { evaluate } from "../../src/train/evaluate.js";
 import type { StepMetrics } from "../../src/train/events.js";
@@ -132,7 +132,7 @@ test("a non-finite loss (lr 1e20) stops with a clear message; the last checkpoin
   const last = listCheckpoints(out).at(-1)!;
   const adapter = loadAdapter(last.dir);
   assert.ok([...adapter.tensors.values()].every((t) => t.data.every(Number.isFinite)));
-  const lm = await CausalLM.load(model, { adapters: [{ name: "ckpt", dir: last.dir }] });
+  const lm = await loadCausalLM(model, { adapters: [{ name: "ckpt", dir: last.dir }] });
   const ids = await generate(lm, [[1, 20, 21]], {
     maxNewTokens: 3,
     eosIds: [],
@@ -161,8 +161,8 @@ test("full fine-tuning trains every weight and writes a loadable model (Llama un
 
     // Tensor by tensor: the output holds exactly the base's tensors (a tied head is one tensor, in
     // both files and in the parameter count), and every one of them moved.
-    const base = SafetensorsFile.open(join(model, "model.safetensors"));
-    const tuned = SafetensorsFile.open(join(out, "model.safetensors"));
+    const base = openSafetensors(join(model, "model.safetensors"));
+    const tuned = openSafetensors(join(out, "model.safetensors"));
     const names = [...base.tensors.keys()].sort();
     assert.deepEqual([...tuned.tensors.keys()].sort(), names);
     assert.equal(names.includes("lm_head.weight"), !tied, `${kind}: lm_head stored iff untied`);
@@ -283,7 +283,7 @@ test("stories260K learns an identity from lf_identity.json: validation loss -30%
   const heldOut = rows.filter((_, i) => isVal(i)).map((r) => r.prompt);
   /** Greedy answers to every held-out question, with the adapter or without. */
   const answers = async (adapter?: string) => {
-    const lm = await CausalLM.load(model, { adapters: adapter ? [{ name: "id", dir: adapter }] : [] });
+    const lm = await loadCausalLM(model, { adapters: adapter ? [{ name: "id", dir: adapter }] : [] });
     const texts: string[] = [];
     for (const q of heldOut) {
       const ids = lm.tokenizer!.encode(q, { addBos: true });

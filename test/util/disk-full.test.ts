@@ -18,7 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { loadAdapter } from "../../src/lora/adapter.js";
+import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { runCli, runTrain } from "../helpers/cli.js";
 import { fileHashes } from "../helpers/file-hashes.js";
 import { REPO_ROOT } from "../helpers/shared.js";

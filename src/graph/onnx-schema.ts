@@ -1,4 +1,9 @@
-// The subset of ONNX's protobuf schema (onnx/onnx.proto, IR version 8) that lora-ts emits.
+/**
+ * The subset of ONNX's protobuf schema (onnx/onnx.proto) that emission writes, as text: parsed by
+ * protobufjs at first use. Kept in a module rather than a file beside the code so the same bytes reach
+ * a browser bundle, which has no file system to load a .proto from.
+ */
+export const ONNX_PROTO = `// The subset of ONNX's protobuf schema (onnx/onnx.proto, IR version 8) that lora-ts emits.
 // Field numbers follow the ONNX specification; fields lora-ts never writes are left out.
 syntax = "proto2";
 package onnx;
@@ -116,3 +121,4 @@ message OperatorSetIdProto {
   optional string domain = 1;
   optional int64 version = 2;
 }
+`;
