@@ -9,7 +9,8 @@ import ort from "onnxruntime-node";
 import type { SessionOptions } from "./session-options.js";
 
 export { ort };
-export const PLATFORM = "node" as const;
+/** Which binding this is (the browser bundle swaps this file for ort-web.ts). */
+export const PLATFORM: "node" | "web" = "node";
 
 /** Node session options: every core, the CPU provider, external data resolved in a folder. */
 export function platformSessionOptions(

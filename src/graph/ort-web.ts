@@ -8,7 +8,8 @@ import { LoraTsError } from "../util/errors.js";
 import type { SessionOptions } from "./session-options.js";
 
 export { ort };
-export const PLATFORM = "web" as const;
+/** Which binding this is (see ort-node.ts). */
+export const PLATFORM: "node" | "web" = "web";
 
 /** Browser session options: the WebAssembly or WebGPU provider, external data given as bytes. */
 export function platformSessionOptions(

@@ -6,6 +6,7 @@
  * as the graph's locations name them. There is no second weight format.
  */
 import { Tokenizer } from "../data/tokenizer.js";
+import { PLATFORM } from "../graph/ort-node.js";
 import { SafetensorsFile } from "../io/safetensors-format.js";
 import { indexShards, parseJsonObject, weightStore } from "../io/weight-store.js";
 import { assembleModel, type HfModel } from "../models/assemble-model.js";
@@ -52,7 +53,9 @@ export function openModelFiles(files: FileMap, label: string): WebModel {
       const opened = names.map((n) => SafetensorsFile.fromBytes(at(n), files[n]!));
       const external = { kind: "bytes" as const, files: names.map((n) => ({ path: n, data: files[n]! })) };
       const byPath = new Map(opened.map((f, i) => [f.path, names[i]!]));
-      const { store } = weightStore(opened, external, (f) => byPath.get(f.path) ?? null, opts);
+      // onnxruntime-node takes external data from files only: under Node (tests), graphs embed the tensors.
+      const location = (f: SafetensorsFile) => (PLATFORM === "web" ? (byPath.get(f.path) ?? null) : null);
+      const { store } = weightStore(opened, external, location, opts);
       return { store, where: () => at(names[0]!), describe: (p) => p };
     },
   });
