@@ -29,16 +29,21 @@ let run: TrainingRun | null = null;
 let loaded: Adapter | null = null;
 let stopRequested = false;
 let training = false;
-let backend: BackendInfo = { name: "wasm", threads, reason: wasmReason() };
+let backend: BackendInfo = {
+  name: "wasm",
+  threads,
+  reason: wasmReason("WebGPU is tried when training starts."),
+};
 
 function post(m: FromWorker): void {
   scope.postMessage(m);
 }
 
-function wasmReason(): string {
+/** Why WebAssembly runs on the threads it does (BackendInfo.reason is the why, not the name). */
+function wasmReason(why: string): string {
   return scope.crossOriginIsolated
-    ? `WebAssembly, ${threads} thread${threads === 1 ? "" : "s"}`
-    : "WebAssembly, 1 thread (the page is not cross-origin isolated)";
+    ? why
+    : `${why} The page is not cross-origin isolated, so WebAssembly runs on one thread.`;
 }
 
 /** A one-line message: the library's errors are one line already; anything else is cut to its first. */
@@ -52,28 +57,30 @@ function oneLine(e: unknown): string {
  */
 async function chooseBackend(r: TrainingRun): Promise<BackendInfo> {
   const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-  if (!gpu) return { name: "wasm", threads, reason: `${wasmReason()} (this browser offers no WebGPU)` };
+  if (!gpu) return { name: "wasm", threads, reason: wasmReason("This browser offers no WebGPU.") };
   let adapter: unknown = null;
   try {
     adapter = await gpu.requestAdapter();
   } catch {
     adapter = null;
   }
-  if (!adapter) return { name: "wasm", threads, reason: `${wasmReason()} (WebGPU offers no adapter)` };
+  if (!adapter) return { name: "wasm", threads, reason: wasmReason("WebGPU offers no adapter.") };
   let wasmLoss: number;
   let gpuLoss: number;
   try {
     wasmLoss = await r.probeLoss("wasm");
     gpuLoss = await r.probeLoss("webgpu");
   } catch (e) {
-    return { name: "wasm", threads, reason: `${wasmReason()} (WebGPU failed: ${oneLine(e)})` };
+    return { name: "wasm", threads, reason: wasmReason(`WebGPU failed: ${oneLine(e)}.`) };
   }
   const diff = Math.abs(gpuLoss - wasmLoss) / Math.max(Math.abs(wasmLoss), 1e-12);
   if (!(diff <= WEBGPU_AGREEMENT))
     return {
       name: "wasm",
       threads,
-      reason: `${wasmReason()} (WebGPU's loss ${gpuLoss.toPrecision(6)} disagrees with WebAssembly's ${wasmLoss.toPrecision(6)})`,
+      reason: wasmReason(
+        `WebGPU's loss ${gpuLoss.toPrecision(6)} disagrees with WebAssembly's ${wasmLoss.toPrecision(6)}, so it is not used.`,
+      ),
     };
   await r.useDevice("webgpu");
   return {
