@@ -138,7 +138,10 @@ function setState(next: State, text?: string): void {
 function showBackend(b: BackendInfo): void {
   const name =
     b.name === "webgpu" ? "WebGPU" : `WebAssembly, ${b.threads} thread${b.threads === 1 ? "" : "s"}`;
-  ui.backend.textContent = `Backend: ${name}. ${b.reason}`;
+  // The reason is a sentence that may start with the backend's name already.
+  ui.backend.textContent = b.reason.startsWith(name)
+    ? `Backend: ${b.reason}`
+    : `Backend: ${name}. ${b.reason}`;
   ui.backend.dataset["backend"] = b.name;
   ui.backend.dataset["threads"] = String(b.threads);
 }
