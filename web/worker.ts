@@ -95,7 +95,11 @@ async function advance(r: TrainingRun): Promise<void> {
   stopRequested = false;
   try {
     const end = await r.advance(
-      () => stopRequested,
+      async () => {
+        // A macrotask turn, so that a `stop` message posted during the last step is delivered.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        return stopRequested;
+      },
       (m) => post(m),
     );
     if (end === "stopped") post({ type: "stopped", step: r.stepsDone, totalSteps: r.totalSteps });

@@ -124,11 +124,16 @@ export class TrainingRun {
 
   /**
    * Steps until the run is done ("done") or `shouldStop()` says so between steps ("stopped"); `onStep`
-   * hears each step. A stopped run continues with the next call, as if it had not stopped.
+   * hears each step. A stopped run continues with the next call, as if it had not stopped. In a
+   * worker, `shouldStop` must give the event loop a turn (a macrotask), or a stop message is never
+   * delivered: onnxruntime-web's run resolves without one.
    */
-  async advance(shouldStop: () => boolean, onStep: (m: StepMessage) => void): Promise<"done" | "stopped"> {
+  async advance(
+    shouldStop: () => boolean | Promise<boolean>,
+    onStep: (m: StepMessage) => void,
+  ): Promise<"done" | "stopped"> {
     while (this.stepsDone < this.totalSteps) {
-      if (shouldStop()) return "stopped";
+      if (await shouldStop()) return "stopped";
       const s = this.stepsDone + 1;
       const t0 = performance.now();
       const r = await optimizerStep(
