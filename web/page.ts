@@ -275,6 +275,8 @@ ui.train.addEventListener(
     const name = dataName ?? pastedName(text);
     chart.reset(settings.steps);
     lastTokensPerSec = null;
+    // The worker lets the last run go when a new one starts: its adapter is no longer there.
+    runStarted = false;
     ui.answers.after.replaceChildren();
     ui.dataInfo.textContent = "";
     setState("training", "Starting…");

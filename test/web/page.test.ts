@@ -310,3 +310,18 @@ test("the downloaded adapter loaded back into the page gives the same answers", 
     afterAnswers.map((a) => a.ids),
   );
 });
+
+test("a worker's error is one line on the page, and the page stays usable", {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  assert.ok(page !== null && afterAnswers.length === PROMPTS, "needs the trained page");
+  await page.fill("#set-targets", "no_such_proj");
+  await page.click("#train");
+  await page.waitForSelector("#error:not([hidden])", { timeout: 30_000 });
+  const error = (await page.textContent("#error")) ?? "";
+  assert.match(error, /^train: .*no_such_proj/);
+  assert.doesNotMatch(error, /\n/);
+  await page.waitForSelector('#status[data-state="ready"]', { timeout: 30_000 });
+  assert.equal(await page.isEnabled("#train"), true);
+});
