@@ -172,11 +172,12 @@ ui.modelDefault.addEventListener(
       const files = await fetchDefaultModel();
       // The default model's own held-out prompts, unless the user has typed some.
       if (ui.prompts.value.trim() === "") {
-        const heldout = await fetchText(`${DEFAULT_MODEL_URL}data/persona-heldout.jsonl`);
-        ui.prompts.value = formatPrompts(promptsFromJsonl(heldout, 3));
+        // (`lora-ts web --model DIR` serves a folder that may not have them.)
+        const heldout = await fetchText(`${DEFAULT_MODEL_URL}data/persona-heldout.jsonl`).catch(() => null);
+        if (heldout !== null) ui.prompts.value = formatPrompts(promptsFromJsonl(heldout, 3));
       }
       setState("loading", "Loading the model in the worker…");
-      await loadModel("default model (embedded)", files, true);
+      await loadModel("default model", files, true);
     } catch (e) {
       setState("no-model", "Load a model to start.");
       throw e;
@@ -222,7 +223,12 @@ function pastedName(text: string): string {
 
 ui.dataExample.addEventListener(
   "click",
-  guarded(async () => setData("persona.jsonl", await fetchText(`${DEFAULT_MODEL_URL}data/persona.jsonl`))),
+  guarded(async () => {
+    const text = await fetchText(`${DEFAULT_MODEL_URL}data/persona.jsonl`).catch(() => {
+      throw new Error("example data: the served model has no data/persona.jsonl (the embedded model has)");
+    });
+    setData("persona.jsonl", text);
+  }),
 );
 
 async function takeDataFile(file: File): Promise<void> {
