@@ -106,5 +106,11 @@ const runtime = readdirSync(ortDist).filter((n) =>
 for (const need of ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"])
   if (!runtime.includes(need)) fail(`${join(ortDist, need)} is missing (npm install onnxruntime-web)`);
 for (const n of runtime) copyFileSync(join(ortDist, n), join(out, "ort", n));
+// The runtime files the worker's bundle names (onnxruntime-web/webgpu loads the .asyncify pair) must
+// be among them, or the page would fail on its first session with a 404.
+const named = new Set(
+  readFileSync(join(out, "worker.js"), "utf8").match(/ort-wasm-simd-threaded[\w.]*?\.(?:mjs|wasm)/g),
+);
+for (const n of named) if (!runtime.includes(n)) fail(`worker.js loads ${n}, which ${ortDist} does not have`);
 
 process.stdout.write(`build-web: ${out} (page.js, worker.js, index.html, ort/: ${runtime.length} files)\n`);

@@ -66,6 +66,8 @@ test("the page, the runtime and the model: status, content type and COOP/COEP on
     ["/ort/ort-wasm-simd-threaded.mjs", /^text\/javascript/],
     ["/ort/ort-wasm-simd-threaded.wasm", /^application\/wasm$/],
     ["/ort/ort-wasm-simd-threaded.jsep.wasm", /^application\/wasm$/],
+    ["/ort/ort-wasm-simd-threaded.asyncify.mjs", /^text\/javascript/],
+    ["/ort/ort-wasm-simd-threaded.asyncify.wasm", /^application\/wasm$/],
     ["/models/default/config.json", /^application\/json/],
     ["/models/default/tokenizer.json", /^application\/json/],
     ["/models/default/model.safetensors", /^application\/octet-stream$/],
