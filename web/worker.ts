@@ -16,7 +16,7 @@ import { openModelFiles, type WebModel } from "../src/web/model-files.js";
 import type { BackendInfo, FileMap, FromWorker, ToWorker } from "../src/web/protocol.js";
 import { TrainingRun } from "../src/web/training-run.js";
 
-/** WebGPU's first-batch loss must match WebAssembly's within this (relative) to be used. */
+/** WebGPU's first-batch loss and gradients must match WebAssembly's within this (relative) to be used. */
 const WEBGPU_AGREEMENT = 1e-3;
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -46,6 +46,20 @@ function wasmReason(why: string): string {
     : `${why} The page is not cross-origin isolated, so WebAssembly runs on one thread.`;
 }
 
+/** ‖a − b‖ / ‖b‖ over all the tensors together. */
+function relativeDistance(a: Float32Array[], b: Float32Array[]): number {
+  let diff = 0;
+  let norm = 0;
+  b.forEach((t, i) => {
+    const u = a[i]!;
+    for (let k = 0; k < t.length; k++) {
+      diff += (u[k]! - t[k]!) ** 2;
+      norm += t[k]! ** 2;
+    }
+  });
+  return Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30);
+}
+
 /** A one-line message: the library's errors are one line already; anything else is cut to its first. */
 function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
@@ -65,28 +79,30 @@ async function chooseBackend(r: TrainingRun): Promise<BackendInfo> {
     adapter = null;
   }
   if (!adapter) return { name: "wasm", threads, reason: wasmReason("WebGPU offers no adapter.") };
-  let wasmLoss: number;
-  let gpuLoss: number;
+  let wasm: { loss: number; grads: Float32Array[] };
+  let webgpu: { loss: number; grads: Float32Array[] };
   try {
-    wasmLoss = await r.probeLoss("wasm");
-    gpuLoss = await r.probeLoss("webgpu");
+    wasm = await r.probe("wasm");
+    webgpu = await r.probe("webgpu");
   } catch (e) {
     return { name: "wasm", threads, reason: wasmReason(`WebGPU failed: ${oneLine(e)}.`) };
   }
-  const diff = Math.abs(gpuLoss - wasmLoss) / Math.max(Math.abs(wasmLoss), 1e-12);
-  if (!(diff <= WEBGPU_AGREEMENT))
+  const lossDiff = Math.abs(webgpu.loss - wasm.loss) / Math.max(Math.abs(wasm.loss), 1e-12);
+  const gradDiff = relativeDistance(webgpu.grads, wasm.grads);
+  if (!(lossDiff <= WEBGPU_AGREEMENT && gradDiff <= WEBGPU_AGREEMENT))
     return {
       name: "wasm",
       threads,
       reason: wasmReason(
-        `WebGPU's loss ${gpuLoss.toPrecision(6)} disagrees with WebAssembly's ${wasmLoss.toPrecision(6)}, so it is not used.`,
+        `WebGPU disagrees with WebAssembly on the first batch (loss ${webgpu.loss.toPrecision(6)} vs ${wasm.loss.toPrecision(6)}, ` +
+          `gradients ${gradDiff.toExponential(1)} apart), so it is not used.`,
       ),
     };
   await r.useDevice("webgpu");
   return {
     name: "webgpu",
     threads,
-    reason: `WebGPU (its loss agrees with WebAssembly's within ${WEBGPU_AGREEMENT})`,
+    reason: `Its loss and gradients agree with WebAssembly's within ${WEBGPU_AGREEMENT} on the first batch.`,
   };
 }
 

@@ -8,7 +8,7 @@
  * another onnxruntime build): the same examples, loader order, initial A and B, and dropout masks.
  */
 import { DataLoader, padBatch, padIdOf, splitTrainVal } from "../data/batching.js";
-import { buildExamples, describeData, type Example, maxLengthFor } from "../data/examples.js";
+import { buildExamples, describeData, type Example } from "../data/examples.js";
 import { parseDataset } from "../data/formats.js";
 import type { SessionOptions } from "../graph/session-options.js";
 import { type Adapter, adapterFileBytes, pissaToLora } from "../lora/adapter.js";
@@ -53,7 +53,10 @@ export class TrainingRun {
   ): Promise<TrainingRun> {
     const { model, tokenizer } = web;
     checkSettings(s);
-    const maxLength = maxLengthFor(s.maxLength, model.config.maxPositions, s.maxLength);
+    // The form always holds a value, so it is capped by the model's context (and the page told so),
+    // where --max-length given explicitly beyond it is an error.
+    const context = model.config.maxPositions;
+    const maxLength = Math.min(s.maxLength, context);
     const built = buildExamples(parseDataset(data.text, data.name), tokenizer, { maxLength });
     if (built.examples.length === 0)
       throw new LoraTsError(`${data.name}: no example has a token to train on`);
@@ -87,7 +90,12 @@ export class TrainingRun {
       rows: built.summary.rows,
       examples: built.summary.examples,
       tokens: built.summary.trainedTokens,
-      notes: [describeData(built.summary)],
+      notes: [
+        describeData(built.summary),
+        ...(s.maxLength > context
+          ? [`max length ${s.maxLength} capped to the model's context of ${context} tokens`]
+          : []),
+      ],
     };
     return new TrainingRun(
       web,
@@ -168,17 +176,16 @@ export class TrainingRun {
   }
 
   /**
-   * The loss of the run's first batch at the current values, without dropout, on `device`: a probe
-   * that a backend computes what WebAssembly computes (it neither steps nor moves the loader).
+   * The loss and gradients of the run's first batch at the current values, without dropout, on
+   * `device`: a probe that a backend computes what WebAssembly computes (it neither steps nor moves
+   * the loader).
    */
-  async probeLoss(device: "wasm" | "webgpu"): Promise<number> {
-    const probe = await buildTrainStep(this.web.model, this.setup, { ...this.session, device }, false);
+  async probe(device: "wasm" | "webgpu"): Promise<{ loss: number; grads: Float32Array[] }> {
+    const probe = await buildTrainStep(this.web.model, this.setup, { ...this.session, device });
     try {
       const b = padBatch(this.firstBatch, padIdOf(this.web.tokenizer));
-      const r = await probe.run({ ...b, targets: shiftLabels(b.labels, b.batch, b.seq) }, this.values, {
-        train: false,
-      });
-      return r.loss;
+      const targets = shiftLabels(b.labels, b.batch, b.seq);
+      return await probe.run({ ...b, targets }, this.values, { train: false });
     } finally {
       await probe.release();
     }

@@ -92,6 +92,7 @@ test("web TrainingRun: every step's loss is train()'s, stopped and continued, an
   });
   assert.ok(webLosses.at(-1)! < webLosses[0]!, "the loss went down");
   assert.equal(run.data.examples, 300);
+  assert.equal(run.data.notes.length, 1, "max length within the context: no cap note");
 
   // The adapter files match what train() wrote, byte for byte (same values, same layout).
   const files = run.adapterFiles();
@@ -146,5 +147,21 @@ test("web openModelFiles: the same tensors as the folder; missing files and shar
   );
   const truncated = { ...files, "model.safetensors": files["model.safetensors"]!.subarray(0, 1000) };
   assert.throws(() => openModelFiles(truncated, "picked"), /picked\/model\.safetensors: .*truncated/);
+  web.model.weights.close();
+});
+
+test("web TrainingRun: a max length beyond the model's context is capped to it, and the data notes say so", async () => {
+  const web = openModelFiles(defaultModelFiles(), "default");
+  const context = web.model.config.maxPositions;
+  const run = await TrainingRun.create(
+    web,
+    { name: "persona.jsonl", text: readFileSync(DATA, "utf8") },
+    { ...SETTINGS, maxLength: context * 2, steps: 1 },
+  );
+  assert.ok(
+    run.data.notes.includes(`max length ${context * 2} capped to the model's context of ${context} tokens`),
+    run.data.notes.join("; "),
+  );
+  await run.release();
   web.model.weights.close();
 });
