@@ -9,7 +9,7 @@
 // is checked once more for `node:` imports.
 //
 // Usage: node scripts/build-web.mjs [--out DIR] [--entry-worker FILE] [--minify]
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -97,20 +97,21 @@ copyFileSync(join(repo, "web/index.html"), join(out, "index.html"));
 if (existsSync(join(repo, "web/style.css")))
   copyFileSync(join(repo, "web/style.css"), join(out, "style.css"));
 
-// onnxruntime-web's runtime: the plain build (WebAssembly), .jsep and .asyncify (WebGPU in 1.30's
-// bundles). The worker sets ort.env.wasm.wasmPaths to `${origin}/ort/`.
+// onnxruntime-web's runtime: exactly the .mjs glue and .wasm files the worker's bundle names
+// (onnxruntime-web/webgpu 1.30 loads the .asyncify pair, for WebAssembly and WebGPU alike); the other
+// builds in its dist/ would add about 42 MB to the package unused. The worker sets
+// ort.env.wasm.wasmPaths to `${origin}/ort/`.
 const ortDist = join(repo, "node_modules/onnxruntime-web/dist");
-const runtime = readdirSync(ortDist).filter((n) =>
-  /^ort-wasm-simd-threaded(\.jsep|\.asyncify)?\.(mjs|wasm)$/.test(n),
-);
-for (const need of ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"])
-  if (!runtime.includes(need)) fail(`${join(ortDist, need)} is missing (npm install onnxruntime-web)`);
-for (const n of runtime) copyFileSync(join(ortDist, n), join(out, "ort", n));
-// The runtime files the worker's bundle names (onnxruntime-web/webgpu loads the .asyncify pair) must
-// be among them, or the page would fail on its first session with a 404.
-const named = new Set(
-  readFileSync(join(out, "worker.js"), "utf8").match(/ort-wasm-simd-threaded[\w.]*?\.(?:mjs|wasm)/g),
-);
-for (const n of named) if (!runtime.includes(n)) fail(`worker.js loads ${n}, which ${ortDist} does not have`);
+const runtime = [
+  ...new Set(
+    readFileSync(join(out, "worker.js"), "utf8").match(/ort-wasm-simd-threaded[\w.]*?\.(?:mjs|wasm)/g),
+  ),
+];
+if (!runtime.some((n) => n.endsWith(".wasm")) || !runtime.some((n) => n.endsWith(".mjs")))
+  fail(`worker.js names no onnxruntime-web runtime (.mjs and .wasm): ${runtime.join(", ") || "none"}`);
+for (const n of runtime) {
+  if (!existsSync(join(ortDist, n))) fail(`worker.js loads ${n}, which ${ortDist} does not have`);
+  copyFileSync(join(ortDist, n), join(out, "ort", n));
+}
 
 process.stdout.write(`build-web: ${out} (page.js, worker.js, index.html, ort/: ${runtime.length} files)\n`);

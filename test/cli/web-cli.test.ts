@@ -27,7 +27,13 @@ function assertIsolated(headers: Record<string, unknown>, what: string): void {
 }
 
 test("the page is built beside the CLI (npm run build builds dist/web)", () => {
-  for (const f of ["index.html", "page.js", "worker.js", "style.css", "ort/ort-wasm-simd-threaded.wasm"])
+  for (const f of [
+    "index.html",
+    "page.js",
+    "worker.js",
+    "style.css",
+    "ort/ort-wasm-simd-threaded.asyncify.wasm",
+  ])
     assert.ok(existsSync(join(PAGE_DIR, f)), `${join(PAGE_DIR, f)} is missing: run npm run build`);
 });
 
@@ -63,9 +69,6 @@ test("the page, the runtime and the model: status, content type and COOP/COEP on
     ["/page.js", /^text\/javascript/],
     ["/worker.js", /^text\/javascript/],
     ["/style.css", /^text\/css/],
-    ["/ort/ort-wasm-simd-threaded.mjs", /^text\/javascript/],
-    ["/ort/ort-wasm-simd-threaded.wasm", /^application\/wasm$/],
-    ["/ort/ort-wasm-simd-threaded.jsep.wasm", /^application\/wasm$/],
     ["/ort/ort-wasm-simd-threaded.asyncify.mjs", /^text\/javascript/],
     ["/ort/ort-wasm-simd-threaded.asyncify.wasm", /^application\/wasm$/],
     ["/models/default/config.json", /^application\/json/],
