@@ -61,5 +61,5 @@ export { Graph, Value } from "./graph/ir.js";
 export * as nn from "./graph/nn.js";
 export * as ops from "./graph/ops.js";
 export { Session, type SessionOptions, type TensorValue } from "./graph/runtime.js";
-export { SafetensorsFile, writeSafetensors } from "./io/safetensors.js";
+export { openSafetensors, SafetensorsFile, writeSafetensors } from "./io/safetensors.js";
 export { FileFormatError, GraphBuildError, LoraTsError } from "./util/errors.js";
