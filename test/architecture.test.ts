@@ -55,6 +55,11 @@ export interface AllowedEdge {
  */
 export const ALLOWED_SAME_RANK: readonly AllowedEdge[] = [
   { from: "cli", to: "serve", reason: "`lora-ts serve` (cli/serve.ts) starts the HTTP server" },
+  {
+    from: "cli",
+    to: "web",
+    reason: "`lora-ts web` serves the files the page's protocol names (model files, their URL)",
+  },
 ];
 
 export interface Source {

@@ -19,6 +19,7 @@ import { type AddressInfo, isIPv6 } from "node:net";
 import { extname, join, sep } from "node:path";
 import Fastify, { type FastifyReply } from "fastify";
 import { LoraTsError } from "../util/errors.js";
+import { DEFAULT_MODEL_URL, isModelFileName } from "../web/protocol.js";
 
 export interface WebServerOptions {
   /** The built page folder (dist/web). */
@@ -63,21 +64,7 @@ export function contentType(path: string): string {
 }
 
 /** The URL prefix of the model's files. */
-export const MODEL_PREFIX = "/models/default/";
-
-/** A model folder's file names the page may fetch. */
-function isModelFile(name: string): boolean {
-  return (
-    [
-      "config.json",
-      "tokenizer.json",
-      "tokenizer_config.json",
-      "generation_config.json",
-      "special_tokens_map.json",
-      "model.safetensors.index.json",
-    ].includes(name) || name.endsWith(".safetensors")
-  );
-}
+export const MODEL_PREFIX = DEFAULT_MODEL_URL;
 
 /** The model folder's servable files: URL name (e.g. "config.json", "data/persona.jsonl") -> real path. */
 export function listModelFiles(modelDir: string): Map<string, string> {
@@ -90,7 +77,7 @@ export function listModelFiles(modelDir: string): Map<string, string> {
       // A dangling link: not served.
     }
   };
-  for (const name of readdirSync(modelDir)) if (isModelFile(name)) add(name, join(modelDir, name));
+  for (const name of readdirSync(modelDir)) if (isModelFileName(name)) add(name, join(modelDir, name));
   const data = join(modelDir, "data");
   if (existsSync(data) && statSync(data).isDirectory())
     for (const name of readdirSync(data)) if (name.endsWith(".jsonl")) add(`data/${name}`, join(data, name));

@@ -130,3 +130,23 @@ export const WEB_DEFAULTS: WebTrainSettings = {
   schedule: "linear",
   warmupSteps: 0,
 };
+
+/** Where `lora-ts web` serves the model the page offers as its default, and where the page fetches it. */
+export const DEFAULT_MODEL_URL = "/models/default/";
+
+/**
+ * The files of a model folder the page reads (and `lora-ts web` serves): the rest of a folder (a
+ * README, images, .git) is neither read nor served.
+ */
+export function isModelFileName(name: string): boolean {
+  return (
+    [
+      "config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "generation_config.json",
+      "special_tokens_map.json",
+      "model.safetensors.index.json",
+    ].includes(name) || name.endsWith(".safetensors")
+  );
+}

@@ -2,59 +2,17 @@
  * Starts `lora-ts serve` (the compiled binary beside these tests) in a child process and waits for
  * its one line `listening on http://HOST:PORT`; plus small HTTP helpers for the serve tests.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { BIN } from "../helpers/cli.js";
+import { type ServerProcess, startListening } from "../helpers/listening.js";
 
-export interface ServerProcess {
-  url: string;
-  proc: ChildProcess;
-  /** Everything the server wrote to stdout and stderr so far. */
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the exit code (or the signal's name). */
-  exited: Promise<number | string>;
-  /** SIGTERM and wait for the exit. */
-  stop(): Promise<number | string>;
-}
+export type { ServerProcess } from "../helpers/listening.js";
 
-export async function startServe(
+/** `lora-ts serve --port 0 ARGS`, once it listens. */
+export function startServe(
   args: string[],
   env: Record<string, string> = {},
   cwd?: string,
 ): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [BIN, "serve", "--port", "0", ...args], {
-    env: { ...process.env, ...env },
-    cwd,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  proc.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | string>((resolve) =>
-    proc.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /^listening on (http:\/\/\S+)\n/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${err}`)));
-    setTimeout(() => reject(new Error(`serve did not listen within 60 s: ${err}`)), 60_000).unref();
-  });
-  return {
-    url,
-    proc,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
-      return exited;
-    },
-  };
+  return startListening("serve", args, { env, cwd });
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed JSON of any shape; the tests assert on it.

@@ -3,50 +3,14 @@
  * one line `listening on http://HOST:PORT`; plus a raw GET that sends the path as written (fetch and
  * URL would normalize "..").
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { request } from "node:http";
-import { BIN } from "../helpers/cli.js";
+import { type ServerProcess, startListening } from "../helpers/listening.js";
 
-export interface WebProcess {
-  url: string;
-  proc: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** SIGTERM and wait for the exit code (or the signal's name). */
-  stop(): Promise<number | string>;
-}
+export type WebProcess = ServerProcess;
 
-export async function startWeb(args: string[] = []): Promise<WebProcess> {
-  const proc = spawn(process.execPath, [BIN, "web", "--port", "0", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  proc.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | string>((resolve) =>
-    proc.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /^listening on (http:\/\/\S+)\n/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`lora-ts web exited (${code}) before listening: ${err}`)));
-    setTimeout(() => reject(new Error(`lora-ts web did not listen within 30 s: ${err}`)), 30_000).unref();
-  });
-  return {
-    url,
-    proc,
-    stdout: () => out,
-    stderr: () => err,
-    stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
-      return exited;
-    },
-  };
+/** `lora-ts web --port 0 ARGS`, once it listens. */
+export function startWeb(args: string[] = []): Promise<WebProcess> {
+  return startListening("web", args, { timeoutMs: 30_000 });
 }
 
 /** GET `path` exactly as written; the status, headers and body length. */

@@ -3,24 +3,9 @@
  * folder or adapter files the user picks (read with File.arrayBuffer, keyed by base name, as the
  * worker's FileMap wants), and a data file's text.
  */
-import type { FileMap } from "../../src/web/protocol.js";
+import { DEFAULT_MODEL_URL, type FileMap, isModelFileName } from "../../src/web/protocol.js";
 
-/** Where `lora-ts web` serves the default model's files. */
-export const DEFAULT_MODEL_URL = "/models/default/";
-
-/** The names a model folder contributes: the rest of a folder (README, images, .git) is not read. */
-export function isModelFileName(name: string): boolean {
-  return (
-    [
-      "config.json",
-      "tokenizer.json",
-      "tokenizer_config.json",
-      "generation_config.json",
-      "special_tokens_map.json",
-      "model.safetensors.index.json",
-    ].includes(name) || name.endsWith(".safetensors")
-  );
-}
+export { DEFAULT_MODEL_URL, isModelFileName };
 
 export const ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"] as const;
 
