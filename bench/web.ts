@@ -6,6 +6,9 @@
  * drift on a shared host hits both; the best of each and their ratio are what to read. Prints the CPU
  * and the WebAssembly thread count.
  *
+ * First, what limits it: single ops of the training graph, one thread, onnxruntime-web's WebAssembly
+ * build (run in Node's V8) against onnxruntime-node, each a graph of 20 such ops on a 1024×256 input.
+ *
  * Needs the build (npm run build: dist/web) and Debian's chromium at /usr/bin/chromium.
  */
 import { spawnSync } from "node:child_process";
@@ -13,7 +16,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import ortNode from "onnxruntime-node";
+import * as ortWeb from "onnxruntime-web";
 import { chromium } from "playwright-core";
+import { emitModel } from "../src/graph/emit.js";
+import { Graph, type Value } from "../src/graph/ir.js";
+import * as o from "../src/graph/ops.js";
 import { startWeb } from "../test/web/web-process.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -64,6 +72,54 @@ function cliRate(): number {
     rmSync(out, { recursive: true, force: true });
   }
 }
+
+/** ms per run of `graph` on each runtime, one thread. */
+async function opTimes(bytes: Uint8Array): Promise<{ node: number; web: number }> {
+  const x = Float32Array.from({ length: 1024 * 256 }, (_, i) => Math.sin(i));
+  const time = async (run: () => Promise<unknown>) => {
+    for (let i = 0; i < 3; i++) await run();
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) await run();
+    return (performance.now() - t0) / 10;
+  };
+  const n = await ortNode.InferenceSession.create(bytes, {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: 1,
+  });
+  const w = await ortWeb.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+  const node = await time(() => n.run({ x: new ortNode.Tensor("float32", x, [1024, 256]) }));
+  const web = await time(() => w.run({ x: new ortWeb.Tensor("float32", x, [1024, 256]) }));
+  await n.release();
+  await w.release();
+  return { node, web };
+}
+
+ortWeb.env.wasm.numThreads = 1;
+const weight = Float32Array.from({ length: 256 * 256 }, (_, i) => Math.cos(i) * 0.01);
+const OPS: [string, (g: Graph, x: Value) => Value][] = [
+  [
+    "MatMul 256x256",
+    (g, x) =>
+      o.matmul(x, g.initializer(`w${g.nodes.length}`, "float32", [256, 256], { kind: "data", data: weight })),
+  ],
+  ["Sigmoid", (_, x) => o.sigmoid(x)],
+  ["Tanh", (_, x) => o.tanh(x)],
+  ["Exp", (_, x) => o.exp(o.neg(x))],
+  ["Mul", (_, x) => o.mul(x, x)],
+  ["Softmax", (_, x) => o.softmax(x, -1)],
+];
+process.stdout.write(`single ops, 1 thread, 20 per graph on [1024, 256] (${cpus()[0]?.model ?? "?"}):\n`);
+for (const [name, op] of OPS) {
+  const g = new Graph();
+  let x = g.input("x", "float32", [1024, 256]);
+  for (let i = 0; i < 20; i++) x = op(g, x);
+  g.output(x, "y");
+  const t = await opTimes(emitModel(g));
+  process.stdout.write(
+    `  ${name.padEnd(15)} node ${t.node.toFixed(2)} ms, WebAssembly ${t.web.toFixed(2)} ms: ${(t.node / t.web).toFixed(2)}x native\n`,
+  );
+}
+process.stdout.write("\n");
 
 const web = await startWeb();
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
