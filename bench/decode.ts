@@ -6,12 +6,13 @@
  *   npm run bench:decode [-- --tokens 128]
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { generate } from "../src/infer/generate.js";
 import { loadCausalLM } from "../src/infer/load-causal-lm.js";
 import { convertLlama2c } from "../src/models/convert-llama2c.js";
 import { writeRandomModel } from "../src/models/random-init.js";
+import { machineLine } from "./machine.js";
 import { GPT2_SMALL } from "./shapes.js";
 
 const argTokens = process.argv.indexOf("--tokens");
@@ -84,9 +85,7 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-console.log(
-  `\ndecode, batch 1, greedy, ${NEW_TOKENS} new tokens; ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`,
-);
+console.log(`\ndecode, batch 1, greedy, ${NEW_TOKENS} new tokens; ${machineLine()}`);
 console.log("| model | params | session build s | prefill 128 tok/s | decode tok/s |");
 console.log("| --- | --- | --- | --- | --- |");
 for (const r of rows) {

@@ -19,7 +19,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -31,6 +31,7 @@ import { openModelDir } from "../src/models/open-model.js";
 import { writeRandomModel } from "../src/models/random-init.js";
 import { estimateTrainMemory, type TrainMemoryEstimate } from "../src/train/memory-estimate.js";
 import { train } from "../src/train/trainer.js";
+import { machineLine } from "./machine.js";
 import { GPT2_SMALL, SMOLLM_135M } from "./shapes.js";
 
 const { values: a } = parseArgs({
@@ -224,9 +225,7 @@ function runDriver(): void {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  console.log(
-    `\ntrain() peak RSS after ${steps} steps, LoRA r=8 dropout 0.05; ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`,
-  );
+  console.log(`\ntrain() peak RSS after ${steps} steps, LoRA r=8 dropout 0.05; ${machineLine()}`);
   console.log("| config | BxT | base | estimate MiB | measured MiB | estimate / measured |");
   console.log(`|${" --- |".repeat(6)}`);
   for (const r of rows) {

@@ -17,8 +17,8 @@
  *   npm run bench:serve [-- --part decode,serve --tokens 64 --rounds 5 --threads 2 --models gpt2,smollm
  *                          --concurrency 1,8,32 --serve-tokens 32 --prompt 16 --requests 2 --serve-rounds 2]
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -36,6 +36,7 @@ import { exportGguf } from "../src/models/export-gguf.js";
 import { listModules } from "../src/models/modules.js";
 import { openModelDir } from "../src/models/open-model.js";
 import { writeRandomModel } from "../src/models/random-init.js";
+import { machineLine } from "./machine.js";
 import { GPT2_SMALL, SMOLLM_135M } from "./shapes.js";
 
 const { values: a } = parseArgs({
@@ -71,21 +72,6 @@ const MODELS: Record<string, { label: string; config: Record<string, unknown> }>
   gpt2: { label: "GPT-2-small (124M, random)", config: GPT2_SMALL },
   smollm: { label: "SmolLM-135M (random)", config: SMOLLM_135M },
 };
-
-/** CPU family/model as /proc/cpuinfo gives them (the model name alone is "AMD EPYC" here). */
-function machineLine(): string {
-  let info = "";
-  try {
-    const text = readFileSync("/proc/cpuinfo", "utf8");
-    const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.*)$`, "m").exec(text)?.[1]?.trim() ?? "?";
-    const flags = field("flags").split(" ");
-    const simd = ["avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"].filter((f) => flags.includes(f));
-    info = `, cpu family ${field("cpu family")} model ${field("model")} stepping ${field("stepping")}, ${simd.join(" ")}`;
-  } catch {
-    // not Linux
-  }
-  return `${cpus().length} cores (${cpus()[0]?.model ?? "?"}${info}), Node ${process.version}`;
-}
 
 // --- llama.cpp through node-llama-cpp (optional) -------------------------------------------------
 

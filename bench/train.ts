@@ -14,10 +14,11 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeRandomModel } from "../src/models/random-init.js";
+import { machineLine } from "./machine.js";
 import { GPT2_SMALL, SMOLLM_135M } from "./shapes.js";
 
 const { values: a } = parseArgs({
@@ -162,9 +163,7 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-console.log(
-  `\nLoRA r=8 training steps (forward, backward, AdamW); ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`,
-);
+console.log(`\nLoRA r=8 training steps (forward, backward, AdamW); ${machineLine()}`);
 console.log(
   usePeer
     ? "peer: PyTorch (../shared/peers/torch_lora_bench.py), 2 threads"

@@ -13,7 +13,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import ortNode from "onnxruntime-node";
@@ -23,6 +23,7 @@ import { emitModel } from "../src/graph/emit.js";
 import { Graph, type Value } from "../src/graph/ir.js";
 import * as o from "../src/graph/ops.js";
 import { startWeb } from "../test/web/web-process.js";
+import { machineLine } from "./machine.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = join(REPO, "dist/src/cli/main.js");
@@ -108,7 +109,7 @@ const OPS: [string, (g: Graph, x: Value) => Value][] = [
   ["Mul", (_, x) => o.mul(x, x)],
   ["Softmax", (_, x) => o.softmax(x, -1)],
 ];
-process.stdout.write(`single ops, 1 thread, 20 per graph on [1024, 256] (${cpus()[0]?.model ?? "?"}):\n`);
+process.stdout.write(`single ops, 1 thread, 20 per graph on [1024, 256] (${machineLine()}):\n`);
 for (const [name, op] of OPS) {
   const g = new Graph();
   let x = g.input("x", "float32", [1024, 256]);
@@ -165,7 +166,7 @@ try {
   const best = (k: "page" | "cli") => Math.max(...rows.map((r) => r[k]));
   process.stdout.write(
     `\nLoRA r=8 all-linear training, default model, batch 16 x <=64 tokens, ${STEPS} steps, best of ${ROUNDS}\n` +
-      `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), load ${loadavg()[0]!.toFixed(2)}, Node ${process.version}\n` +
+      `${machineLine()}, load ${loadavg()[0]!.toFixed(2)}\n` +
       `page: ${backend} (WebAssembly threads ${threads})\n` +
       `page ${best("page").toFixed(0)} tokens/s, CLI ${best("cli").toFixed(0)} tokens/s: page/CLI ${(best("page") / best("cli")).toFixed(2)}\n`,
   );
