@@ -8,6 +8,7 @@ import { describeData } from "../data/examples.js";
 import { evaluate } from "../train/evaluate.js";
 import type { TrainerEvents } from "../train/events.js";
 import { exitCodeFor, interruptLine, TrainingInterrupted, watchStopSignals } from "../train/interrupt.js";
+import { describeMemory } from "../train/memory-estimate.js";
 import { runMetricsLog } from "../train/metrics-log.js";
 import { progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
@@ -25,9 +26,13 @@ function rerunWith(argv: readonly string[], flag: "--resume" | "--force"): strin
   return shellLine(["lora-ts", ...argv.filter((a) => a !== "--resume" && a !== "--force"), flag]);
 }
 
-/** One line per data file: what was kept, truncated and dropped, and why. */
+/**
+ * One line per data file (what was kept, truncated and dropped, and why) and one for the estimated
+ * peak memory, before the run starts.
+ */
 const dataLine: TrainerEvents = {
   onData: (d, role) => process.stdout.write(`${role === "val" ? "val data" : "data"}: ${describeData(d)}\n`),
+  onMemory: (estimate, available) => process.stdout.write(`memory: ${describeMemory(estimate, available)}\n`),
 };
 
 export function registerTrain(program: Command): void {

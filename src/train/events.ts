@@ -1,6 +1,7 @@
 /** What a training run reports as it goes: the progress bar, metrics.jsonl and the report read these. */
 import type { DataSummary } from "../data/examples.js";
 import type { InterruptInfo } from "./interrupt.js";
+import type { TrainMemoryEstimate } from "./memory-estimate.js";
 
 export interface StepMetrics {
   type: "train";
@@ -62,6 +63,8 @@ export interface TrainSummary {
 export interface TrainerEvents {
   /** What was made of a data file (before onStart): rows, examples, truncated and dropped, and why. */
   onData?(summary: DataSummary, role: "train" | "val"): void;
+  /** The run's estimated peak memory and the memory available, before anything is built. */
+  onMemory?(estimate: TrainMemoryEstimate, availableBytes: number): void;
   onStart?(info: TrainStart): void;
   onStep?(m: StepMetrics): void;
   onEval?(m: EvalMetrics): void;

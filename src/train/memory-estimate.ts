@@ -210,12 +210,26 @@ function estimateFrom(t: MemoryTerms, input: TrainMemoryInput): TrainMemoryEstim
 const GiB = 2 ** 30;
 const gib = (b: number) => (b / GiB).toFixed(1);
 
+/** "weights 0.1, optimizer 0.0, ...": each part in GiB. */
+const partsText = (parts: MemoryParts) =>
+  Object.entries(parts)
+    .map(([k, v]) => `${k} ${gib(v)}`)
+    .join(", ");
+
 /**
  * Refuses a run whose estimate exceeds `available` bytes, with one line giving the estimate, its
  * parts and the settings to lower, each with the largest value that would fit (--base-int8 only
  * when it alone would make the run fit). `memoryCheck: false` skips the check (the CLI's
  * --no-memory-check), for when the estimate is wrong for a setup.
  */
+/**
+ * One line for the start of a run: the estimated peak, by part, against the memory available, e.g.
+ * `memory: about 1.1 GiB (weights 0.0, optimizer 0.0, ...) of 20.6 GiB available`.
+ */
+export function describeMemory(estimate: TrainMemoryEstimate, available: number): string {
+  return `about ${gib(estimate.bytes)} GiB (${partsText(estimate.parts)}) of ${gib(available)} GiB available`;
+}
+
 export function checkTrainMemory(
   estimate: TrainMemoryEstimate,
   available: number,
@@ -237,9 +251,7 @@ export function checkTrainMemory(
   // int8 weights save little of a peak that activations dominate: offered only when they make it fit.
   if (input.mode === "lora" && !input.int8 && fits({ int8: true })) others.push("use --base-int8");
   if (input.mode === "full") others.push("train an adapter with --mode lora");
-  const what = Object.entries(parts)
-    .map(([k, v]) => `${k} ${gib(v)}`)
-    .join(", ");
+  const what = partsText(parts);
   const lower = knobs.length > 0 ? `lower ${knobs.join(" or ")}` : "";
   const advice = [lower, ...others].filter((s) => s !== "").join(", or ");
   throw new LoraTsError(

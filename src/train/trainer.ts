@@ -260,8 +260,9 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
   // Batches are padded to their longest row, so the longest example (evaluation's too) bounds the peak.
   const longest = [...trainSet, ...heldOut].reduce((n, e) => Math.max(n, e.inputIds.length), 0);
+  // Estimated (and reported) for every run; a run above the memory available is refused unless the
+  // check is off.
   const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout"> = {}) => {
-    if (o.memoryCheck === false) return;
     const estimate = estimateTrainMemory({
       config: model.config,
       batch: o.batchSize,
@@ -273,7 +274,9 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       threads: o.threads,
       ...lora,
     });
-    checkTrainMemory(estimate, availableMemoryBytes());
+    const available = availableMemoryBytes();
+    emit("onMemory", estimate, available);
+    if (o.memoryCheck !== false) checkTrainMemory(estimate, available);
   };
 
   // What is trained, and its starting values.

@@ -37,3 +37,33 @@ test("train config: --no-memory-check and memory_check: false reach the trainer;
   assert.equal(toTrainOptions({ ...fromFile, ...flagsToConfig({ memoryCheck: true }) }).memoryCheck, false);
   assert.equal(toTrainOptions({ ...base, ...flagsToConfig({ memoryCheck: true }) }).memoryCheck, undefined);
 });
+
+test("train prints its estimated peak memory, by part, against the memory available, before the run", () => {
+  const out = join(tempDir(), "run");
+  const r = runTrain(
+    MODEL,
+    DATA,
+    out,
+    "--max-steps",
+    "1",
+    "--batch-size",
+    "2",
+    "--max-length",
+    "32",
+    "--no-memory-check",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const line = r.stdout.split("\n").find((l) => l.startsWith("memory: "));
+  assert.match(
+    line ?? "",
+    /^memory: about [\d.]+ GiB \(weights [\d.]+, optimizer [\d.]+, activations [\d.]+, attention [\d.]+, head [\d.]+, runtime [\d.]+\) of [\d.]+ GiB available$/,
+  );
+  // Printed before the run, right after what was made of the data.
+  assert.deepEqual(
+    r.stdout
+      .split("\n")
+      .slice(0, 2)
+      .map((l) => l.split(":")[0]),
+    ["data", "memory"],
+  );
+});
