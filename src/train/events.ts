@@ -65,6 +65,11 @@ export interface TrainerEvents {
   onData?(summary: DataSummary, role: "train" | "val"): void;
   /** The run's estimated peak memory and the memory available, before anything is built. */
   onMemory?(estimate: TrainMemoryEstimate, availableBytes: number): void;
+  /**
+   * What the run is about to do that may take long: building the graph, creating the onnxruntime
+   * session, or (with `step`) a training step; null when nothing long is running.
+   */
+  onPhase?(what: string | null, step?: number): void;
   onStart?(info: TrainStart): void;
   onStep?(m: StepMetrics): void;
   onEval?(m: EvalMetrics): void;

@@ -4,12 +4,15 @@
  * checkpoints are printed as their own lines above it. Elsewhere (CI logs, pipes, files): one plain line
  * every N steps, N chosen so a run prints about 20 of them, plus the first and the last step, and at
  * least one every 30 s of wall time (so a slow run still shows it is alive). LORA_TS_PROGRESS_SECONDS
- * sets that interval (0: every step), for tests that cannot wait 30 s.
+ * sets that interval (0: every step), for tests that cannot wait 30 s. While onnxruntime holds the
+ * main thread (a session being created, a long step), a helper thread (heartbeat.ts) prints a
+ * "still ..." line after the same silence, so a big model's minutes of build are never silent.
  */
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
 import { LoraTsError } from "../util/errors.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
+import { Heartbeat } from "./heartbeat.js";
 
 /** Where progress goes: a terminal (isTTY true) gets a bar, anything else plain lines. */
 export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -143,8 +146,16 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   let multi: cliProgress.MultiBar | null = null;
   let bar: cliProgress.SingleBar | null = null;
 
+  // Lines while onnxruntime blocks the event loop (heartbeat.ts), to a stream with a known descriptor.
+  const fd = stream === process.stderr ? 2 : stream === process.stdout ? 1 : null;
+  let heartbeat: Heartbeat | null = null;
+  const beat = () => {
+    if (heartbeat === null && fd !== null && everyMs > 0) heartbeat = new Heartbeat(fd, everyMs / 1000);
+    return heartbeat;
+  };
   const write = (line: string) => {
     stream.write(`${line}\n`);
+    heartbeat?.printed();
   };
   const writeStep = (s: Shown) => {
     write(plainStepLine(s));
@@ -186,6 +197,8 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   };
 
   const finish = () => {
+    heartbeat?.close();
+    heartbeat = null;
     if (multi !== null) {
       multi.update();
       multi.stop();
@@ -197,6 +210,18 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   };
 
   return {
+    onPhase(what, step) {
+      if (what === null) {
+        heartbeat?.idle();
+        return;
+      }
+      // A step is shown by the bar or the step lines; a long build is announced on a line of its own.
+      if (step === undefined && multi === null) write(`${what}...`);
+      // The bar cannot share the terminal with other lines: there, only what precedes it is kept alive.
+      if (multi === null) beat()?.phase(what);
+      else heartbeat?.idle();
+    },
+
     onStart(info) {
       start = info;
       t0 = clock();

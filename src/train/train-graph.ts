@@ -198,8 +198,11 @@ export async function buildTrainStep(
   setup: TrainSetup,
   session: SessionOptions = {},
   withGrads = true,
+  /** Told what is being done: for long builds, so that the user sees what takes the time. */
+  onPhase: (what: string) => void = () => {},
 ): Promise<TrainStep> {
   const { graph, params, dropout, int8 } = buildTrainGraph(model, setup, withGrads);
+  onPhase(`creating the onnxruntime session (${graph.nodes.length.toLocaleString("en-US")} graph nodes)`);
   const bytes = emitModel(graph, { name: `${model.config.modelType}_train` });
   const s = await Session.create(bytes, {
     ...TRAIN_SESSION_DEFAULTS,

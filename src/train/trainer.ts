@@ -279,6 +279,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     if (o.memoryCheck !== false) checkTrainMemory(estimate, available);
   };
 
+  const phase = (what: string) => emit("onPhase", what);
   // What is trained, and its starting values.
   let adapter: Adapter | null = null;
   /** PiSSA's initial A₀, B₀: the saved adapter is converted against them to fit the original base. */
@@ -287,7 +288,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   let values: Float32Array[];
   if (o.mode === "full") {
     checkMemory();
-    step = await buildTrainStep(model, { mode: "full" }, { threads: o.threads });
+    emit("onPhase", "building the training graph");
+    step = await buildTrainStep(model, { mode: "full" }, { threads: o.threads }, true, phase);
     values = step.params.map((p) => model.weights.readFloat32(p.name));
   } else {
     const selection = loraSelection(model, { ...o, baseModel: o.model });
@@ -305,9 +307,11 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     const plainSession = o.plainPath
       ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
       : {};
-    step = await buildTrainStep(model, setup, { threads: o.threads, ...plainSession });
+    emit("onPhase", "building the training graph");
+    step = await buildTrainStep(model, setup, { threads: o.threads, ...plainSession }, true, phase);
     values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
   }
+  emit("onPhase", null);
   const trainableParams = values.reduce((n, v) => n + v.length, 0);
   const baseParams = model.weights.parameterCount();
   const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
@@ -377,6 +381,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     const t0 = performance.now();
     let tokensSeen = 0;
     for (let s = startStep + 1; s <= totalSteps; s++) {
+      emit("onPhase", `step ${s} of ${totalSteps}`, s);
       const stepSettings = { ...o, dropoutRate, totalSteps };
       const { loss, gradNorm, lr, tokens, epoch, applied } = await optimizerStep(
         { step, values, optimizer, loader },
@@ -428,6 +433,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         emit("onCheckpoint", join(o.out, `checkpoint-${s}`), s, removed);
       }
     }
+    emit("onPhase", null);
     if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
     firstEval ??= null;
     await step.release();
