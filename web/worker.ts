@@ -130,7 +130,8 @@ function requireModel(): WebModel {
   return web;
 }
 
-async function handle(m: ToWorker): Promise<void> {
+/** Every request but `stop`, which onmessage acts on at once (it must reach a run in progress). */
+async function handle(m: Exclude<ToWorker, { type: "stop" }>): Promise<void> {
   switch (m.type) {
     case "load-model": {
       if (training) throw new Error("stop the training run before loading another model");
@@ -174,9 +175,6 @@ async function handle(m: ToWorker): Promise<void> {
       await advance(run);
       return;
     }
-    case "stop":
-      stopRequested = true;
-      return;
     case "resume": {
       if (!run) throw new Error("there is no training run to resume");
       if (training) throw new Error("the run is already going");

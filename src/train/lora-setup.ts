@@ -7,7 +7,7 @@
 import { type Adapter, createAdapter } from "../lora/adapter.js";
 import { type TrainedBias, trainedBiases } from "../lora/bias.js";
 import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.js";
-import { type SelectedModule, selectTargets } from "../lora/targets.js";
+import { selectTargets } from "../lora/targets.js";
 import type { HfModel } from "../models/assemble-model.js";
 import { listModules } from "../models/modules.js";
 import type { TrainSetup } from "./train-graph.js";
@@ -53,7 +53,6 @@ export interface LoraStart {
   adapter: Adapter;
   /** PiSSA's initial A₀, B₀ (the saved adapter is converted against them), else null. */
   pissaStart: Adapter | null;
-  selected: SelectedModule[];
   setup: TrainSetup & { mode: "lora" };
 }
 
@@ -85,7 +84,7 @@ export function startLora(
     plainLoss: graph.plainLoss,
     int8: graph.int8,
   };
-  return { adapter, pissaStart, selected, setup };
+  return { adapter, pissaStart, setup };
 }
 
 function cloneAdapter(a: Adapter): Adapter {

@@ -201,6 +201,7 @@ export async function buildTrainStep(
   /** Told what is being done: for long builds, so that the user sees what takes the time. */
   onPhase: (what: string) => void = () => {},
 ): Promise<TrainStep> {
+  onPhase("building the training graph");
   const { graph, params, dropout, int8 } = buildTrainGraph(model, setup, withGrads);
   onPhase(`creating the onnxruntime session (${graph.nodes.length.toLocaleString("en-US")} graph nodes)`);
   const bytes = emitModel(graph, { name: `${model.config.modelType}_train` });

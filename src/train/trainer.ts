@@ -288,7 +288,6 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   let values: Float32Array[];
   if (o.mode === "full") {
     checkMemory();
-    emit("onPhase", "building the training graph");
     step = await buildTrainStep(model, { mode: "full" }, { threads: o.threads }, true, phase);
     values = step.params.map((p) => model.weights.readFloat32(p.name));
   } else {
@@ -307,7 +306,6 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     const plainSession = o.plainPath
       ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
       : {};
-    emit("onPhase", "building the training graph");
     step = await buildTrainStep(model, setup, { threads: o.threads, ...plainSession }, true, phase);
     values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
   }
@@ -369,6 +367,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       outDir: work,
     });
     const dropoutRate = adapter?.config.lora_dropout ?? 0;
+    const stepSettings = { ...o, dropoutRate, totalSteps };
     const evaluate = async (at: number): Promise<EvalMetrics | null> => {
       if (heldOut.length === 0) return null;
       const r = await meanLoss(step, values, heldOut, { batchSize: o.batchSize, padId });
@@ -382,7 +381,6 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     let tokensSeen = 0;
     for (let s = startStep + 1; s <= totalSteps; s++) {
       emit("onPhase", `step ${s} of ${totalSteps}`, s);
-      const stepSettings = { ...o, dropoutRate, totalSteps };
       const { loss, gradNorm, lr, tokens, epoch, applied } = await optimizerStep(
         { step, values, optimizer, loader },
         stepSettings,

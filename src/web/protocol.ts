@@ -8,6 +8,7 @@
  * stopped with `stop` and continued with `resume`), `generate` at any point once a model is loaded,
  * `export-adapter` once a run has started, and `load-adapter` to use a saved adapter for generation.
  */
+import type { StepMetrics } from "../train/events.js";
 
 /** Files by name, as in a Hugging Face model folder or a PEFT adapter folder. */
 export type FileMap = Record<string, Uint8Array>;
@@ -60,17 +61,10 @@ export interface DataSummaryMessage {
   notes: string[];
 }
 
-export interface StepMessage {
+/** A training step as the CLI's trainer reports it (StepMetrics, less the epoch), with the run's end in view. */
+export interface StepMessage extends Omit<StepMetrics, "type" | "epoch"> {
   type: "step";
-  step: number;
   totalSteps: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  /** Tokens scored in this step. */
-  tokens: number;
-  tokensPerSec: number;
-  elapsedSec: number;
   /** Seconds left at the current rate. */
   etaSec: number;
 }

@@ -57,7 +57,8 @@ export class TrainingRun {
     // where --max-length given explicitly beyond it is an error.
     const context = model.config.maxPositions;
     const maxLength = Math.min(s.maxLength, context);
-    const built = buildExamples(parseDataset(data.text, data.name), tokenizer, { maxLength });
+    const file = parseDataset(data.text, data.name);
+    const built = buildExamples(file, tokenizer, { maxLength });
     if (built.examples.length === 0)
       throw new LoraTsError(`${data.name}: no example has a token to train on`);
     const { train } = splitTrainVal(built.examples, 0, s.seed);
@@ -86,7 +87,7 @@ export class TrainingRun {
     };
     const summary: DataSummaryMessage = {
       name: data.name,
-      format: parseDataset(data.text, data.name).format,
+      format: file.format,
       rows: built.summary.rows,
       examples: built.summary.examples,
       tokens: built.summary.trainedTokens,
