@@ -2,7 +2,7 @@
  * One training-benchmark configuration in its own process (so peak RSS is per configuration):
  *
  *   node dist/bench/train-worker.js --model DIR --targets c_attn --batch 4 --seq 256 [--steps 5 --warmup 2]
- *     [--int8] [--dropout 0.05] [--profile PREFIX]
+ *     [--int8] [--dropout 0.05] [--profile PREFIX] [--optimization disabled|basic|extended|all]
  *
  * Builds the LoRA training session (r=8, alpha=16, dropout 0.05, PEFT init), then runs full optimizer
  * steps (forward, backward, AdamW) on random tokens and prints one JSON line:
@@ -32,6 +32,7 @@ const { values: a } = parseArgs({
     arena: { type: "boolean", default: false },
     int8: { type: "boolean", default: false },
     dropout: { type: "string", default: "0.05" },
+    optimization: { type: "string" },
   },
 });
 const batch = Number(a.batch);
@@ -57,6 +58,7 @@ const step = await buildTrainStep(
     config: extra,
     profile: a.profile,
     ...(a.arena ? { memArena: true } : {}),
+    ...(a.optimization ? { optimization: a.optimization as "disabled" | "basic" | "extended" | "all" } : {}),
   },
 );
 const buildS = (performance.now() - t0) / 1000;

@@ -102,6 +102,9 @@ export function emitModel(g: Graph, opts: EmitOptions = {}): Uint8Array {
     }
   }
 
+  const outputs = new Set(g.outputs);
+  const intermediates = nodes.flatMap((n) => n.outputs.filter((o) => used.has(o) && !outputs.has(o)));
+
   const nodeProtos = nodes.map((n, i) => ({
     name: `${n.op}_${i}`,
     opType: n.op,
@@ -125,6 +128,10 @@ export function emitModel(g: Graph, opts: EmitOptions = {}): Uint8Array {
       initializer,
       input: g.inputs.filter((v) => used.has(v)).map((v) => valueInfo(nameOf(v), v)),
       output: g.outputs.map((v) => valueInfo(nameOf(v), v)),
+      // Every intermediate value's shape, symbolic dims included. onnxruntime's own inference loses
+      // symbolic dims behind runtime-shaped Reshape/Expand; its memory planner then cannot match freed
+      // buffers to new ones, and session creation grows quadratically with the graph (bench/RESULTS.md).
+      valueInfo: intermediates.map((v) => valueInfo(nameOf(v), v)),
     },
   };
   const T = schema();
