@@ -4,40 +4,76 @@
  * autocast, each in its own process, and prints s/step, tokens/s, peak RSS and the ratios. lora-ts runs
  * twice: exact (float32 throughout) and with --base-int8 (frozen linear weights in int8).
  *
- *   npm run bench:train [-- --configs gpt2-c_attn,llama-qv,llama-all --shapes 4x256,8x512 --steps 5]
+ *   npm run bench:train [-- --configs gpt2-c_attn,llama-qv,llama-all,qwen05b-all,llama1b-all
+ *     --shapes 4x256,8x512 --big-shapes 4x512 --steps 5 --warmup 2 --big-steps 2 --big-warmup 1]
  *
  * Models are random-weight checkpoints written by the project's own writer: GPT-2-small (124M) and
- * SmolLM-135M shapes. The peer (../shared/peers/torch_lora_bench.py) needs /usr/bin/python3 with
+ * SmolLM-135M shapes, and (configs qwen05b-all and llama1b-all, at 4x512 by default, bf16 checkpoints)
+ * Qwen2.5-0.5B and Llama-3.2-1B shapes. Each row is one lora-ts variant (exact float32, --base-int8,
+ * and for the big shapes --base-int8 with --gradient-checkpointing) against the peer's fp32 and bf16
+ * runs of the same configuration. A run that cannot fit is not started: lora-ts's own memory estimate
+ * (the one `train` refuses with) is compared with the memory available, and the peer stops itself when
+ * memory runs low or its warm-up projects past --peer-budget seconds; the table says why. The peer (../shared/peers/torch_lora_bench.py) needs /usr/bin/python3 with
  * torch: `apt-get install python3-torch libopenblas0-pthread`. Without OpenBLAS, Debian's torch 1.13
  * (BLAS_INFO=generic) falls back to the reference BLAS at ~6 GFLOP/s and the peer is ~25× slower than
  * it should be. Without the peer only lora-ts's figures are printed.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { makeLoraConfig } from "../src/lora/config.js";
+import { selectTargets } from "../src/lora/targets.js";
+import { parseModelConfig } from "../src/models/family.js";
+import { listModules } from "../src/models/modules.js";
 import { writeRandomModel } from "../src/models/random-init.js";
+import { estimateTrainMemory } from "../src/train/memory-estimate.js";
+import { availableMemoryBytes } from "../src/util/memory.js";
 import { machineLine } from "./machine.js";
-import { GPT2_SMALL, SMOLLM_135M } from "./shapes.js";
+import { GPT2_SMALL, LLAMA32_1B, QWEN25_05B, SMOLLM_135M } from "./shapes.js";
 
 const { values: a } = parseArgs({
   options: {
-    configs: { type: "string", default: "gpt2-c_attn,llama-qv,llama-all" },
+    configs: { type: "string", default: "gpt2-c_attn,llama-qv,llama-all,qwen05b-all,llama1b-all" },
     shapes: { type: "string", default: "4x256,8x512" },
+    "big-shapes": { type: "string", default: "4x512" },
     steps: { type: "string", default: "5" },
     warmup: { type: "string", default: "2" },
+    "big-steps": { type: "string", default: "2" },
+    "big-warmup": { type: "string", default: "1" },
     peer: { type: "string", default: "auto" },
+    "peer-budget": { type: "string", default: "1200" },
     config: { type: "string", multiple: true },
     int8: { type: "string", default: "on" },
   },
 });
 
-const CONFIGS: Record<string, { model: "gpt2" | "llama"; targets: string }> = {
+type ModelKind = "gpt2" | "llama" | "qwen05b" | "llama1b";
+const MODELS: Record<ModelKind, { json: Record<string, unknown>; bf16: boolean; big: boolean }> = {
+  gpt2: { json: GPT2_SMALL, bf16: false, big: false },
+  llama: { json: SMOLLM_135M, bf16: false, big: false },
+  qwen05b: { json: QWEN25_05B, bf16: true, big: true },
+  llama1b: { json: LLAMA32_1B, bf16: true, big: true },
+};
+const ALL_LINEAR = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
+const CONFIGS: Record<string, { model: ModelKind; targets: string }> = {
   "gpt2-c_attn": { model: "gpt2", targets: "c_attn" },
   "llama-qv": { model: "llama", targets: "q_proj,v_proj" },
-  "llama-all": { model: "llama", targets: "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj" },
+  "llama-all": { model: "llama", targets: ALL_LINEAR },
+  "qwen05b-all": { model: "qwen05b", targets: ALL_LINEAR },
+  "llama1b-all": { model: "llama1b", targets: ALL_LINEAR },
 };
+
+/** One lora-ts configuration: float32 throughout, int8 frozen weights, int8 with recomputed layers. */
+interface Variant {
+  name: string;
+  int8: boolean;
+  checkpoint: boolean;
+}
+const EXACT: Variant = { name: "exact", int8: false, checkpoint: false };
+const INT8: Variant = { name: "int8", int8: true, checkpoint: false };
+const INT8_CKPT: Variant = { name: "int8+ckpt", int8: true, checkpoint: true };
 
 const shared = process.env["LORA_TS_SHARED"] ?? resolve(process.cwd(), "../shared");
 const peerScript = join(shared, "peers/torch_lora_bench.py");
@@ -50,8 +86,20 @@ interface Measure {
   rssMiB: number;
   buildS?: number;
 }
+/** A measurement, or why there is none. */
+type Outcome = Measure | { why: string };
+const measured = (o: Outcome | null): Measure | null => (o && "tokPerS" in o ? o : null);
 
-function runOurs(dir: string, targets: string, batch: number, seq: number, int8 = false): Measure {
+const GiB = 2 ** 30;
+
+function runOurs(
+  dir: string,
+  targets: string,
+  batch: number,
+  seq: number,
+  v: Variant,
+  steps: [string, string],
+): Outcome {
   const args = [
     "dist/bench/train-worker.js",
     "--model",
@@ -63,14 +111,19 @@ function runOurs(dir: string, targets: string, batch: number, seq: number, int8 
     "--seq",
     String(seq),
     "--steps",
-    a.steps,
+    steps[0],
     "--warmup",
-    a.warmup,
+    steps[1],
     ...(a.config ?? []).flatMap((c) => ["--config", c]),
-    ...(int8 ? ["--int8"] : []),
+    ...(v.int8 ? ["--int8"] : []),
+    ...(v.checkpoint ? ["--checkpoint"] : []),
   ];
-  const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
-  const r = JSON.parse(out.trim().split("\n").at(-1)!) as {
+  const p = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
+  if (p.status !== 0) {
+    const last = (p.stderr || String(p.signal)).trim().split("\n").at(-1) ?? "";
+    return { why: `lora-ts ${v.name} failed: ${last.slice(0, 200)}` };
+  }
+  const r = JSON.parse(p.stdout.trim().split("\n").at(-1)!) as {
     sPerStep: number;
     tokPerS: number;
     peakRssMiB: number;
@@ -79,7 +132,7 @@ function runOurs(dir: string, targets: string, batch: number, seq: number, int8 
   return { sPerStep: r.sPerStep, tokPerS: r.tokPerS, rssMiB: r.peakRssMiB, buildS: r.buildS };
 }
 
-function runPeer(config: string, dtype: "fp32" | "bf16", shape: string): Measure | null {
+function runPeer(config: string, dtype: "fp32" | "bf16", shape: string, steps: [string, string]): Outcome {
   const tmp = mkdtempSync(join(tmpdir(), "peer-"));
   const out = join(tmp, "r.json");
   const p = spawnSync(
@@ -95,9 +148,11 @@ function runPeer(config: string, dtype: "fp32" | "bf16", shape: string): Measure
       "--modes",
       "train",
       "--steps",
-      a.steps,
+      steps[0],
       "--warmup",
-      a.warmup,
+      steps[1],
+      "--budget-s",
+      a["peer-budget"],
       "--no-probe",
       "--idle-wait-s",
       "20",
@@ -108,55 +163,98 @@ function runPeer(config: string, dtype: "fp32" | "bf16", shape: string): Measure
   );
   try {
     const r = (JSON.parse(readFileSync(out, "utf8")) as { results: Record<string, unknown>[] }).results[0]!;
-    if (r["status"] !== "ok" && r["status"] !== "partial") return null;
+    if (r["status"] !== "ok" && r["status"] !== "partial") {
+      return { why: `torch ${dtype}: ${String(r["status"])}${r["note"] ? ` (${String(r["note"])})` : ""}` };
+    }
     return {
       sPerStep: r["median_s"] as number,
       tokPerS: r["tokens_per_s"] as number,
       rssMiB: r["peak_rss_mib"] as number,
     };
   } catch {
-    process.stderr.write(`peer ${config} ${dtype} ${shape} failed: ${p.stderr.slice(-300)}\n`);
-    return null;
+    return { why: `torch ${dtype} failed: ${p.stderr.trim().split("\n").at(-1)?.slice(0, 200) ?? ""}` };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
+/** lora-ts's own estimate of the run's peak, in bytes (what `train` prints and refuses with). */
+function estimateBytes(kind: ModelKind, targets: string, batch: number, seq: number, v: Variant): number {
+  const config = parseModelConfig(MODELS[kind].json, "config.json");
+  const lora = makeLoraConfig({
+    r: 8,
+    lora_alpha: 16,
+    lora_dropout: 0.05,
+    target_modules: targets.split(","),
+  });
+  const selected = selectTargets(lora, listModules(config), { modelType: config.modelType });
+  return estimateTrainMemory({
+    config,
+    batch,
+    seq,
+    mode: "lora",
+    selected,
+    dropout: 0.05,
+    int8: v.int8,
+    gradientCheckpointing: v.checkpoint,
+  }).bytes;
+}
+
 const work = mkdtempSync(join(tmpdir(), "lora-ts-bench-train-"));
-const models: Record<string, string> = {};
-const ensureModel = (kind: "gpt2" | "llama") => {
+const models: Partial<Record<ModelKind, string>> = {};
+const ensureModel = (kind: ModelKind) => {
   if (!models[kind]) {
     const dir = join(work, kind);
     mkdirSync(dir);
-    writeRandomModel(dir, kind === "gpt2" ? GPT2_SMALL : SMOLLM_135M, { seed: 1 });
+    writeRandomModel(dir, MODELS[kind].json, {
+      seed: 1,
+      ...(MODELS[kind].bf16 ? { dtype: "bfloat16" } : {}),
+    });
     models[kind] = dir;
   }
   return models[kind]!;
 };
 
-const fmt = (m: Measure | null, f: (m: Measure) => string) => (m ? f(m) : "-");
 const ratio = (x: number | undefined, y: number | undefined) => (x && y ? `${(x / y).toFixed(2)}×` : "-");
-const rssRatio = (x: Measure | null, y: Measure | null) => (x && y ? (x.rssMiB / y.rssMiB).toFixed(2) : "-");
 const rows: string[] = [];
+const notes: string[] = [];
 try {
   for (const config of a.configs.split(",")) {
     const c = CONFIGS[config];
     if (!c) throw new Error(`unknown config ${config} (${Object.keys(CONFIGS).join(", ")})`);
+    const big = MODELS[c.model].big;
+    const steps: [string, string] = big ? [a["big-steps"], a["big-warmup"]] : [a.steps, a.warmup];
+    const variants = a.int8 === "on" ? (big ? [EXACT, INT8, INT8_CKPT] : [EXACT, INT8]) : [EXACT];
     const dir = ensureModel(c.model);
-    for (const shape of a.shapes.split(",")) {
+    for (const shape of (big ? a["big-shapes"] : a.shapes).split(",")) {
       const [batch, seq] = shape.split("x").map(Number) as [number, number];
-      const fp32 = usePeer ? runPeer(config, "fp32", shape) : null;
-      const ours = runOurs(dir, c.targets, batch, seq);
-      const bf16 = usePeer ? runPeer(config, "bf16", shape) : null;
-      const int8 = a.int8 === "on" ? runOurs(dir, c.targets, batch, seq, true) : null;
-      const row =
-        `| ${config} | ${shape} | ${ours.sPerStep.toFixed(2)} | ${ours.tokPerS.toFixed(0)} | ${ours.rssMiB.toFixed(0)} | ${ours.buildS!.toFixed(1)} ` +
-        `| ${fmt(fp32, (m) => m.tokPerS.toFixed(0))} | ${fmt(fp32, (m) => m.rssMiB.toFixed(0))} | ${fmt(bf16, (m) => m.tokPerS.toFixed(0))} ` +
-        `| ${ratio(ours.tokPerS, fp32?.tokPerS)} | ${rssRatio(ours, fp32)} | ${ratio(ours.tokPerS, bf16?.tokPerS)} ` +
-        `| ${fmt(int8, (m) => m.tokPerS.toFixed(0))} | ${fmt(int8, (m) => m.rssMiB.toFixed(0))} | ${fmt(int8, (m) => m.buildS!.toFixed(1))} ` +
-        `| ${ratio(int8?.tokPerS, fp32?.tokPerS)} | ${rssRatio(int8, fp32)} | ${ratio(int8?.tokPerS, bf16?.tokPerS)} |`;
-      rows.push(row);
-      console.log(row);
+      const fp32o = usePeer ? runPeer(config, "fp32", shape, steps) : null;
+      const ours = variants.map((v) => {
+        const est = estimateBytes(c.model, c.targets, batch, seq, v);
+        const avail = availableMemoryBytes();
+        const o: Outcome =
+          est > avail
+            ? {
+                why: `lora-ts ${v.name}: estimated ${(est / GiB).toFixed(1)} GiB > ${(avail / GiB).toFixed(1)} GiB available`,
+              }
+            : runOurs(dir, c.targets, batch, seq, v, steps);
+        return { v, est, o };
+      });
+      const bf16o = usePeer ? runPeer(config, "bf16", shape, steps) : null;
+      for (const o of [fp32o, bf16o, ...ours.map((x) => x.o)])
+        if (o && "why" in o) notes.push(`${config} ${shape}: ${o.why}`);
+      const fp32 = measured(fp32o);
+      const bf16 = measured(bf16o);
+      for (const { v, est, o } of ours) {
+        const m = measured(o);
+        const row =
+          `| ${config} | ${shape} | ${v.name} | ${m ? m.sPerStep.toFixed(2) : "-"} | ${m ? m.tokPerS.toFixed(0) : "-"} ` +
+          `| ${m ? m.rssMiB.toFixed(0) : "-"} | ${(est / 2 ** 20).toFixed(0)} | ${m?.buildS?.toFixed(1) ?? "-"} ` +
+          `| ${fp32 ? fp32.tokPerS.toFixed(0) : "-"} | ${fp32 ? fp32.rssMiB.toFixed(0) : "-"} | ${bf16 ? bf16.tokPerS.toFixed(0) : "-"} ` +
+          `| ${ratio(m?.tokPerS, fp32?.tokPerS)} | ${m && fp32 ? (m.rssMiB / fp32.rssMiB).toFixed(2) : "-"} | ${ratio(m?.tokPerS, bf16?.tokPerS)} |`;
+        rows.push(row);
+        console.log(row);
+      }
     }
   }
 } finally {
@@ -170,8 +268,9 @@ console.log(
     : "peer: not available (no ../shared or no /usr/bin/python3 with torch)",
 );
 console.log(
-  "| config | BxT | lora-ts s/step | lora-ts tok/s | lora-ts RSS MiB | build s | torch fp32 tok/s | torch fp32 RSS MiB | torch bf16 tok/s | speed vs fp32 | RSS vs fp32 | speed vs bf16 " +
-    "| int8 tok/s | int8 RSS MiB | int8 build s | int8 speed vs fp32 | int8 RSS vs fp32 | int8 speed vs bf16 |",
+  "| config | BxT | lora-ts | s/step | tok/s | RSS MiB | estimate MiB | build s | torch fp32 tok/s | torch fp32 RSS MiB " +
+    "| torch bf16 tok/s | speed vs fp32 | RSS vs fp32 | speed vs bf16 |",
 );
-console.log(`|${" --- |".repeat(18)}`);
+console.log(`|${" --- |".repeat(14)}`);
 for (const r of rows) console.log(r);
+if (notes.length > 0) console.log(`\nNot measured:\n${notes.map((n) => `- ${n}`).join("\n")}`);

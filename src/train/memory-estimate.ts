@@ -43,6 +43,11 @@ export interface TrainMemoryInput {
   plainLoss?: boolean;
   /** onnxruntime intra-op threads (default: every core, as the session's). */
   threads?: number;
+  /**
+   * --gradient-checkpointing: each layer keeps only its input through the forward pass and is
+   * recomputed in the backward pass, so one layer's activations are alive at a time.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** Bytes of each part of the estimate. */
@@ -171,7 +176,12 @@ export function memoryTerms(input: TrainMemoryInput): MemoryTerms {
   const gatedExtra = Math.max(0, mlpHidden - cfg.layers) * cfg.intermediate;
   const trainedInputs =
     input.mode === "full" ? layerLinears.reduce((n, m) => n + m.inFeatures, 0) : 2 * adaptedIn;
-  const savedPerToken = outs + cfg.layers * cfg.hidden + gatedExtra + trainedInputs;
+  const allLayers = outs + cfg.layers * cfg.hidden + gatedExtra + trainedInputs;
+  // Recomputed layers: every layer's input, plus one layer's activations twice over (its recomputed
+  // forward values and the gradients computed from them).
+  const savedPerToken = input.gradientCheckpointing
+    ? cfg.layers * cfg.hidden + (2 * allLayers) / cfg.layers
+    : allLayers;
   const maskBytesPerToken = (input.dropout ?? 0) > 0 ? adaptedIn : 0;
   // The head goes whole through the loss in full mode (its weight is trained), on the plain path and
   // when the head itself is adapted; otherwise in chunks of tokens.
@@ -199,7 +209,10 @@ function estimateFrom(t: MemoryTerms, input: TrainMemoryInput): TrainMemoryEstim
     optimizer:
       4 * f.optimizerCopies * t.trainableParams + (input.mode === "lora" ? 4 * t.trainableParams : 0),
     activations: f.activations * 4 * tokens * t.savedPerToken + f.masks * tokens * t.maskBytesPerToken,
-    attention: (f.attentionTransient + f.attentionPerLayer * cfg.layers) * 4 * attentionElements,
+    attention:
+      (f.attentionTransient + f.attentionPerLayer * (input.gradientCheckpointing ? 1 : cfg.layers)) *
+      4 *
+      attentionElements,
     head: (t.wholeHead ? f.fullHead : f.chunkedHead) * 4 * tokens * cfg.vocabSize,
     runtime: f.runtime + f.perThread * (input.threads ?? availableParallelism()),
   };

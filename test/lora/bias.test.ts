@@ -56,9 +56,11 @@ test('bias "all": trained, saved under PEFT names, merged == unmerged, and none 
   await mergeModel({ model, adapter: out, out: merged });
   const withAdapter = await logits(model, [{ name: "b", dir: out }], "b");
   assert.ok(maxDiff(withAdapter, await logits(merged, [], null)) < 1e-4);
-  assert.equal(
-    maxDiff(await logits(model, [{ name: "b", dir: out }], null), await logits(model, [], null)),
-    0,
+  // No adapter on a request gives the base model's logits. Not bit for bit: the serving graph with
+  // adapter slots and the plain one are different graphs, and onnxruntime, which knows every value's
+  // shape, may fuse a layer's MatMul and bias Add in one and not the other (1.4e-6 measured).
+  assert.ok(
+    maxDiff(await logits(model, [{ name: "b", dir: out }], null), await logits(model, [], null)) < 1e-5,
   );
   // eval with the adapter scores like the merged model.
   const e1 = await evaluate({ model, adapter: out, data });
