@@ -6,13 +6,16 @@
  * least one every 30 s of wall time (so a slow run still shows it is alive). LORA_TS_PROGRESS_SECONDS
  * sets that interval (0: every step), for tests that cannot wait 30 s. While onnxruntime holds the
  * main thread (a session being created, a long step), a helper thread (heartbeat.ts) prints a
- * "still ..." line after the same silence, so a big model's minutes of build are never silent.
+ * "still ..." line after the same silence, so a big model's minutes of build are never silent; on a
+ * terminal it draws a spinner line instead (over the bar's line during a step), after 1 s of silence,
+ * erased before anything else is written (terminal-guard.ts).
  */
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
 import { LoraTsError } from "../util/errors.js";
 import type { EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
 import { Heartbeat } from "./heartbeat.js";
+import { guardTerminal, type TerminalGuard } from "./terminal-guard.js";
 
 /** Where progress goes: a terminal (isTTY true) gets a bar, anything else plain lines. */
 export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -33,7 +36,17 @@ export interface ProgressOptions {
   now?: () => number;
   /** Smoothing factor of the loss EMA (default 0.9). */
   emaBeta?: number;
+  /**
+   * The stream's file descriptor, which the heartbeat thread writes to (default: 2 for process.stderr,
+   * 1 for process.stdout, else none and no heartbeat). On a terminal the stream must write
+   * synchronously, as stderr does to a tty, a file or a pipe (not on Windows): the spinner thread is
+   * kept off the terminal only while the stream's write call runs.
+   */
+  fd?: number;
 }
+
+/** Terminal mode: the silence before the spinner shows, so that a quick phase does not flash one. */
+export const SPINNER_QUIET_MS = 1000;
 
 /** Plain-line mode's longest silence, in seconds, unless LORA_TS_PROGRESS_SECONDS says otherwise. */
 export const PLAIN_LINE_SECONDS = 30;
@@ -120,6 +133,12 @@ function plainStepLine(s: Shown): string {
   );
 }
 
+/** The spinner's text after the running step and its time: how the last step went. */
+function spinnerDetail(s: Shown): string {
+  const eta = s.total === null ? "" : ` | ETA ${formatDuration(s.etaSec)}`;
+  return ` | loss ${fmtLoss(s.ema)} (last ${fmtLoss(s.last)})${eta}`;
+}
+
 /** The internals of cli-progress's MultiBar that we touch (its redraw timer). */
 interface MultiBarInternals {
   update(): void;
@@ -147,15 +166,21 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   let bar: cliProgress.SingleBar | null = null;
 
   // Lines while onnxruntime blocks the event loop (heartbeat.ts), to a stream with a known descriptor.
-  const fd = stream === process.stderr ? 2 : stream === process.stdout ? 1 : null;
+  const fd = opts.fd ?? (stream === process.stderr ? 2 : stream === process.stdout ? 1 : null);
   let heartbeat: Heartbeat | null = null;
+  // Terminal mode: every write to the stream erases the spinner first.
+  let guard: TerminalGuard | null = null;
   const beat = () => {
-    if (heartbeat === null && fd !== null && everyMs > 0) heartbeat = new Heartbeat(fd, everyMs / 1000);
+    if (heartbeat !== null || fd === null || everyMs <= 0) return heartbeat;
+    heartbeat = new Heartbeat(fd, everyMs / 1000, { tty, quietMs: Math.min(SPINNER_QUIET_MS, everyMs) });
+    if (tty) guard = guardTerminal(stream, heartbeat);
     return heartbeat;
   };
+  /** Runs the reporter's own writes (after them, the spinner may come back). */
+  const own = <T>(f: () => T): T => (guard === null ? f() : guard.own(f));
   const write = (line: string) => {
-    stream.write(`${line}\n`);
-    heartbeat?.printed();
+    own(() => stream.write(`${line}\n`));
+    if (guard === null) heartbeat?.printed(); // the guard has told it already
   };
   const writeStep = (s: Shown) => {
     write(plainStepLine(s));
@@ -180,7 +205,7 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
     const internals = multi as unknown as MultiBarInternals;
     const update = internals.update.bind(multi);
     internals.update = () => {
-      update();
+      own(update);
       internals.timer?.unref();
     };
     bar = multi.create(total, value, { ema: "-", last: "-", lr: "-", tps: "-", etaStr: "?" });
@@ -190,15 +215,17 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   const logLine = (line: string) => {
     if (multi !== null) {
       multi.log(`${line}\n`);
-      multi.update();
+      multi.update(); // own(), by the wrapper above
     } else {
       write(line);
     }
   };
 
   const finish = () => {
-    heartbeat?.close();
+    heartbeat?.close(); // terminal: erases the spinner
     heartbeat = null;
+    guard?.release();
+    guard = null;
     if (multi !== null) {
       multi.update();
       multi.stop();
@@ -217,9 +244,15 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
       }
       // A step is shown by the bar or the step lines; a long build is announced on a line of its own.
       if (step === undefined && multi === null) write(`${what}...`);
-      // The bar cannot share the terminal with other lines: there, only what precedes it is kept alive.
-      if (multi === null) beat()?.phase(what);
-      else heartbeat?.idle();
+      if (tty) {
+        // The spinner takes the bar's line while a step blocks, so it says what the bar would.
+        const total = start?.totalSteps;
+        const text = step !== undefined && total !== undefined ? `step ${step}/${total}` : what;
+        const detail = step !== undefined && lastShown !== null ? spinnerDetail(lastShown) : "";
+        beat()?.phase(text, { detail, columns: stream.columns ?? 80 });
+      } else {
+        beat()?.phase(what);
+      }
     },
 
     onStart(info) {
@@ -254,6 +287,8 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
         etaSec,
       };
       lastShown = shown;
+      // The step is over: what runs until the next one (eval, a checkpoint) is not "step N".
+      const erased = tty && heartbeat?.idle() === true;
 
       if (tty && total !== null) {
         ensureBar(total, start?.startStep ?? 0);
@@ -264,7 +299,9 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
           tps: fmtRate(shown.tps),
           etaStr: formatDuration(etaSec),
         });
-        if (m.step >= total) multi?.update();
+        // The bar comes back at once where the spinner was, not at its next redraw: the next step
+        // may block the timer for as long again.
+        if (erased || m.step >= total) multi?.update();
         return;
       }
       // Plain lines (also on a terminal when the total is unknown).

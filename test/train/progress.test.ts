@@ -3,6 +3,7 @@ import { Writable } from "node:stream";
 import { test } from "node:test";
 import type { StepMetrics, TrainerEvents } from "../../src/train/events.js";
 import { type ProgressStream, progressReporter } from "../../src/train/progress.js";
+import { emulate } from "./terminal-screen.js";
 
 class Capture extends Writable {
   text = "";
@@ -121,36 +122,6 @@ test("no onStart, disabled: nothing throws", () => {
   const off = progressReporter({ stream: out as unknown as ProgressStream, enabled: false });
   assert.deepEqual(Object.keys(off), []);
 });
-
-/** The lines a terminal would show after `text`: handles \n, CR, ESC[nG (column), ESC[nK (erase), and ignores other escapes. */
-function emulate(text: string): string[] {
-  const lines: string[][] = [[]];
-  let row = 0;
-  let col = 0;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: this parses terminal escape codes
-  const re = /\x1b\[([0-9;?]*)([A-Za-z])|\r|\n|[^\x1b\r\n]/gu;
-  for (const m of text.matchAll(re)) {
-    const t = m[0];
-    if (t === "\n") {
-      row++;
-      col = 0;
-      lines[row] ??= [];
-    } else if (t === "\r") {
-      col = 0;
-    } else if (m[2] === "G") {
-      col = Number(m[1] || 1) - 1;
-    } else if (m[2] === "K") {
-      const line = lines[row]!;
-      if (m[1] === "2") line.length = 0;
-      else if (m[1] === "" || m[1] === "0") line.length = Math.min(line.length, col);
-    } else if (m[2] === undefined) {
-      const line = lines[row]!;
-      while (line.length < col) line.push(" ");
-      line[col++] = t;
-    }
-  }
-  return lines.map((l) => l.join("").trimEnd()).filter((l) => l !== "");
-}
 
 test("TTY: a redrawn bar with step/total, loss, lr, tokens/s, ETA; eval lines above it", () => {
   const out = new Capture(true, 150);
