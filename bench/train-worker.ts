@@ -3,6 +3,7 @@
  *
  *   node dist/bench/train-worker.js --model DIR --targets c_attn --batch 4 --seq 256 [--steps 5 --warmup 2]
  *     [--int8] [--dropout 0.05] [--profile PREFIX] [--optimization disabled|basic|extended|all]
+ *     [--checkpoint]
  *
  * Builds the LoRA training session (r=8, alpha=16, dropout 0.05, PEFT init), then runs full optimizer
  * steps (forward, backward, AdamW) on random tokens and prints one JSON line:
@@ -31,6 +32,8 @@ const { values: a } = parseArgs({
     profile: { type: "string" },
     arena: { type: "boolean", default: false },
     int8: { type: "boolean", default: false },
+    /** Recompute each layer's activations in the backward pass (TrainSetup.checkpointLayers). */
+    checkpoint: { type: "boolean", default: false },
     dropout: { type: "string", default: "0.05" },
     optimization: { type: "string" },
   },
@@ -52,7 +55,7 @@ const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [
 const t0 = performance.now();
 const step = await buildTrainStep(
   model,
-  { mode: "lora", selected, dropout: config.lora_dropout, int8: a.int8 },
+  { mode: "lora", selected, dropout: config.lora_dropout, int8: a.int8, checkpointLayers: a.checkpoint },
   {
     threads: a.threads ? Number(a.threads) : undefined,
     config: extra,

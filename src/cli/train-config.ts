@@ -49,6 +49,7 @@ export const TrainConfigSchema = z
     packing: z.boolean(),
     threads: positiveInt,
     base_int8: z.boolean(),
+    gradient_checkpointing: z.boolean(),
     memory_check: z.boolean(),
   })
   .partial()
@@ -157,6 +158,7 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
     packing: c.packing,
     threads: c.threads,
     baseInt8: c.base_int8,
+    gradientCheckpointing: c.gradient_checkpointing,
     memoryCheck: c.memory_check,
   };
 }

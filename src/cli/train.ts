@@ -82,6 +82,10 @@ export function registerTrain(program: Command): void {
     .option("--packing", "pack several examples into each sequence")
     .option("--threads <n>", "onnxruntime threads (default: every core)")
     .option("--base-int8", "frozen linear weights in int8: faster, leaner, approximate (LoRA mode)")
+    .option(
+      "--gradient-checkpointing",
+      "recompute each layer's activations in the backward pass: much less memory, about 40% more time per step",
+    )
     .option("--no-memory-check", "start even when the estimated peak memory is above the available memory")
     .option("--no-progress", "no progress bar")
     .option("--no-report", "no report.html / loss.png / terminal chart at the end")

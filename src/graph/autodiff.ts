@@ -51,16 +51,28 @@ export function gradRuleOf(op: string, domain = ""): GradRule | undefined {
   return rules.get(key(op, domain));
 }
 
+/** Options of `grad`. */
+export interface GradOptions {
+  /**
+   * The index in graph.nodes of the first node the gradient may pass through: the walk stops there.
+   * A layer checkpoint (checkpoint.ts) differentiates its recomputed copy alone with it, not the
+   * forward pass before it.
+   */
+  from?: number;
+}
+
 /**
  * d loss / d wrt[i] for each i. `seed` is the gradient of `loss` itself (default: ones, which for a
  * scalar loss gives the ordinary gradient).
  */
-export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
+export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions = {}): Value[] {
   const g = loss.graph;
+  const from = opts.from ?? 0;
   // Forward pass: which values depend on some wrt value. Integer and bool values (shapes, indices,
   // masks) carry no gradient, even when computed from a differentiable value (e.g. Shape(x)).
   const active = new Set<Value>(wrt);
-  for (const n of g.nodes) {
+  for (let i = from; i < g.nodes.length; i++) {
+    const n = g.nodes[i]!;
     if (n.inputs.some((x) => x && active.has(x)))
       for (const o of n.outputs) if (isFloat(o.dtype)) active.add(o);
   }
@@ -88,11 +100,15 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     return sum;
   };
 
-  // Region bookkeeping: which region each node belongs to, and the values that stay inside one.
+  // Region bookkeeping: which region each node belongs to, and the values that stay inside one. A
+  // layer checkpoint (checkpoint.ts) encloses regions; the outermost one, the largest, is the one
+  // differentiated, so its nodes are its own.
   const regionOf = new Map<Node, Region>();
   const internal = new Map<Value, Region>();
   for (const r of g.regions.values()) {
     for (const n of r.nodes) {
+      const held = regionOf.get(n);
+      if (held && held.nodes.size >= r.nodes.size) continue;
       regionOf.set(n, r);
       for (const v of n.outputs) if (!r.outputs.includes(v)) internal.set(v, r);
     }
@@ -109,7 +125,7 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
 
   pushChecked(loss, seed ?? fill(g, loss.shape, 1, loss.dtype));
   const lossIndex = g.nodes.indexOf(loss.producer!);
-  for (let i = lossIndex; i >= 0; i--) {
+  for (let i = lossIndex; i >= from; i--) {
     const node = g.nodes[i]!;
     const region = regionOf.get(node);
     if (region) {

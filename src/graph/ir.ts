@@ -126,7 +126,10 @@ export class Graph {
   readonly symbolSources = new Map<string, { value: Value; axis: number }>();
   /** Regions whose backward pass is written by hand (see `region`), keyed by their last node. */
   readonly regions = new Map<Node, Region>();
-  /** The name of the region whose forward pass is being built, if any (regions do not nest). */
+  /**
+   * The name of the region whose forward pass is being built, if any: regions do not nest, but a
+   * layer checkpoint (checkpoint.ts) encloses regions built inside it.
+   */
   private building: string | undefined;
   private nextId = 0;
 

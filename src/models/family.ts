@@ -19,7 +19,7 @@ import { SUPPORTED_MODEL_TYPES } from "./config.js";
 import { gpt2Family } from "./gpt2.js";
 import { llamaFamily } from "./llama.js";
 import type { ModuleContext } from "./module.js";
-import type { ForwardInputs, ForwardOutputs } from "./transformer.js";
+import type { BuildOptions, ForwardInputs, ForwardOutputs } from "./transformer.js";
 
 /** How a family's tensors are named and laid out in a llama.cpp GGUF file. */
 export interface GgufLayout {
@@ -51,7 +51,7 @@ export interface ModelFamily {
   /** Every tensor the graph reads, under canonical names, with its shape (lm_head included). */
   tensorShapes(cfg: ModelConfig): Map<string, number[]>;
   /** Builds the forward pass into ctx.graph. */
-  build(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs;
+  build(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs, opts?: BuildOptions): ForwardOutputs;
   /** Module path of the token embedding ("model.embed_tokens"); its table is `<path>.weight`. */
   embeddingPath: string;
   /**

@@ -21,6 +21,8 @@ import type { LinearSpec, ModuleContext } from "./module.js";
 import {
   attention,
   attentionBias,
+  type BuildOptions,
+  decoderLayer,
   type ForwardInputs,
   type ForwardOutputs,
   type KeyValue,
@@ -30,17 +32,24 @@ import {
   withPast,
 } from "./transformer.js";
 
-export function buildGpt2(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs {
+export function buildGpt2(
+  ctx: ModuleContext,
+  cfg: ModelConfig,
+  inputs: ForwardInputs,
+  opts: BuildOptions = {},
+): ForwardOutputs {
   const bias = attentionBias(inputs, 1); // shared by all layers
   const tokens = ctx.embedding(inputs.ids, "transformer.wte");
   let x = o.add(tokens, ctx.embedding(positionIds(inputs), "transformer.wpe"));
   const present: KeyValue[] = [];
   for (let i = 0; i < cfg.layers; i++) {
     const p = `transformer.h.${i}`;
-    const a = selfAttention(ctx, cfg, i, layerNorm(ctx, cfg, `${p}.ln_1`, x), bias, inputs.past?.[i]);
-    present.push(a.present);
-    x = o.add(x, a.out);
-    x = o.add(x, mlp(ctx, cfg, `${p}.mlp`, layerNorm(ctx, cfg, `${p}.ln_2`, x)));
+    x = decoderLayer(opts, inputs, i, x, (x) => {
+      const a = selfAttention(ctx, cfg, i, layerNorm(ctx, cfg, `${p}.ln_1`, x), bias, inputs.past?.[i]);
+      present.push(a.present);
+      const h = o.add(x, a.out);
+      return o.add(h, mlp(ctx, cfg, `${p}.mlp`, layerNorm(ctx, cfg, `${p}.ln_2`, h)));
+    });
   }
   const hidden = layerNorm(ctx, cfg, "transformer.ln_f", x);
   return { logits: outputHead(ctx, cfg, hidden), hidden, present: inputs.past ? present : null };

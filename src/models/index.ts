@@ -12,6 +12,7 @@ import type { ModelConfig } from "./config.js";
 import { familyOf } from "./family.js";
 import type { ModuleContext } from "./module.js";
 import {
+  type BuildOptions,
   declareInputs,
   declareOutputs,
   type ForwardInputs,
@@ -20,12 +21,23 @@ import {
   IO_NAMES,
 } from "./transformer.js";
 
-export type { ForwardInputs, ForwardOutputs, ForwardSignature, KeyValue } from "./transformer.js";
+export type {
+  BuildOptions,
+  ForwardInputs,
+  ForwardOutputs,
+  ForwardSignature,
+  KeyValue,
+} from "./transformer.js";
 export { declareInputs, declareOutputs, IO_NAMES } from "./transformer.js";
 
 /** Builds the forward pass of `cfg`'s family into ctx.graph. */
-export function buildModel(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs {
-  return familyOf(cfg).build(ctx, cfg, inputs);
+export function buildModel(
+  ctx: ModuleContext,
+  cfg: ModelConfig,
+  inputs: ForwardInputs,
+  opts: BuildOptions = {},
+): ForwardOutputs {
+  return familyOf(cfg).build(ctx, cfg, inputs, opts);
 }
 
 /** Per layer, a cache tensor pair as fed to / returned by a session. */

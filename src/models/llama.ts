@@ -27,6 +27,8 @@ import type { ModuleContext } from "./module.js";
 import {
   attention,
   attentionBias,
+  type BuildOptions,
+  decoderLayer,
   type ForwardInputs,
   type ForwardOutputs,
   type KeyValue,
@@ -37,7 +39,12 @@ import {
   withPast,
 } from "./transformer.js";
 
-export function buildLlama(ctx: ModuleContext, cfg: ModelConfig, inputs: ForwardInputs): ForwardOutputs {
+export function buildLlama(
+  ctx: ModuleContext,
+  cfg: ModelConfig,
+  inputs: ForwardInputs,
+  opts: BuildOptions = {},
+): ForwardOutputs {
   const groups = cfg.heads / cfg.kvHeads;
   if (!Number.isInteger(groups)) {
     throw new GraphBuildError(
@@ -50,12 +57,14 @@ export function buildLlama(ctx: ModuleContext, cfg: ModelConfig, inputs: Forward
   const present: KeyValue[] = [];
   for (let i = 0; i < cfg.layers; i++) {
     const p = `model.layers.${i}`;
-    const n = o.rmsNorm(x, ctx.param(`${p}.input_layernorm.weight`), cfg.normEps);
-    const kv = selfAttention(ctx, cfg, p, n, rope, bias, inputs.past?.[i]);
-    present.push(kv.present);
-    const h = o.add(x, kv.out);
-    const m = o.rmsNorm(h, ctx.param(`${p}.post_attention_layernorm.weight`), cfg.normEps);
-    x = o.add(h, mlp(ctx, cfg, `${p}.mlp`, m));
+    x = decoderLayer(opts, inputs, i, x, (x) => {
+      const n = o.rmsNorm(x, ctx.param(`${p}.input_layernorm.weight`), cfg.normEps);
+      const kv = selfAttention(ctx, cfg, p, n, rope, bias, inputs.past?.[i]);
+      present.push(kv.present);
+      const h = o.add(x, kv.out);
+      const m = o.rmsNorm(h, ctx.param(`${p}.post_attention_layernorm.weight`), cfg.normEps);
+      return o.add(h, mlp(ctx, cfg, `${p}.mlp`, m));
+    });
   }
   const hidden = o.rmsNorm(x, ctx.param("model.norm.weight"), cfg.normEps);
   return { logits: outputHead(ctx, cfg, hidden), hidden, present: inputs.past ? present : null };

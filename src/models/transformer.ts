@@ -8,10 +8,12 @@
  * 0..past+i whose attention-mask entry is 1.
  */
 
+import { checkpoint } from "../graph/checkpoint.js";
 import type { Graph, Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import { addDims, type Dim, mulDims } from "../graph/shape.js";
+import { GraphBuildError } from "../util/errors.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInverseFrequencies } from "./config.js";
 import type { ModuleContext } from "./module.js";
@@ -39,6 +41,32 @@ export interface ForwardOutputs {
   hidden: Value;
   /** Per layer ["batch", kvHeads, "past+seq", headDim] when `past` was given. */
   present: KeyValue[] | null;
+}
+
+/** How a forward pass is built, beyond its inputs. */
+export interface BuildOptions {
+  /**
+   * Recompute each decoder layer's activations in the backward pass instead of keeping them
+   * (graph/checkpoint.ts): training only, less memory for about one more forward pass of time.
+   */
+  checkpointLayers?: boolean;
+}
+
+/**
+ * One decoder layer x -> layer(x), checkpointed when `opts` asks. A cached forward pass (inference)
+ * is refused: its present keys/values would be activations kept outside the layer.
+ */
+export function decoderLayer(
+  opts: BuildOptions,
+  inputs: ForwardInputs,
+  index: number,
+  x: Value,
+  layer: (x: Value) => Value,
+): Value {
+  if (!opts.checkpointLayers) return layer(x);
+  if (inputs.past)
+    throw new GraphBuildError("layer checkpointing is for training; a cached forward pass has none");
+  return checkpoint(`layer ${index}`, x, layer);
 }
 
 /** Which optional inputs a forward graph declares. */

@@ -61,7 +61,7 @@ export function startLora(
   model: HfModel,
   selection: ReturnType<typeof loraSelection>,
   seed: number,
-  graph: { plainLoss?: boolean; int8?: boolean } = {},
+  graph: { plainLoss?: boolean; int8?: boolean; checkpointLayers?: boolean } = {},
 ): LoraStart {
   const { config, selected, biases } = selection;
   // PiSSA: A and B from W's top singular vectors, the frozen weight becomes the residual.
@@ -83,6 +83,7 @@ export function startLora(
     residuals: created.residuals,
     plainLoss: graph.plainLoss,
     int8: graph.int8,
+    checkpointLayers: graph.checkpointLayers,
   };
   return { adapter, pissaStart, setup };
 }

@@ -43,8 +43,10 @@ export type TrainSetup =
       plainLoss?: boolean;
       /** Frozen linear weights as int8 (DynamicQuantizeMatMul) in both the forward and backward products. */
       int8?: boolean;
+      /** Recompute each layer's activations in the backward pass (graph/checkpoint.ts): less memory. */
+      checkpointLayers?: boolean;
     }
-  | { mode: "full" };
+  | { mode: "full"; checkpointLayers?: boolean };
 
 export interface TrainParam {
   /** Graph input name: a PEFT key (lora) or a checkpoint tensor name (full). */
@@ -157,7 +159,12 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
   let dropout: DropoutInputs | null = null;
   const int8 = setup.mode === "lora" && setup.int8 ? new Int8Feeds() : null;
   if (setup.mode === "full") {
-    loss = buildForward(g, model, fullContext(g, model, params, trainable), false, true);
+    const ctx = fullContext(g, model, params, trainable);
+    loss = buildForward(g, model, ctx, {
+      plain: false,
+      trainWeight: true,
+      checkpointLayers: setup.checkpointLayers,
+    });
   } else {
     dropout = setup.dropout > 0 ? new DropoutInputs(g, g.input(TRAIN_IO.dropoutRate, "float32", [])) : null;
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
@@ -169,7 +176,8 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
     });
     const headAdapted =
       setup.selected.some((m) => m.path === "lm_head") || (setup.residuals?.has("lm_head") ?? false);
-    loss = buildForward(g, model, lora, headAdapted || setup.plainLoss === true);
+    const plain = headAdapted || setup.plainLoss === true;
+    loss = buildForward(g, model, lora, { plain, checkpointLayers: setup.checkpointLayers });
     // The LoRA inputs exist once the model is built; their ranks are symbolic, fixed here by the config.
     const shapes = new Map<string, number[]>();
     for (const m of setup.selected) {
@@ -224,15 +232,16 @@ function buildForward(
   g: Graph,
   model: HfModel,
   ctx: ModuleContext,
-  plain: boolean,
-  trainWeight = false,
+  opts: { plain: boolean; trainWeight?: boolean; checkpointLayers?: boolean },
 ): Value {
   const inputs = declareInputs(g, model.config, { attentionMask: true });
   const targets = g.input(TRAIN_IO.targets, "int64", ["batch", "seq"]);
-  const { logits, hidden } = buildModel(ctx, model.config, inputs);
-  if (plain) return nn.crossEntropy(logits, targets);
+  const { logits, hidden } = buildModel(ctx, model.config, inputs, {
+    checkpointLayers: opts.checkpointLayers,
+  });
+  if (opts.plain) return nn.crossEntropy(logits, targets);
   const head = ctx.param("lm_head.weight");
-  return trainWeight
+  return opts.trainWeight
     ? nn.trainedHeadCrossEntropy(hidden, head, targets)
     : nn.frozenHeadCrossEntropy(hidden, head, targets);
 }
