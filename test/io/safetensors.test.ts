@@ -121,6 +121,16 @@ describe("safetensors round trip", () => {
         assert.equal(typed.constructor, t.data.constructor, `${t.name}: typed array class`);
         assert.ok(bytesOf(typed).equals(bytesOf(t.data)), `${t.name}: typed bytes differ`);
       }
+      // readFloat32 into a caller's scratch (widened in place for bf16) equals the plain read, and a
+      // longer scratch keeps its tail.
+      for (const name of ["w.f32", "w.bf16"]) {
+        const plain = f.readFloat32(name);
+        const scratch = new Float32Array(plain.length + 2).fill(7);
+        const got = f.readFloat32(name, scratch);
+        assert.ok(bytesOf(got).equals(bytesOf(plain)), `${name}: readFloat32 with scratch differs`);
+        assert.equal(got.buffer, scratch.buffer, `${name}: the scratch is used`);
+        assert.deepEqual([...scratch.subarray(plain.length)], [7, 7], `${name}: the scratch's tail`);
+      }
       assert.equal(f.info("w.bf16").stDtype, "BF16");
       assert.equal(f.info("mask").stDtype, "BOOL");
       assert.equal(f.info("ids").stDtype, "I64");
