@@ -5,6 +5,7 @@
  */
 import { GraphBuildError } from "../util/errors.js";
 import type { DType } from "./dtype.js";
+import { type Int8Forward, int8Product } from "./int8.js";
 import type { Value } from "./ir.js";
 import * as o from "./ops.js";
 
@@ -73,6 +74,8 @@ export interface FrozenHeadLossOptions {
   ignoreIndex?: number;
   /** The tokens are processed in this many row chunks, bounding the [rows, vocab] temporaries. */
   chunks?: number;
+  /** The head quantized (--base-int8): the logits come from int8 products; d hidden keeps float32 W. */
+  int8?: Int8Forward;
 }
 
 /** Options of `trainedHeadCrossEntropy`. */
@@ -147,7 +150,10 @@ export function frozenHeadCrossEntropy(
         const label = chunkLabels[i]!;
         // log softmax once: the loss picks from it, and exp of it is the softmax (two passes over the
         // [rows, V] block instead of four for softmax and logsumexp).
-        const logProbs = o.logSoftmax(o.product(h, weight, false, true), 1); // [rows_i, V]
+        const logits = opts.int8
+          ? int8Product(h, opts.int8.qT, opts.int8.scale)
+          : o.product(h, weight, false, true);
+        const logProbs = o.logSoftmax(logits, 1); // [rows_i, V]
         losses.push(o.neg(o.reduceSum(o.gatherElements(logProbs, label, 1), [0, 1], false)));
         const soft = o.exp(logProbs);
         const rowsOfW = o.gather(weight, o.squeeze(label, [1]), 0); // W[label], [rows_i, dim]

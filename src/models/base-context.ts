@@ -4,7 +4,13 @@
  * onnxruntime folds that Cast once at session start.
  */
 
-import { type Int8Values, type Int8Weight, int8Linear, quantizeRows } from "../graph/int8.js";
+import {
+  type Int8Forward,
+  type Int8Values,
+  type Int8Weight,
+  int8Linear,
+  quantizeRows,
+} from "../graph/int8.js";
 import type { Graph, Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
@@ -84,16 +90,35 @@ export class Int8Feeds {
   readonly feeds: Record<string, TensorValue> = {};
 
   add(g: Graph, name: string, w: Int8Weight): Int8Values {
-    const input = (suffix: string, t: TensorValue) => {
-      this.feeds[`${name}.${suffix}`] = t;
-      return g.input(`${name}.${suffix}`, t.dtype, t.dims);
-    };
     return {
-      q: input("int8", tensor("int8", [w.out, w.in], w.q)),
-      qT: input("int8_t", tensor("int8", [w.in, w.out], w.qT)),
-      scale: input("int8_scale", tensor("float32", [w.out], w.scale)),
+      q: this.input(g, name, "int8", tensor("int8", [w.out, w.in], w.q)),
+      ...this.addForward(g, name, w),
     };
   }
+
+  /** Qᵀ and the scales only: a weight used in forward products alone (the frozen output head). */
+  addForward(g: Graph, name: string, w: Int8Weight): Int8Forward {
+    return {
+      qT: this.input(g, name, "int8_t", tensor("int8", [w.in, w.out], w.qT)),
+      scale: this.input(g, name, "int8_scale", tensor("float32", [w.out], w.scale)),
+    };
+  }
+
+  private input(g: Graph, name: string, suffix: string, t: TensorValue): Value {
+    this.feeds[`${name}.${suffix}`] = t;
+    return g.input(`${name}.${suffix}`, t.dtype, t.dims);
+  }
+}
+
+/**
+ * The frozen output head in int8 for its forward logits (--base-int8): the head is the largest
+ * product of a big-vocabulary model (Qwen2.5-0.5B: 152k x 896, a third of a step's multiply-adds).
+ * Its gradient product keeps the float32 weight: softmax probabilities quantized per tensor to uint8
+ * would lose every small probability of a row beside a confident one.
+ */
+export function int8Head(g: Graph, store: WeightStore, feeds: Int8Feeds, name: string): Int8Forward {
+  const [vocab, dim] = store.info(name).shape as [number, number];
+  return feeds.addForward(g, name, quantizeRows(store.readFloat32(name), vocab, dim));
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Frozen weights in int8: the quantization itself (exact bounds), and the int8 linear layer's forward
- * and input-gradient products against float64 references, for both weight layouts.
+ * and input-gradient products against float64 references, for both weight layouts; the int8 output
+ * head of the frozen-head loss against the float32 head.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -8,6 +9,7 @@ import { emitModel } from "../../src/graph/emit.js";
 import { grad } from "../../src/graph/grad.js";
 import { int8Linear, quantizeRows } from "../../src/graph/int8.js";
 import { Graph } from "../../src/graph/ir.js";
+import * as nn from "../../src/graph/nn.js";
 import { Session, tensor } from "../../src/graph/runtime.js";
 import { Int8Feeds } from "../../src/models/base-context.js";
 import { randn, rng } from "./gradcheck.js";
@@ -96,3 +98,51 @@ for (const layout of ["[out, in]", "[in, out] (Conv1D)"]) {
     assert.ok(edx < 0.02 && edx > 0, `d x: relative error ${edx}`);
   });
 }
+
+test("int8 head (--base-int8): the frozen-head loss within 1% and d hidden within 3% of the float32 head's", async (t) => {
+  const V = 300;
+  const D = 32;
+  const r = rng(5);
+  const w = Float32Array.from(randn(r, V * D), (v) => v * 0.2);
+  const run = async (int8: boolean) => {
+    const g = new Graph();
+    const h = g.input("h", "float32", ["b", "t", D]);
+    const labels = g.input("labels", "int64", ["b", "t"]);
+    const head = g.initializer("head", "float32", [V, D], { kind: "data", data: w });
+    const feeds = new Int8Feeds();
+    const opts = int8 ? { int8: feeds.addForward(g, "head", quantizeRows(w, V, D)) } : {};
+    const loss = nn.frozenHeadCrossEntropy(h, head, labels, { chunks: 2, ...opts });
+    const [dh] = grad(loss, [h]);
+    g.output(loss, "loss");
+    g.output(dh!, "dh");
+    const ops = [...g.nodes].map((n) => n.op);
+    const s = await Session.create(emitModel(g));
+    const rr = rng(6);
+    const out = await s.run({
+      ...feeds.feeds,
+      h: tensor("float32", [2, 5, D], Float32Array.from(randn(rr, 2 * 5 * D))),
+      labels: tensor(
+        "int64",
+        [2, 5],
+        BigInt64Array.from({ length: 10 }, (_, k) => BigInt(k === 3 ? -100 : (k * 37) % V)),
+      ),
+    });
+    return { loss: (out["loss"]!.data as Float32Array)[0]!, dh: out["dh"]!.data as Float32Array, ops };
+  };
+  const f32 = await run(false);
+  const i8 = await run(true);
+  assert.ok(i8.ops.includes("DynamicQuantizeMatMul") && !f32.ops.includes("DynamicQuantizeMatMul"));
+  const lossErr = Math.abs(i8.loss - f32.loss) / Math.abs(f32.loss);
+  let num = 0;
+  let den = 0;
+  f32.dh.forEach((v, k) => {
+    num += (i8.dh[k]! - v) ** 2;
+    den += v ** 2;
+  });
+  const dhErr = Math.sqrt(num / den);
+  t.diagnostic(
+    `loss ${f32.loss} vs ${i8.loss} (relative ${lossErr.toExponential(2)}), d hidden relative ${dhErr.toExponential(2)}`,
+  );
+  assert.ok(lossErr > 0 && lossErr < 0.01, `loss: relative error ${lossErr}`);
+  assert.ok(dhErr > 0 && dhErr < 0.03, `d hidden: relative error ${dhErr}`);
+});
