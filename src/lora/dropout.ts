@@ -70,29 +70,62 @@ export function applyKeepMask(x: Value, keep: Value, scale: Value): Value {
  * The keep mask (1 = kept) of `count` elements for module `index` at step seed `seed`: each element
  * is dropped when a 16-bit uniform draw falls below rate·65536.
  */
-export function keepMask(seed: number, index: number, rate: number, count: number): Uint8Array {
-  const out = new Uint8Array(count);
+export function keepMask(
+  seed: number,
+  index: number,
+  rate: number,
+  count: number,
+  out = new Uint8Array(count),
+): Uint8Array {
   if (rate <= 0) return out.fill(1);
   return Rng.derive(seed, `lora-dropout:${index}`).fillKeepFlags(out, Math.round(rate * 65536));
 }
 
-/** The mask feeds of one run: fresh masks in training, all-ones (cached by size) otherwise. */
+/**
+ * The mask arrays a training step feeds, kept from step to step: each step's masks are drawn into
+ * the previous step's arrays instead of new ones. Fresh arrays every step left earlier steps' masks
+ * for the garbage collector (an all-linear SmolLM-135M step at 4×256 feeds 150 MB of them), and the
+ * peak held several steps' worth. A mask fed to a run must not be kept past the next draw.
+ */
+export class MaskBuffers {
+  private readonly drawn = new Map<string, Uint8Array<ArrayBuffer>>();
+  /** All-ones masks by size, for runs without dropout (never written after they are made). */
+  private readonly ones = new Map<number, Uint8Array>();
+
+  draw(name: string, count: number): Uint8Array<ArrayBuffer> {
+    let buf = this.drawn.get(name);
+    if (!buf || buf.length < count) {
+      buf = new Uint8Array(count);
+      this.drawn.set(name, buf);
+    }
+    return buf.subarray(0, count);
+  }
+
+  allOnes(count: number): Uint8Array {
+    let data = this.ones.get(count);
+    if (!data) {
+      data = new Uint8Array(count).fill(1);
+      this.ones.set(count, data);
+    }
+    return data;
+  }
+}
+
+/** The mask feeds of one run: fresh masks in training (in `buffers`' arrays), all-ones otherwise. */
 export function maskFeeds(
   masks: readonly DropoutMaskInput[],
   batch: number,
   seq: number,
   opts: { rate: number; seed: number },
-  ones: Map<number, Uint8Array>,
+  buffers: MaskBuffers,
 ): Record<string, TensorValue> {
   const feeds: Record<string, TensorValue> = {};
   for (const m of masks) {
     const count = batch * seq * m.features;
-    let data: Uint8Array;
-    if (opts.rate > 0) data = keepMask(opts.seed, m.index, opts.rate, count);
-    else {
-      data = ones.get(count) ?? new Uint8Array(count).fill(1);
-      ones.set(count, data);
-    }
+    const data =
+      opts.rate > 0
+        ? keepMask(opts.seed, m.index, opts.rate, count, buffers.draw(m.name, count))
+        : buffers.allOnes(count);
     feeds[m.name] = { dtype: "uint8", dims: [batch, seq, m.features], data };
   }
   return feeds;

@@ -9,16 +9,17 @@
  */
 import { emitModel } from "../graph/emit.js";
 import { grad } from "../graph/grad.js";
+import type { Int8Forward } from "../graph/int8.js";
 import { Graph, type Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
 import { loraKeys } from "../lora/adapter.js";
 import type { TrainedBias } from "../lora/bias.js";
-import { DropoutInputs, type DropoutMaskInput, maskFeeds } from "../lora/dropout.js";
+import { DropoutInputs, type DropoutMaskInput, MaskBuffers, maskFeeds } from "../lora/dropout.js";
 import { loraContext } from "../lora/inject.js";
 import type { SelectedModule } from "../lora/targets.js";
 import type { HfModel } from "../models/assemble-model.js";
-import { baseContext, contextFromParams, Int8Feeds } from "../models/base-context.js";
+import { baseContext, contextFromParams, Int8Feeds, int8Head } from "../models/base-context.js";
 import { embeddingWeightName, expectedTensors } from "../models/family.js";
 import { buildModel, IO_NAMES } from "../models/index.js";
 import type { ModuleContext } from "../models/module.js";
@@ -73,8 +74,8 @@ export class TrainStep {
     readonly fixed: Record<string, TensorValue> = {},
   ) {}
 
-  /** All-ones masks by size, for runs without dropout. */
-  private readonly ones = new Map<number, Uint8Array>();
+  /** The dropout mask arrays, reused from run to run. */
+  private readonly masks = new MaskBuffers();
 
   /**
    * Runs forward and backward. `dropoutSeed` picks this micro-batch's dropout masks; `train` false
@@ -99,7 +100,7 @@ export class TrainStep {
       const rate = opts.train ? (opts.dropoutRate ?? 0) : 0;
       feeds[TRAIN_IO.dropoutRate] = { dtype: "float32", dims: [], data: Float32Array.of(rate) };
       const seed = opts.dropoutSeed ?? 0;
-      Object.assign(feeds, maskFeeds(this.dropoutMasks, batch.batch, batch.seq, { rate, seed }, this.ones));
+      Object.assign(feeds, maskFeeds(this.dropoutMasks, batch.batch, batch.seq, { rate, seed }, this.masks));
     }
     const out = await this.session.run(feeds);
     return {
@@ -177,7 +178,11 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
     const headAdapted =
       setup.selected.some((m) => m.path === "lm_head") || (setup.residuals?.has("lm_head") ?? false);
     const plain = headAdapted || setup.plainLoss === true;
-    loss = buildForward(g, model, lora, { plain, checkpointLayers: setup.checkpointLayers });
+    loss = buildForward(g, model, lora, {
+      plain,
+      checkpointLayers: setup.checkpointLayers,
+      int8Head: int8 && !plain ? int8Head(g, model.weights, int8, "lm_head.weight") : undefined,
+    });
     // The LoRA inputs exist once the model is built; their ranks are symbolic, fixed here by the config.
     const shapes = new Map<string, number[]>();
     for (const m of setup.selected) {
@@ -232,7 +237,7 @@ function buildForward(
   g: Graph,
   model: HfModel,
   ctx: ModuleContext,
-  opts: { plain: boolean; trainWeight?: boolean; checkpointLayers?: boolean },
+  opts: { plain: boolean; trainWeight?: boolean; checkpointLayers?: boolean; int8Head?: Int8Forward },
 ): Value {
   const inputs = declareInputs(g, model.config, { attentionMask: true });
   const targets = g.input(TRAIN_IO.targets, "int64", ["batch", "seq"]);
@@ -243,7 +248,7 @@ function buildForward(
   const head = ctx.param("lm_head.weight");
   return opts.trainWeight
     ? nn.trainedHeadCrossEntropy(hidden, head, targets)
-    : nn.frozenHeadCrossEntropy(hidden, head, targets);
+    : nn.frozenHeadCrossEntropy(hidden, head, targets, { int8: opts.int8Head });
 }
 
 /**

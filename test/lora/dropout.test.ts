@@ -8,7 +8,7 @@ import { emitModel } from "../../src/graph/emit.js";
 import { grad } from "../../src/graph/grad.js";
 import { Graph } from "../../src/graph/ir.js";
 import { Session } from "../../src/graph/runtime.js";
-import { DropoutInputs, keepMask, maskFeeds } from "../../src/lora/dropout.js";
+import { DropoutInputs, keepMask, MaskBuffers, maskFeeds } from "../../src/lora/dropout.js";
 import { Rng } from "../../src/util/rng.js";
 
 test("Rng.fillKeepFlags: the generator's own draws, two 16-bit halves each, odd lengths included", () => {
@@ -40,6 +40,11 @@ test("keep masks: the rate, per-module independence, same seed same mask, p = 0 
   assert.deepEqual(keepMask(7, 1, 0.25, n), a1);
   assert.notDeepEqual(keepMask(8, 1, 0.25, n), a1);
   assert.ok(keepMask(7, 1, 0, n).every((v) => v === 1));
+  // Drawn into a reused array (longer than needed, holding an earlier draw): the same mask.
+  const buffers = new MaskBuffers();
+  buffers.draw("m", n + 5).fill(9);
+  assert.deepEqual(keepMask(7, 1, 0.25, n, buffers.draw("m", n)), a1);
+  assert.equal(buffers.draw("m", n).buffer, buffers.draw("m", n + 5).buffer, "the array is kept");
   // No structure along a row: neighbours are dropped together as often as chance says (p² = 1/16).
   let both = 0;
   for (let i = 0; i + 1 < n; i++) if (a1[i] === 0 && a1[i + 1] === 0) both++;
@@ -61,7 +66,7 @@ test("dropout in the graph: x·keep/(1-p), and the gradient goes through the sam
   const s = await Session.create(emitModel(g));
   const xs = Float32Array.from({ length: 2 * 3 * 8 }, (_, i) => i + 1);
   const run = async (rate: number) => {
-    const feeds = maskFeeds(dropout.masks, 2, 3, { rate, seed: 5 }, new Map());
+    const feeds = maskFeeds(dropout.masks, 2, 3, { rate, seed: 5 }, new MaskBuffers());
     const out = await s.run({
       ...feeds,
       x: { dtype: "float32", dims: [2, 3, 8], data: xs },
