@@ -121,14 +121,14 @@ export function checkpoint(name: string, x: Value, layer: (x: Value) => Value): 
  * An int64 [1] zero computed from the first element of each of `values`: int64(max v₀ > +∞), false
  * for every float, NaN included (see the file comment).
  */
-function gateFlag(values: Value[]): Value {
+export function gateFlag(values: Value[]): Value {
   const firsts = values.map((v) => o.slice(o.reshape(v, [-1]), [0], [1], [0])); // [1] each
   const first = firsts.length === 1 ? firsts[0]! : o.reduceMax(o.concat(firsts, 0), [0], true);
   return o.cast(o.greater(first, Number.POSITIVE_INFINITY), "int64");
 }
 
 /** v, readable only once the flag is: Reshape(v, Shape(v) + flag), zero-copy. */
-function gate(v: Value, flag: Value): Value {
+export function gate(v: Value, flag: Value): Value {
   const shape = o.add(o.shapeOf(v), flag);
   return v.graph.addNode("Reshape", [v, shape], {}, [{ dtype: v.dtype, shape: v.shape }]).outputs[0]!;
 }

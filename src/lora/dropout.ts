@@ -10,8 +10,18 @@
  *
  * The backward pass recomputes keep / (1 − p) from the uint8 mask, which is fed anyway, instead of
  * keeping a float32 copy of every mask alive (3 bytes less per adapted input element).
+ *
+ * The adapter's first product goes with it (`project`): h = drop(x)·Aᵀ is one region, whose backward
+ * pass recomputes drop(x) from x for d A rather than keeping it. Layers that read the same x (q, k
+ * and v; gate and up) each drew their own mask, so each kept its own float32 drop(x) for A's
+ * gradient, plus the float factor onnxruntime computed early: on an all-linear SmolLM-135M that was
+ * 58% of the activations. Now x, alive once for all of them, is what is kept. The recomputation is
+ * gated on dh (graph/checkpoint.ts's gate), else onnxruntime would merge it with the forward pass's
+ * identical nodes or run it early, and keep the very tensors this is meant to free.
  */
+import { gate, gateFlag } from "../graph/checkpoint.js";
 import type { Graph, Value } from "../graph/ir.js";
+import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
 import type { TensorValue } from "../graph/runtime.js";
 import { GraphBuildError } from "../util/errors.js";
@@ -44,24 +54,63 @@ export class DropoutInputs {
 
   /** drop(x) for x [batch, seq, features]. */
   apply(x: Value): Value {
+    return applyKeepMask(x, this.maskFor(x), this.scale);
+  }
+
+  /** drop(x)·Aᵀ for x [batch, seq, in] and A [r, in], keeping x rather than drop(x) (see above). */
+  project(x: Value, A: Value): Value {
+    return droppedProduct(x, this.maskFor(x), this.scale, A);
+  }
+
+  private maskFor(x: Value): Value {
     const [b, t, features] = x.shape;
     if (x.rank !== 3 || b !== "batch" || t !== "seq" || typeof features !== "number")
       throw new GraphBuildError(`LoRA dropout: expected an input [batch, seq, n], got ${x}`);
     const index = this.masks.length + 1;
     const name = dropoutMaskName(index);
     this.masks.push({ name, index, features });
-    return applyKeepMask(x, this.graph.input(name, "uint8", ["batch", "seq", features]), this.scale);
+    return this.graph.input(name, "uint8", ["batch", "seq", features]);
   }
+}
+
+/** keep / (1 − p) in x's dtype. */
+function keepFactor(x: Value, keep: Value, scale: Value): Value {
+  return o.mul(o.cast(keep, x.dtype), o.cast(scale, x.dtype));
+}
+
+/**
+ * h = (x ⊙ keep·scale)·Aᵀ with
+ *   d x = (dh·A) ⊙ keep·scale,   d A = dhᵀ·(x ⊙ keep·scale)   (summed over the tokens),
+ * drop(x) recomputed in the backward pass from the kept x and the fed mask, read through a gate on
+ * dh so that neither can be merged with, or run as early as, the forward pass's copy.
+ */
+export function droppedProduct(x: Value, keep: Value, scale: Value, A: Value): Value {
+  const [h] = x.graph.region({
+    name: "LoRA dropout·A",
+    inputs: [x, A],
+    forward: () => ({
+      outputs: [nn.linear(o.mul(x, keepFactor(x, keep, scale)), A)],
+      saved: [x, keep, scale, A],
+    }),
+    backward: ([x, keep, scale, A], [dh], needs) => {
+      const flag = gateFlag([dh]);
+      const factor = keepFactor(x, gate(keep, flag), scale);
+      const dx = needs[0] ? o.mul(o.product(dh, A, false, false), factor) : null;
+      const rows = (v: Value) => o.reshape(v, [-1, v.dim(-1)]);
+      const dA = needs[1] ? o.product(rows(dh), rows(o.mul(gate(x, flag), factor)), true, false) : null;
+      return [dx, dA];
+    },
+  });
+  return h;
 }
 
 /** x ⊙ keep · scale with keep uint8 0/1; the backward pass recomputes the factor from keep. */
 export function applyKeepMask(x: Value, keep: Value, scale: Value): Value {
-  const factor = (keep: Value, scale: Value) => o.mul(o.cast(keep, x.dtype), o.cast(scale, x.dtype));
   const [y] = x.graph.region({
     name: "LoRA dropout",
     inputs: [x],
-    forward: () => ({ outputs: [o.mul(x, factor(keep, scale))], saved: [keep, scale] }),
-    backward: ([keep, scale], [dy]) => [o.mul(dy, factor(keep, scale))],
+    forward: () => ({ outputs: [o.mul(x, keepFactor(x, keep, scale))], saved: [keep, scale] }),
+    backward: ([keep, scale], [dy]) => [o.mul(dy, keepFactor(dy, keep, scale))],
   });
   return y;
 }

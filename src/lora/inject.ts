@@ -86,7 +86,8 @@ export function loraContext(
       const m = byPath.get(spec.path);
       if (m?.kind !== "linear") return y;
       const { A, B, s } = adapter(m);
-      return loraLinear(y, opts.dropout ? opts.dropout.apply(x) : x, A, B, s);
+      const dropout = opts.dropout;
+      return loraLinear(y, x, A, B, s, dropout ? (x, A) => dropout.project(x, A) : undefined);
     },
     embedding(ids: Value, path: string): Value {
       const y = base.embedding(ids, path);

@@ -37,11 +37,19 @@ function scale(v: Value, s: Value | number): Value {
 }
 
 /**
- * Linear: y + s·(x·Aᵀ)·Bᵀ, with `y` = x·Wᵀ + b the frozen layer's output. `x` is the adapter's
- * input, after dropout when training.
+ * Linear: y + s·(drop(x)·Aᵀ)·Bᵀ, with `y` = x·Wᵀ + b the frozen layer's output and `x` its input.
+ * `project` computes drop(x)·Aᵀ when training with dropout (DropoutInputs.project); without it,
+ * x·Aᵀ.
  */
-export function loraLinear(y: Value, x: Value, A: Value, B: Value, s: Value | number): Value {
-  return o.add(y, nn.linear(scale(nn.linear(x, A), s), B));
+export function loraLinear(
+  y: Value,
+  x: Value,
+  A: Value,
+  B: Value,
+  s: Value | number,
+  project: (x: Value, A: Value) => Value = nn.linear,
+): Value {
+  return o.add(y, nn.linear(scale(project(x, A), s), B));
 }
 
 /** Embedding: y + s·Aᵀ[ids]·Bᵀ, with `y` = E[ids] the frozen table's rows. */

@@ -166,16 +166,19 @@ export function memoryTerms(input: TrainMemoryInput): MemoryTerms {
   // once per layer. Values the backward pass computes from forward values alone count too, since
   // onnxruntime may run them as soon as their inputs exist: a gated MLP's SwiGLU factors (one more
   // [tokens, intermediate] than its two products leave) and each adapted layer's dropout factor.
-  // Then the inputs of trained products, for their weight gradients: each adapted layer's dropped
-  // input (LoRA), or in full mode every linear layer's input. This count is within 3% (LoRA)
-  // and 6% (full) of the graphs' on GPT-2-small, SmolLM-135M and the default model.
+  // Then the inputs of trained products, for their weight gradients: each adapted layer's input
+  // (LoRA), or in full mode every linear layer's input. This count was within 3% (LoRA) and 6%
+  // (full) of the graphs' on GPT-2-small, SmolLM-135M and the default model, when LoRA kept a dropped
+  // input and its dropout factor per adapted layer (2 per input element, since made 1).
   const adaptedLinears = selected.filter((m) => m.kind === "linear" && m.path !== "lm_head");
   const adaptedIn = adaptedLinears.reduce((n, m) => n + m.in, 0);
   const outs = layerLinears.reduce((n, m) => n + m.outFeatures, 0);
   const mlpHidden = layerLinears.filter((m) => m.outFeatures === cfg.intermediate).length;
   const gatedExtra = Math.max(0, mlpHidden - cfg.layers) * cfg.intermediate;
+  // LoRA keeps each adapted layer's input x once (A's gradient recomputes drop(x) from it: dropout.ts);
+  // layers that share an input (q, k, v) count it once each here, on the safe side.
   const trainedInputs =
-    input.mode === "full" ? layerLinears.reduce((n, m) => n + m.inFeatures, 0) : 2 * adaptedIn;
+    input.mode === "full" ? layerLinears.reduce((n, m) => n + m.inFeatures, 0) : adaptedIn;
   const allLayers = outs + cfg.layers * cfg.hidden + gatedExtra + trainedInputs;
   // Recomputed layers: every layer's input, plus one layer's activations twice over (its recomputed
   // forward values and the gradients computed from them).

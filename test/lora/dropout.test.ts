@@ -7,7 +7,8 @@ import { test } from "node:test";
 import { emitModel } from "../../src/graph/emit.js";
 import { grad } from "../../src/graph/grad.js";
 import { Graph } from "../../src/graph/ir.js";
-import { Session } from "../../src/graph/runtime.js";
+import * as nn from "../../src/graph/nn.js";
+import { Session, tensor } from "../../src/graph/runtime.js";
 import { DropoutInputs, keepMask, MaskBuffers, maskFeeds } from "../../src/lora/dropout.js";
 import { Rng } from "../../src/util/rng.js";
 
@@ -88,4 +89,50 @@ test("dropout in the graph: x·keep/(1-p), and the gradient goes through the sam
   const none = await run(0);
   assert.deepEqual(Array.from(none.y), Array.from(xs));
   await s.release();
+});
+
+test("project: drop(x)·Aᵀ, d x and d A equal the unfused drop then product, and d A reads x through a gate on dh", async () => {
+  const build = (fused: boolean) => {
+    const g = new Graph();
+    const x = g.input("x", "float32", ["batch", "seq", 8]);
+    const A = g.input("A", "float32", [3, 8]);
+    const dh = g.input("dh", "float32", ["batch", "seq", 3]);
+    const dropout = new DropoutInputs(g, g.input("rate", "float32", []));
+    const h = fused ? dropout.project(x, A) : nn.linear(dropout.apply(x), A);
+    const [dx, dA] = grad(h, [x, A], dh);
+    g.output(h, "h");
+    g.output(dx!, "dx");
+    g.output(dA!, "dA");
+    return { g, dropout };
+  };
+  const r = new Rng(3);
+  const rand = (n: number) => Float32Array.from({ length: n }, () => (r.next() / 2 ** 32) * 2 - 1);
+  const feedsBase = {
+    x: tensor("float32", [2, 5, 8], rand(80)),
+    A: tensor("float32", [3, 8], rand(24)),
+    dh: tensor("float32", [2, 5, 3], rand(30)),
+    rate: tensor("float32", [], Float32Array.of(0.3)),
+  };
+  const outs = [];
+  for (const fused of [false, true]) {
+    const { g, dropout } = build(fused);
+    if (fused) {
+      // The product with A in the backward pass reads x through Reshape(x, Shape(x) + flag(dh)).
+      const reshapes = g.nodes.filter((n) => n.op === "Reshape" && n.inputs[0]?.name === "x");
+      assert.ok(reshapes.length > 0, "x is read through a gated Reshape");
+    }
+    const s = await Session.create(emitModel(g));
+    const masks = maskFeeds(dropout.masks, 2, 5, { rate: 0.3, seed: 9 }, new MaskBuffers());
+    outs.push(await s.run({ ...feedsBase, ...masks }));
+  }
+  for (const k of ["h", "dx", "dA"]) {
+    const [a, b] = outs.map((o) => o[k]!.data as Float32Array);
+    a!.forEach((v, i) =>
+      assert.ok(Math.abs(v - b![i]!) <= 1e-6 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${b![i]}`),
+    );
+  }
+  assert.ok(
+    (outs[1]!["dx"]!.data as Float32Array).some((v) => v === 0),
+    "dropped elements get no gradient",
+  );
 });
