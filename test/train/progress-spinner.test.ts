@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import { writeSync } from "node:fs";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import type { StepMetrics } from "../../src/train/events.js";
 import { ERASE } from "../../src/train/heartbeat.js";
 import { type ProgressStream, progressReporter } from "../../src/train/progress.js";
-import { block, emulate, FRAME, sink } from "./terminal-screen.js";
+import { block, emulate, FRAME, sink, stepMetrics } from "./terminal-screen.js";
 
 class TtyFile extends Writable {
   readonly isTTY = true;
@@ -25,22 +24,12 @@ class TtyFile extends Writable {
   }
 }
 
-const step = (s: number): StepMetrics => ({
-  type: "train",
-  step: s,
-  epoch: 0,
-  loss: 2 + 1 / s,
-  lr: 2e-4,
-  gradNorm: 1,
-  tokens: 512,
-  tokensPerSec: 2048,
-  elapsedSec: s,
-});
+const step = (s: number) => stepMetrics(s);
 const start = { totalSteps: 3, startStep: 0, trainableParams: 10, totalParams: 100, mode: "lora" as const };
 const SESSION = "creating the onnxruntime session (8,331 graph nodes)";
 
-/** A run whose phases and steps each block the main thread for `ms`; returns what the terminal got. */
-function blockedRun(ms: number): { text: string; stream: TtyFile } {
+/** A progress reporter on a (file-backed) terminal, with a short silence interval. */
+function terminalReporter() {
   const out = sink();
   const stream = new TtyFile(out.fd);
   const ev = progressReporter({
@@ -48,6 +37,12 @@ function blockedRun(ms: number): { text: string; stream: TtyFile } {
     fd: out.fd,
     everySeconds: 0.05,
   });
+  return { out, stream, ev };
+}
+
+/** A run whose phases and steps each block the main thread for `ms`; returns what the terminal got. */
+function blockedRun(ms: number): { text: string; stream: TtyFile } {
+  const { out, stream, ev } = terminalReporter();
   ev.onPhase?.("building the training graph");
   block(ms);
   ev.onPhase?.(SESSION);
@@ -96,13 +91,7 @@ test("terminal: quick phases draw no spinner", () => {
 });
 
 test("terminal: a line from someone else erases the spinner, which stays off until the next phase", () => {
-  const out = sink();
-  const stream = new TtyFile(out.fd);
-  const ev = progressReporter({
-    stream: stream as unknown as ProgressStream,
-    fd: out.fd,
-    everySeconds: 0.05,
-  });
+  const { out, stream, ev } = terminalReporter();
   ev.onPhase?.(SESSION);
   block(300);
   stream.write("Error: out of memory\n"); // as the CLI prints a failed run's error

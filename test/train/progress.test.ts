@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import type { StepMetrics, TrainerEvents } from "../../src/train/events.js";
+import type { TrainerEvents } from "../../src/train/events.js";
 import { type ProgressStream, progressReporter } from "../../src/train/progress.js";
-import { emulate } from "./terminal-screen.js";
+import { emulate, stepMetrics } from "./terminal-screen.js";
 
 class Capture extends Writable {
   text = "";
@@ -22,19 +22,7 @@ class Capture extends Writable {
   }
 }
 
-function step(s: number): StepMetrics {
-  return {
-    type: "train",
-    step: s,
-    epoch: 0,
-    loss: 2 + 1 / s,
-    lr: 2e-4,
-    gradNorm: 1,
-    tokens: 512,
-    tokensPerSec: 2048,
-    elapsedSec: s * 0.1,
-  };
-}
+const step = (s: number) => stepMetrics(s, 0.1);
 
 function run(ev: TrainerEvents, from: number, to: number, evalEvery = 0, saveEvery = 0): void {
   for (let s = from; s <= to; s++) {

@@ -1,6 +1,7 @@
 /** A minimal terminal, to check what a screen shows after progress output (bars, spinners). */
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { StepMetrics } from "../../src/train/events.js";
 import { tempDir } from "../models/fixtures.js";
 
 /** The lines a terminal would show after `text`: handles \n, CR, ESC[nG (column), ESC[nK (erase), and ignores other escapes. */
@@ -52,3 +53,18 @@ export function sink(): { fd: number; text(): string } {
 /** A heartbeat spinner frame: the erase, a braille frame, then the text up to the next CR or newline. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the spinner's erase is an escape code
 export const FRAME = /\r\x1b\[2K[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] [^\r\n]*/g;
+
+/** Step `s`'s metrics as the trainer reports them, `secondsPerStep` apart. */
+export function stepMetrics(s: number, secondsPerStep = 1): StepMetrics {
+  return {
+    type: "train",
+    step: s,
+    epoch: 0,
+    loss: 2 + 1 / s,
+    lr: 2e-4,
+    gradNorm: 1,
+    tokens: 512,
+    tokensPerSec: 2048,
+    elapsedSec: s * secondsPerStep,
+  };
+}
