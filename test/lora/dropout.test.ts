@@ -127,9 +127,9 @@ test("project: drop(x)·Aᵀ, d x and d A equal the unfused drop then product, a
   }
   for (const k of ["h", "dx", "dA"]) {
     const [a, b] = outs.map((o) => o[k]!.data as Float32Array);
-    a!.forEach((v, i) =>
-      assert.ok(Math.abs(v - b![i]!) <= 1e-6 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${b![i]}`),
-    );
+    a!.forEach((v, i) => {
+      assert.ok(Math.abs(v - b![i]!) <= 1e-6 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${b![i]}`);
+    });
   }
   assert.ok(
     (outs[1]!["dx"]!.data as Float32Array).some((v) => v === 0),
