@@ -18,7 +18,7 @@
  * (BLAS_INFO=generic) falls back to the reference BLAS at ~6 GFLOP/s and the peer is ~25× slower than
  * it should be. Without the peer only lora-ts's figures are printed.
  */
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -27,7 +27,6 @@ import { makeLoraConfig } from "../src/lora/config.js";
 import { selectTargets } from "../src/lora/targets.js";
 import { parseModelConfig } from "../src/models/family.js";
 import { listModules } from "../src/models/modules.js";
-import { writeRandomModel } from "../src/models/random-init.js";
 import { estimateTrainMemory } from "../src/train/memory-estimate.js";
 import { availableMemoryBytes } from "../src/util/memory.js";
 import { machineLine } from "./machine.js";
@@ -50,11 +49,14 @@ const { values: a } = parseArgs({
 });
 
 type ModelKind = "gpt2" | "llama" | "qwen05b" | "llama1b";
-const MODELS: Record<ModelKind, { json: Record<string, unknown>; bf16: boolean; big: boolean }> = {
-  gpt2: { json: GPT2_SMALL, bf16: false, big: false },
-  llama: { json: SMOLLM_135M, bf16: false, big: false },
-  qwen05b: { json: QWEN25_05B, bf16: true, big: true },
-  llama1b: { json: LLAMA32_1B, bf16: true, big: true },
+const MODELS: Record<
+  ModelKind,
+  { json: Record<string, unknown>; shape: string; bf16: boolean; big: boolean }
+> = {
+  gpt2: { json: GPT2_SMALL, shape: "GPT2_SMALL", bf16: false, big: false },
+  llama: { json: SMOLLM_135M, shape: "SMOLLM_135M", bf16: false, big: false },
+  qwen05b: { json: QWEN25_05B, shape: "QWEN25_05B", bf16: true, big: true },
+  llama1b: { json: LLAMA32_1B, shape: "LLAMA32_1B", bf16: true, big: true },
 };
 const ALL_LINEAR = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
 const CONFIGS: Record<string, { model: ModelKind; targets: string }> = {
@@ -206,10 +208,14 @@ const ensureModel = (kind: ModelKind) => {
   if (!models[kind]) {
     const dir = join(work, kind);
     mkdirSync(dir);
-    writeRandomModel(dir, MODELS[kind].json, {
-      seed: 1,
-      ...(MODELS[kind].bf16 ? { dtype: "bfloat16" } : {}),
-    });
+    // In a child process: the writer's arrays would otherwise stay in this process's heap.
+    const args = [
+      "dist/bench/write-random-model.js",
+      MODELS[kind].shape,
+      dir,
+      ...(MODELS[kind].bf16 ? ["bfloat16"] : []),
+    ];
+    execFileSync(process.execPath, args, { stdio: "inherit" });
     models[kind] = dir;
   }
   return models[kind]!;
