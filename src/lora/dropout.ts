@@ -39,7 +39,7 @@ export interface DropoutMaskInput {
 
 /**
  * Dropout for one graph: `rate` is a float32 [] input (fed 0 for evaluation), and every call to
- * `apply` adds a mask input for the next module.
+ * `project` adds a mask input for the next module.
  */
 export class DropoutInputs {
   readonly masks: DropoutMaskInput[] = [];
@@ -50,11 +50,6 @@ export class DropoutInputs {
     rate: Value,
   ) {
     this.scale = o.div(o.scalar(graph, 1), o.sub(1, rate));
-  }
-
-  /** drop(x) for x [batch, seq, features]. */
-  apply(x: Value): Value {
-    return applyKeepMask(x, this.maskFor(x), this.scale);
   }
 
   /** drop(x)·Aᵀ for x [batch, seq, in] and A [r, in], keeping x rather than drop(x) (see above). */
@@ -102,17 +97,6 @@ export function droppedProduct(x: Value, keep: Value, scale: Value, A: Value): V
     },
   });
   return h;
-}
-
-/** x ⊙ keep · scale with keep uint8 0/1; the backward pass recomputes the factor from keep. */
-export function applyKeepMask(x: Value, keep: Value, scale: Value): Value {
-  const [y] = x.graph.region({
-    name: "LoRA dropout",
-    inputs: [x],
-    forward: () => ({ outputs: [o.mul(x, keepFactor(x, keep, scale))], saved: [keep, scale] }),
-    backward: ([keep, scale], [dy]) => [o.mul(dy, keepFactor(dy, keep, scale))],
-  });
-  return y;
 }
 
 /**

@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { emitModel } from "../../src/graph/emit.js";
 import { grad } from "../../src/graph/grad.js";
-import { Graph } from "../../src/graph/ir.js";
+import { Graph, type Value } from "../../src/graph/ir.js";
 import * as nn from "../../src/graph/nn.js";
+import * as o from "../../src/graph/ops.js";
 import { Session, tensor } from "../../src/graph/runtime.js";
-import { DropoutInputs, keepMask, MaskBuffers, maskFeeds } from "../../src/lora/dropout.js";
+import { DropoutInputs, dropoutMaskName, keepMask, MaskBuffers, maskFeeds } from "../../src/lora/dropout.js";
 import { Rng } from "../../src/util/rng.js";
 
 test("Rng.fillKeepFlags: the generator's own draws, two 16-bit halves each, odd lengths included", () => {
@@ -56,7 +57,9 @@ test("dropout in the graph: x·keep/(1-p), and the gradient goes through the sam
   const g = new Graph();
   const x = g.input("x", "float32", ["batch", "seq", 8]);
   const dropout = new DropoutInputs(g, g.input("rate", "float32", []));
-  const dropped = dropout.apply(x);
+  // drop(x)·Iᵀ = drop(x): the dropout as the LoRA branch applies it, before A.
+  const identity = g.input("I", "float32", [8, 8]);
+  const dropped = dropout.project(x, identity);
   const [dDropped] = grad(dropped, [x], g.input("dy", "float32", ["batch", "seq", 8]));
   g.output(dropped, "y");
   g.output(dDropped!, "dx");
@@ -73,6 +76,11 @@ test("dropout in the graph: x·keep/(1-p), and the gradient goes through the sam
       x: { dtype: "float32", dims: [2, 3, 8], data: xs },
       dy: { dtype: "float32", dims: [2, 3, 8], data: new Float32Array(48).fill(1) },
       rate: { dtype: "float32", dims: [], data: Float32Array.of(rate) },
+      I: {
+        dtype: "float32",
+        dims: [8, 8],
+        data: Float32Array.from({ length: 64 }, (_, k) => (k % 9 === 0 ? 1 : 0)),
+      },
     });
     return {
       keep: feeds[dropout.masks[0]!.name]!.data as Uint8Array,
@@ -97,8 +105,17 @@ test("project: drop(x)·Aᵀ, d x and d A equal the unfused drop then product, a
     const x = g.input("x", "float32", ["batch", "seq", 8]);
     const A = g.input("A", "float32", [3, 8]);
     const dh = g.input("dh", "float32", ["batch", "seq", 3]);
-    const dropout = new DropoutInputs(g, g.input("rate", "float32", []));
-    const h = fused ? dropout.project(x, A) : nn.linear(dropout.apply(x), A);
+    const rate = g.input("rate", "float32", []);
+    const dropout = new DropoutInputs(g, rate);
+    let h: Value;
+    if (fused) h = dropout.project(x, A);
+    else {
+      // The reference: x ⊙ keep / (1 − p) then the product, differentiated by the ordinary rules.
+      const keep = g.input(dropoutMaskName(1), "uint8", ["batch", "seq", 8]);
+      dropout.masks.push({ name: keep.name!, index: 1, features: 8 });
+      const factor = o.mul(o.cast(keep, "float32"), o.div(o.scalar(g, 1), o.sub(1, rate)));
+      h = nn.linear(o.mul(x, factor), A);
+    }
     const [dx, dA] = grad(h, [x, A], dh);
     g.output(h, "h");
     g.output(dx!, "dx");
