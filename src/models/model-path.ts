@@ -11,19 +11,13 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { isGgufFile } from "../io/gguf.js";
 import { hubIdFor, hubSnapshot } from "../io/hub.js";
+import { cacheRoot } from "../util/cache-root.js";
 import { convertGguf } from "./convert-gguf.js";
 
-/** The cache root (…/lora-ts, or $LORA_TS_CACHE). */
-export function cacheRoot(): string {
-  const env = process.env["LORA_TS_CACHE"];
-  if (env) return env;
-  const xdg = process.env["XDG_CACHE_HOME"];
-  return join(xdg || join(homedir(), ".cache"), "lora-ts");
-}
+export { cacheRoot };
 
 /** The cache folder a GGUF file converts into (whether or not it exists yet). */
 export function ggufCacheDir(file: string): string {
