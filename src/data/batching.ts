@@ -13,6 +13,9 @@
  *    one example from the end of the previous one.
  *  - padBatch: right padding with the pad id (tokenizer_config's pad_token, else EOS, else 0), label
  *    IGNORE_INDEX and attention mask 0 on padding, 1 on real tokens.
+ *  - Examples come as an array or as an ExampleSource (example-source.ts: a prepared data set on disk),
+ *    with the same batches, orders and positions either way; the split and packing work on indices
+ *    (splitIndices, packedSource), so a large prepared set is never copied into JS objects.
  *  - DataLoader: fixed-size batches over a per-epoch permutation derived from (seed, epoch), so its
  *    whole position is `{epoch, index, seed, size}` and a restored loader yields exactly the same later
  *    batches. The last partial batch of an epoch is kept unless dropLast.
@@ -20,6 +23,7 @@
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import { IGNORE_INDEX } from "./chat-template.js";
+import { asSource, type ExampleSource, packedSource, subsetSource } from "./example-source.js";
 import type { Example } from "./examples.js";
 import type { Tokenizer } from "./tokenizer.js";
 
@@ -59,16 +63,15 @@ export function permutation(n: number, rng: RandomSource): number[] {
   );
 }
 
-/** Splits off a seeded random validation set (see the module comment). */
-export function splitTrainVal<T>(
-  items: readonly T[],
+/** Which of `n` items are the validation set (see the module comment); both lists ascending. */
+export function splitIndices(
+  n: number,
   valFraction: number,
   seed: number,
-): { train: T[]; val: T[] } {
+): { train: Int32Array; val: Int32Array } {
   if (!(valFraction >= 0 && valFraction < 1)) {
     throw new LoraTsError(`valFraction must be in [0, 1), got ${valFraction}`);
   }
-  const n = items.length;
   let nVal = Math.round(n * valFraction);
   if (valFraction > 0) nVal = Math.max(1, nVal);
   if (nVal >= n && nVal > 0) {
@@ -76,33 +79,41 @@ export function splitTrainVal<T>(
   }
   const isVal = new Uint8Array(n);
   for (const i of permutation(n, Rng.derive(seed, "val-split")).slice(0, nVal)) isVal[i] = 1;
-  const train: T[] = [];
-  const val: T[] = [];
-  items.forEach((x, i) => {
-    (isVal[i] ? val : train).push(x);
-  });
+  const train = new Int32Array(n - nVal);
+  const val = new Int32Array(nVal);
+  let t = 0;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    if (isVal[i]) val[v++] = i;
+    else train[t++] = i;
+  }
   return { train, val };
 }
 
-/** Packs examples into rows of at most maxLength tokens (see the module comment). */
+/** Splits off a seeded random validation set (see the module comment). */
+export function splitTrainVal<T>(
+  items: readonly T[],
+  valFraction: number,
+  seed: number,
+): { train: T[]; val: T[] } {
+  const { train, val } = splitIndices(items.length, valFraction, seed);
+  return { train: Array.from(train, (i) => items[i]!), val: Array.from(val, (i) => items[i]!) };
+}
+
+/** splitTrainVal over a source, by indices: the same split, nothing copied. */
+export function splitSource(
+  src: ExampleSource,
+  valFraction: number,
+  seed: number,
+): { train: ExampleSource; val: ExampleSource } {
+  const { train, val } = splitIndices(src.size, valFraction, seed);
+  return { train: subsetSource(src, train), val: subsetSource(src, val) };
+}
+
+/** Packs examples into rows of at most maxLength tokens (see the module comment and packedSource). */
 export function packExamples(examples: readonly Example[], maxLength: number): Example[] {
-  const rows: Example[] = [];
-  let cur: Example | undefined;
-  for (const ex of examples) {
-    if (ex.inputIds.length > maxLength) {
-      throw new LoraTsError(
-        `packExamples: an example has ${ex.inputIds.length} tokens > maxLength ${maxLength}`,
-      );
-    }
-    if (ex.inputIds.length === 0) continue;
-    if (!cur || cur.inputIds.length + ex.inputIds.length > maxLength) {
-      cur = { inputIds: [], labels: [] };
-      rows.push(cur);
-    }
-    cur.inputIds.push(...ex.inputIds);
-    cur.labels.push(IGNORE_INDEX, ...ex.labels.slice(1));
-  }
-  return rows;
+  const packed = packedSource(asSource(examples), maxLength);
+  return Array.from({ length: packed.size }, (_, r) => packed.get(r));
 }
 
 export interface Batch {
@@ -192,18 +203,20 @@ export class DataLoader {
   private index = 0;
   private order: number[] | undefined;
   private readonly seed: number;
+  private readonly examples: ExampleSource;
   /** Batches in one epoch. */
   readonly batchesPerEpoch: number;
 
   constructor(
-    private readonly examples: readonly Example[],
+    examples: readonly Example[] | ExampleSource,
     private readonly options: DataLoaderOptions,
   ) {
+    this.examples = asSource(examples);
     const { batchSize } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new LoraTsError(`batchSize must be ≥ 1, got ${batchSize}`);
     this.seed = options.seed ?? 0;
-    const n = examples.length;
+    const n = this.examples.size;
     this.batchesPerEpoch = options.dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
     if (this.batchesPerEpoch === 0) {
       throw new LoraTsError(
@@ -214,7 +227,7 @@ export class DataLoader {
 
   /** The order of the examples in `epoch`. */
   epochOrder(epoch: number): number[] {
-    const n = this.examples.length;
+    const n = this.examples.size;
     if (this.options.shuffle === false) return Array.from({ length: n }, (_, i) => i);
     return permutation(n, Rng.derive(this.seed, `epoch ${epoch}`));
   }
@@ -228,7 +241,7 @@ export class DataLoader {
     }
     this.order ??= this.epochOrder(this.epoch);
     const bs = this.options.batchSize;
-    const picked = this.order.slice(this.index * bs, (this.index + 1) * bs).map((i) => this.examples[i]!);
+    const picked = this.order.slice(this.index * bs, (this.index + 1) * bs).map((i) => this.examples.get(i));
     const batch = padBatch(picked, this.options.padId, this.options);
     const out: LoaderBatch = { ...batch, epoch: this.epoch, index: this.index };
     this.index++;
@@ -243,14 +256,14 @@ export class DataLoader {
   }
 
   state(): LoaderState {
-    return { ...this.position, seed: this.seed, size: this.examples.length };
+    return { ...this.position, seed: this.seed, size: this.examples.size };
   }
 
   /** Continues from a saved state; the data, batch size and seed must be the same as when it was saved. */
   restore(s: LoaderState): void {
-    if (s.size !== this.examples.length) {
+    if (s.size !== this.examples.size) {
       throw new LoraTsError(
-        `cannot resume the data loader: it had ${s.size} examples, now ${this.examples.length}`,
+        `cannot resume the data loader: it had ${s.size} examples, now ${this.examples.size}`,
       );
     }
     if (s.seed !== this.seed)

@@ -208,62 +208,112 @@ export function rowToExamples(
 }
 
 /**
+ * Rows → truncated, counted examples, one row at a time: the one implementation of truncation, drop
+ * reasons and statistics, shared by buildExamples (rows in memory) and the data preparation that
+ * streams a file through worker threads (prepare-range.ts), whose shards' statistics are summed.
+ */
+export class ExampleBuilder {
+  readonly stats: ExampleStats = { rows: 0, examples: 0, truncated: 0, dropped: 0, trainedTokens: 0 };
+  /** Of stats.dropped: examples that had tokens to train until truncation cut them all off. */
+  droppedByTruncation = 0;
+  private readonly options: ExampleOptions & { chatTemplate: ChatTemplate };
+
+  constructor(
+    private readonly tok: Tokenizer,
+    options: ExampleOptions,
+  ) {
+    if (!Number.isInteger(options.maxLength) || options.maxLength < 2) {
+      throw new LoraTsError(`maxLength must be an integer ≥ 2, got ${options.maxLength}`);
+    }
+    this.options = { ...options, chatTemplate: options.chatTemplate ?? ChatTemplate.forTokenizer(tok) };
+  }
+
+  /**
+   * One row → its kept examples (truncated to maxLength), counted. rowToExamples's errors go out as
+   * they are; the caller names the file and the row.
+   */
+  add(row: DataRow): Example[] {
+    const list = rowToExamples(row, this.tok, this.options);
+    const { stats } = this;
+    stats.rows++;
+    const kept: Example[] = [];
+    for (const ex of list) {
+      let cut = false;
+      if (ex.inputIds.length > this.options.maxLength) {
+        cut = countTrainedTargets(ex.labels) > 0;
+        ex.inputIds.length = this.options.maxLength;
+        ex.labels.length = this.options.maxLength;
+        stats.truncated++;
+      }
+      const n = countTrainedTargets(ex.labels);
+      if (n === 0) {
+        stats.dropped++;
+        if (cut) this.droppedByTruncation++;
+        continue;
+      }
+      stats.trainedTokens += n;
+      stats.examples++;
+      kept.push(ex);
+    }
+    return kept;
+  }
+}
+
+/** The error for a row whose examples could not be made: `<file>: row <i>: <why>` (i 0-based). */
+export function rowError(where: string, i: number, e: unknown): unknown {
+  return e instanceof LoraTsError ? new LoraTsError(`${where}row ${i}: ${e.message}`) : e;
+}
+
+/**
+ * The summary of a whole data set from its (summed) statistics. When examples were made but
+ * truncation left none with a token to train, that is an error naming --max-length: nothing is
+ * dropped without a word. `where` is "<file>: " or "".
+ */
+export function summarizeExamples(
+  stats: ExampleStats,
+  droppedByTruncation: number,
+  maxLength: number,
+  where: string,
+  path?: string,
+): DataSummary {
+  if (stats.examples === 0 && droppedByTruncation > 0) {
+    throw new LoraTsError(
+      `${where}all ${plural(stats.dropped, "example was", "examples were")} dropped: ` +
+        `${droppedByTruncation} had nothing left to train after truncation to --max-length ${maxLength}`,
+    );
+  }
+  return { ...stats, ...(path !== undefined ? { path } : {}), maxLength, droppedByTruncation };
+}
+
+/**
  * Rows (or a parsed file) → truncated training examples, with statistics (`stats`) and a summary for
- * the user (`summary`, see describeData). When examples were made but truncation left none with a
- * token to train, that is an error naming --max-length: nothing is dropped without a word.
+ * the user (`summary`, see describeData); see ExampleBuilder and summarizeExamples.
  */
 export function buildExamples(
   data: DataFile | readonly DataRow[],
   tok: Tokenizer,
   options: ExampleOptions,
 ): { examples: Example[]; stats: ExampleStats; summary: DataSummary } {
-  if (!Number.isInteger(options.maxLength) || options.maxLength < 2) {
-    throw new LoraTsError(`maxLength must be an integer ≥ 2, got ${options.maxLength}`);
-  }
+  const builder = new ExampleBuilder(tok, options);
   const rows = "rows" in data ? data.rows : data;
   const where = "rows" in data ? `${data.path}: ` : "";
-  const chatTemplate = options.chatTemplate ?? ChatTemplate.forTokenizer(tok);
-  const stats: ExampleStats = { rows: rows.length, examples: 0, truncated: 0, dropped: 0, trainedTokens: 0 };
   const examples: Example[] = [];
-  let droppedByTruncation = 0;
   rows.forEach((row, i) => {
-    let list: Example[];
+    let kept: Example[];
     try {
-      list = rowToExamples(row, tok, { ...options, chatTemplate });
+      kept = builder.add(row);
     } catch (e) {
-      if (e instanceof LoraTsError) throw new LoraTsError(`${where}row ${i}: ${e.message}`);
-      throw e;
+      throw rowError(where, i, e);
     }
-    for (const ex of list) {
-      let cut = false;
-      if (ex.inputIds.length > options.maxLength) {
-        cut = countTrainedTargets(ex.labels) > 0;
-        ex.inputIds.length = options.maxLength;
-        ex.labels.length = options.maxLength;
-        stats.truncated++;
-      }
-      const n = countTrainedTargets(ex.labels);
-      if (n === 0) {
-        stats.dropped++;
-        if (cut) droppedByTruncation++;
-        continue;
-      }
-      stats.trainedTokens += n;
-      examples.push(ex);
-    }
+    for (const ex of kept) examples.push(ex);
   });
-  stats.examples = examples.length;
-  if (examples.length === 0 && droppedByTruncation > 0) {
-    throw new LoraTsError(
-      `${where}all ${plural(stats.dropped, "example was", "examples were")} dropped: ` +
-        `${droppedByTruncation} had nothing left to train after truncation to --max-length ${options.maxLength}`,
-    );
-  }
-  const summary: DataSummary = {
-    ...stats,
-    ...("rows" in data ? { path: data.path } : {}),
-    maxLength: options.maxLength,
-    droppedByTruncation,
-  };
+  const stats = { ...builder.stats, rows: rows.length };
+  const summary = summarizeExamples(
+    stats,
+    builder.droppedByTruncation,
+    options.maxLength,
+    where,
+    "rows" in data ? data.path : undefined,
+  );
   return { examples, stats, summary };
 }

@@ -64,8 +64,11 @@ const SHAREGPT_ROLES: Record<string, Role> = {
   assistant: "assistant",
 };
 
-/** A problem in one row (parseDataset adds the file and the line / row index). */
-class RowError extends Error {}
+/** A problem in one row (parseDataset and the streaming reader add the file and the line / row index). */
+export class RowError extends Error {}
+
+/** A row format other than a plain-text document: what JSON rows are detected as. */
+export type JsonRowFormat = Exclude<RowFormat, "plaintext">;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -126,7 +129,11 @@ function parseMessages(
   });
 }
 
-function parseRow(
+/**
+ * One parsed JSON value → a row. `expected`: the format of the file's first row (undefined for the
+ * first row itself), which every later row must have. Problems are RowErrors (no file, no line).
+ */
+export function parseRow(
   value: unknown,
   expected: Exclude<RowFormat, "plaintext"> | undefined,
 ): {
@@ -201,7 +208,7 @@ function lineColumn(text: string, pos: number): string {
   return `line ${line} column ${pos - lineStart + 1}`;
 }
 
-function oneLine(msg: string): string {
+export function oneLine(msg: string): string {
   // \r too: V8's JSON errors quote the start of the text raw, and a lone \r would rewrite the line.
   return msg.replace(/\s*[\r\n]+\s*/g, " ").trim();
 }
@@ -212,23 +219,10 @@ function oneLine(msg: string): string {
  */
 export function parseDataset(text: string, path: string): DataFile {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const ext = extensionOf(path);
-  const first = text.trimStart()[0];
-  if (ext === ".txt") {
+  const container = containerOf(path, text.trimStart()[0]);
+  if (container === "document") {
     if (text.trim() === "") throw new FileFormatError(path, "the text file is empty");
     return { path, format: "plaintext", rows: [{ kind: "document", text }] };
-  }
-  let container: "array" | "jsonl";
-  if (ext === ".jsonl") container = "jsonl";
-  else if (first === "[") container = "array";
-  else if (first === "{") container = "jsonl";
-  else if (first === undefined) throw new FileFormatError(path, "the file is empty");
-  else if (ext === ".json") throw new FileFormatError(path, "expected a JSON array of objects or JSON lines");
-  else {
-    throw new FileFormatError(
-      path,
-      `unknown dataset file type "${ext}" (use .txt for plain text, .jsonl or .json for rows)`,
-    );
   }
 
   const rows: DataRow[] = [];
@@ -260,14 +254,8 @@ export function parseDataset(text: string, path: string): DataFile {
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!.trim();
       if (line === "") continue;
-      let value: unknown;
       try {
-        value = JSON.parse(line);
-      } catch (e) {
-        throw new FileFormatError(path, `line ${i + 1}: invalid JSON (${oneLine((e as Error).message)})`);
-      }
-      try {
-        const r = parseRow(value, format);
+        const r = parseRow(parseJsonLine(line), format);
         format = r.format;
         rows.push(r.row);
       } catch (e) {
@@ -280,8 +268,35 @@ export function parseDataset(text: string, path: string): DataFile {
   return { path, format, rows };
 }
 
+/** One JSONL line (trimmed, not blank) → its JSON value; invalid JSON is a RowError. */
+export function parseJsonLine(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch (e) {
+    throw new RowError(`invalid JSON (${oneLine((e as Error).message)})`);
+  }
+}
+
+/**
+ * How a file's rows are held, from its extension and its first non-blank character (undefined for an
+ * empty file): "document" (.txt), "array" (a JSON array) or "jsonl"; errors as parseDataset's.
+ */
+export function containerOf(path: string, first: string | undefined): "document" | "array" | "jsonl" {
+  const ext = extensionOf(path);
+  if (ext === ".txt") return "document";
+  if (ext === ".jsonl") return "jsonl";
+  if (first === "[") return "array";
+  if (first === "{") return "jsonl";
+  if (first === undefined) throw new FileFormatError(path, "the file is empty");
+  if (ext === ".json") throw new FileFormatError(path, "expected a JSON array of objects or JSON lines");
+  throw new FileFormatError(
+    path,
+    `unknown dataset file type "${ext}" (use .txt for plain text, .jsonl or .json for rows)`,
+  );
+}
+
 /** The file name's extension, lower-cased, with its dot ("" when none), as node:path's extname. */
-function extensionOf(path: string): string {
+export function extensionOf(path: string): string {
   const name = path.slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1);
   const dot = name.lastIndexOf(".");
   return dot > 0 ? name.slice(dot).toLowerCase() : "";

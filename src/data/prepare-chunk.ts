@@ -1,0 +1,193 @@
+/**
+ * One piece of data preparation: a byte range of a JSONL file (starting at a line start, ending at a
+ * line end) parsed, tokenized and written as a shard (prepared.ts's ExampleWriter). The same code runs
+ * in a worker thread (prepare-worker.ts) and, with one worker, in the main thread (prepare.ts), so the
+ * two give the same bytes.
+ *
+ * Lines are split on the byte 0x0A, which never occurs inside a UTF-8 multi-byte sequence, and each
+ * line is decoded on its own: the same text as decoding the whole file and splitting it on "\n".
+ * The file is never held whole: it is read in blocks, and only the current line is kept.
+ *
+ * Errors are not thrown but returned with the chunk's own line / row number, and the chunk stops there:
+ * the coordinator knows how many lines and rows came before the chunk and names the file and the
+ * line of the whole file, the first in file order.
+ */
+import { closeSync, mkdirSync, openSync, readSync } from "node:fs";
+import { LoraTsError } from "../util/errors.js";
+import { ChatTemplate } from "./chat-template.js";
+import { ExampleBuilder, type ExampleOptions } from "./examples.js";
+import { type JsonRowFormat, parseJsonLine, parseRow, RowError } from "./formats.js";
+import { ExampleWriter } from "./prepared.js";
+import type { Tokenizer } from "./tokenizer.js";
+
+/** ExampleOptions as plain data, for a worker thread (the chat template as its source). */
+export interface ExampleSettings extends Omit<ExampleOptions, "chatTemplate"> {
+  chatTemplate?: { source: string; specialTokens: Record<string, string> };
+}
+
+export function toSettings(o: ExampleOptions): ExampleSettings {
+  const { chatTemplate, ...rest } = o;
+  return chatTemplate === undefined
+    ? rest
+    : { ...rest, chatTemplate: { source: chatTemplate.source, specialTokens: chatTemplate.specialTokens } };
+}
+
+export function fromSettings(s: ExampleSettings, tok: Tokenizer): ExampleOptions {
+  const { chatTemplate, ...rest } = s;
+  return {
+    ...rest,
+    chatTemplate:
+      chatTemplate === undefined
+        ? ChatTemplate.forTokenizer(tok)
+        : new ChatTemplate(chatTemplate.source, chatTemplate.specialTokens),
+  };
+}
+
+export interface ChunkJob {
+  /** Index of the chunk in file order. */
+  index: number;
+  path: string;
+  start: number;
+  end: number;
+  /** The format of the data's first row, which every row must have. */
+  format: JsonRowFormat;
+  /** The shard folder to create and write. */
+  shardDir: string;
+}
+
+/** A problem in a chunk, numbered within the chunk. */
+export type ChunkError =
+  /** A line that is not a valid row (1-based line within the chunk). */
+  | { kind: "line"; line: number; message: string }
+  /** A row whose examples could not be made (0-based row within the chunk); a LoraTsError's message. */
+  | { kind: "row"; row: number; message: string }
+  /** Anything else: a one-line LoraTsError (`user`), or a bug / an I/O error. */
+  | { kind: "other"; message: string; user: boolean };
+
+export interface ChunkResult {
+  index: number;
+  /** Rows read (parsed and made into examples). */
+  rows: number;
+  examples: number;
+  truncated: number;
+  dropped: number;
+  droppedByTruncation: number;
+  trainedTokens: number;
+  /** Tokens written. */
+  tokens: number;
+  /** Line breaks in the chunk (the lines before the next chunk). */
+  newlines: number;
+  error?: ChunkError;
+}
+
+export interface ChunkProgress {
+  /** Bytes of the chunk read so far. */
+  bytes: number;
+  rows: number;
+  tokens: number;
+}
+
+/** Bytes read at a time. */
+const BLOCK = 1 << 22;
+/** How often (ms) a chunk reports its progress. */
+const PROGRESS_MS = 100;
+
+/** Prepares one chunk (see the module comment). */
+export function prepareChunk(
+  job: ChunkJob,
+  tok: Tokenizer,
+  options: ExampleOptions,
+  onProgress: (p: ChunkProgress) => void = () => {},
+): ChunkResult {
+  const builder = new ExampleBuilder(tok, options);
+  mkdirSync(job.shardDir, { recursive: true });
+  const writer = new ExampleWriter(job.shardDir);
+  let newlines = 0;
+  let line = 0;
+  let rowIndex = 0;
+  let error: ChunkError | undefined;
+  let lastReport = Date.now();
+  let bytesRead = 0;
+
+  /** Handles one line; false when it was an error (and the chunk stops). */
+  const handle = (bytes: Buffer): boolean => {
+    line++;
+    const text = bytes.toString("utf8").trim();
+    if (text === "") return true;
+    let row: ReturnType<typeof parseRow>["row"];
+    try {
+      row = parseRow(parseJsonLine(text), job.format).row;
+    } catch (e) {
+      if (!(e instanceof RowError)) throw e;
+      error = { kind: "line", line, message: e.message };
+      return false;
+    }
+    try {
+      for (const ex of builder.add(row)) writer.add(ex);
+    } catch (e) {
+      if (!(e instanceof LoraTsError)) throw e;
+      error = { kind: "row", row: rowIndex, message: e.message };
+      return false;
+    }
+    rowIndex++;
+    if ((rowIndex & 63) === 0) {
+      const now = Date.now();
+      if (now - lastReport >= PROGRESS_MS) {
+        lastReport = now;
+        onProgress({ bytes: bytesRead, rows: rowIndex, tokens: writer.tokens });
+      }
+    }
+    return true;
+  };
+
+  const fd = openSync(job.path, "r");
+  try {
+    const block = Buffer.allocUnsafe(Math.min(BLOCK, Math.max(1, job.end - job.start)));
+    let carry: Buffer[] = [];
+    let pos = job.start;
+    reading: while (pos < job.end) {
+      const n = readSync(fd, block, 0, Math.min(block.length, job.end - pos), pos);
+      if (n === 0) throw new LoraTsError(`${job.path}: the file got shorter while it was read`);
+      const data = block.subarray(0, n);
+      pos += n;
+      bytesRead += n;
+      let s = 0;
+      for (;;) {
+        const nl = data.indexOf(10, s);
+        if (nl < 0) break;
+        newlines++;
+        const piece = data.subarray(s, nl);
+        const bytes = carry.length > 0 ? Buffer.concat([...carry, piece]) : piece;
+        carry = [];
+        s = nl + 1;
+        if (!handle(bytes)) break reading;
+      }
+      // The block is reused: the unfinished line is copied.
+      if (s < n) carry.push(Buffer.from(data.subarray(s)));
+    }
+    if (error === undefined && carry.length > 0) handle(Buffer.concat(carry));
+  } catch (e) {
+    error = {
+      kind: "other",
+      message: e instanceof Error ? e.message : String(e),
+      user: e instanceof LoraTsError,
+    };
+  } finally {
+    closeSync(fd);
+    writer.close();
+  }
+  onProgress({ bytes: job.end - job.start, rows: rowIndex, tokens: writer.tokens });
+  const s = builder.stats;
+  return {
+    index: job.index,
+    rows: s.rows,
+    examples: s.examples,
+    truncated: s.truncated,
+    dropped: s.dropped,
+    droppedByTruncation: builder.droppedByTruncation,
+    trainedTokens: s.trainedTokens,
+    tokens: writer.tokens,
+    newlines,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
