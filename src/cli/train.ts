@@ -10,7 +10,7 @@ import type { TrainerEvents } from "../train/events.js";
 import { exitCodeFor, interruptLine, TrainingInterrupted, watchStopSignals } from "../train/interrupt.js";
 import { describeMemory } from "../train/memory-estimate.js";
 import { runMetricsLog } from "../train/metrics-log.js";
-import { progressReporter } from "../train/progress.js";
+import { dataPreparationLines, progressReporter } from "../train/progress.js";
 import { reportEvents } from "../train/report.js";
 import { train } from "../train/trainer.js";
 import { parseNumber } from "./parse.js";
@@ -80,6 +80,10 @@ export function registerTrain(program: Command): void {
     .option("--max-grad-norm <x>", "clip gradients to this global norm (default 1)")
     .option("--train-on-inputs", "score prompt / user tokens too")
     .option("--packing", "pack several examples into each sequence")
+    .option(
+      "--data-workers <n>",
+      "threads that tokenize the data (default: one per core; 1: the main thread); the result is the same",
+    )
     .option("--threads <n>", "onnxruntime threads (default: every core)")
     .option("--base-int8", "frozen linear weights in int8: faster, leaner, approximate (LoRA mode)")
     .option(
@@ -95,7 +99,8 @@ export function registerTrain(program: Command): void {
       // metrics.jsonl is opened when the run starts, after the trainer has checked its inputs.
       const log = runMetricsLog(opts.out);
       const events: TrainerEvents[] = [log, dataLine];
-      if (flags["progress"] !== false) events.push(progressReporter({}));
+      // Without the progress bar, data preparation still says when it starts and ends.
+      events.push(flags["progress"] !== false ? progressReporter({}) : dataPreparationLines());
       if (flags["report"] !== false) events.push(reportEvents(opts.out));
       // Ctrl-C / SIGTERM: the run stops between steps, says where and how to go on, exits 130 / 143.
       // Before it starts (onStart comes before anything is written to --out) it just exits.

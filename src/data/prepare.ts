@@ -59,7 +59,8 @@ import type { Tokenizer } from "./tokenizer.js";
 
 /** Where preparation stands (the trainer's onDataProgress). */
 export interface DataProgress {
-  stage: "start" | "running" | "done";
+  /** "failed": preparation stopped on an error (a live progress line should be taken down). */
+  stage: "start" | "running" | "done" | "failed";
   /** Rows read so far. */
   rows: number;
   /** Rows in all, when known before reading (not for JSON lines). */
@@ -347,105 +348,121 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
   };
   progress("start", true);
   try {
-    for (let f = 0; f < files.length; f++) {
-      const path = files[f]!;
-      const size = sizes[f]!;
-      const container = containerOf(path, firstCharacter(path));
-      if (container !== "jsonl") {
-        // A .txt document or a JSON array: read whole (see the module comment), in the main thread.
-        const data = readDataset(path);
-        if (format !== undefined && data.format !== format) {
-          throw new FileFormatError(path, `its rows are ${data.format}, but ${files[0]}'s are ${format}`);
-        }
-        format = data.format;
-        const shard = join(shardsRoot, String(shards.length));
-        shards.push(shard);
-        const r = prepareRows(data.rows, shard, o, `${path}: `, (rows, tok) => {
-          live.set(-1, { bytes: 0, rows, tokens: tok });
-          progress("running");
-        });
-        live.clear();
-        addStats(r);
-      } else {
-        const fileFormat = firstRowFormat(path, format as JsonRowFormat | undefined);
-        format ??= fileFormat;
-        const count = Math.max(Math.min(workerCount, size), Math.ceil(size / chunkBytes));
-        const bounds = chunkBounds(path, size, count);
-        const jobs: ChunkJob[] = [];
-        for (let k = 0; k + 1 < bounds.length; k++) {
-          const shardDir = join(shardsRoot, String(shards.length + k));
-          jobs.push({ index: k, path, start: bounds[k]!, end: bounds[k + 1]!, format: fileFormat, shardDir });
-        }
-        const onChunk = (index: number, p: ChunkProgress) => {
-          live.set(index, p);
-          progress("running");
-        };
-        let results: ChunkResult[];
-        if (workerCount > 1 && jobs.length > 1) {
-          pool ??= new PreparePool(Math.min(workerCount, Math.max(jobs.length, 2)), {
-            tokenizerJson: o.tokenizer.tokenizerJson,
-            tokenizerConfig: o.tokenizer.tokenizerConfig,
-            tokenizerSource: o.tokenizer.source,
-            settings: toSettings(o.options),
-          });
-          workersUsed = pool.size;
-          results = await pool.run(jobs, onChunk);
-        } else {
-          results = [];
-          for (const job of jobs) {
-            const r = prepareChunk(job, o.tokenizer, o.options, (p) => onChunk(job.index, p));
-            results.push(r);
-            if (r.error !== undefined) break;
-            // Lets timers (a progress line, a spinner) run between chunks.
-            await new Promise((r) => setImmediate(r));
-          }
-        }
-        // In file order: the first error is the file's first; lines and rows count from its start.
-        let lines = 0;
-        let rows = 0;
-        for (const r of results) {
-          if (r === undefined) break;
-          const e = r.error;
-          if (e?.kind === "line") throw new FileFormatError(path, `line ${lines + e.line}: ${e.message}`);
-          if (e?.kind === "row") throw rowError(`${path}: `, rows + e.row, new LoraTsError(e.message));
-          if (e?.kind === "other") throw e.user ? new LoraTsError(e.message) : new Error(e.message);
-          lines += r.newlines;
-          rows += r.rows;
-          addStats(r);
-          shards.push(jobs[r.index]!.shardDir);
-        }
-        live.clear();
-      }
-      doneBytes += size;
-      doneRows = stats.rows;
-      doneTokens = tokens;
-    }
-  } finally {
-    await (pool as PreparePool | null)?.close();
+    return await prepareFiles();
+  } catch (e) {
+    progress("failed", true);
+    throw e;
   }
 
-  const where = files.length === 1 ? `${files[0]}: ` : `${files[0]} (and ${files.length - 1} more): `;
-  const summary: DataSummary = summarizeExamples(
-    stats,
-    droppedByTruncation,
-    o.options.maxLength,
-    where,
-    files.length === 1 ? files[0] : undefined,
-  );
-  const meta: PreparedMeta = {
-    format: PREPARED_FORMAT,
-    version: PREPARED_VERSION,
-    examples: stats.examples,
-    tokens,
-    rowFormat: format!,
-    files,
-    summary,
-    rows: rowAccounting(summary),
-  };
-  joinShards(dir, shards, meta);
-  rmSync(shardsRoot, { recursive: true, force: true });
-  progress("done", true);
-  return meta;
+  async function prepareFiles(): Promise<PreparedMeta> {
+    try {
+      for (let f = 0; f < files.length; f++) {
+        const path = files[f]!;
+        const size = sizes[f]!;
+        const container = containerOf(path, firstCharacter(path));
+        if (container !== "jsonl") {
+          // A .txt document or a JSON array: read whole (see the module comment), in the main thread.
+          const data = readDataset(path);
+          if (format !== undefined && data.format !== format) {
+            throw new FileFormatError(path, `its rows are ${data.format}, but ${files[0]}'s are ${format}`);
+          }
+          format = data.format;
+          const shard = join(shardsRoot, String(shards.length));
+          shards.push(shard);
+          const r = prepareRows(data.rows, shard, o, `${path}: `, (rows, tok) => {
+            live.set(-1, { bytes: 0, rows, tokens: tok });
+            progress("running");
+          });
+          live.clear();
+          addStats(r);
+        } else {
+          const fileFormat = firstRowFormat(path, format as JsonRowFormat | undefined);
+          format ??= fileFormat;
+          const count = Math.max(Math.min(workerCount, size), Math.ceil(size / chunkBytes));
+          const bounds = chunkBounds(path, size, count);
+          const jobs: ChunkJob[] = [];
+          for (let k = 0; k + 1 < bounds.length; k++) {
+            const shardDir = join(shardsRoot, String(shards.length + k));
+            jobs.push({
+              index: k,
+              path,
+              start: bounds[k]!,
+              end: bounds[k + 1]!,
+              format: fileFormat,
+              shardDir,
+            });
+          }
+          const onChunk = (index: number, p: ChunkProgress) => {
+            live.set(index, p);
+            progress("running");
+          };
+          let results: ChunkResult[];
+          if (workerCount > 1 && jobs.length > 1) {
+            pool ??= new PreparePool(Math.min(workerCount, Math.max(jobs.length, 2)), {
+              tokenizerJson: o.tokenizer.tokenizerJson,
+              tokenizerConfig: o.tokenizer.tokenizerConfig,
+              tokenizerSource: o.tokenizer.source,
+              settings: toSettings(o.options),
+            });
+            workersUsed = pool.size;
+            results = await pool.run(jobs, onChunk);
+          } else {
+            results = [];
+            for (const job of jobs) {
+              const r = prepareChunk(job, o.tokenizer, o.options, (p) => onChunk(job.index, p));
+              results.push(r);
+              if (r.error !== undefined) break;
+              // Lets timers (a progress line, a spinner) run between chunks.
+              await new Promise((r) => setImmediate(r));
+            }
+          }
+          // In file order: the first error is the file's first; lines and rows count from its start.
+          let lines = 0;
+          let rows = 0;
+          for (const r of results) {
+            if (r === undefined) break;
+            const e = r.error;
+            if (e?.kind === "line") throw new FileFormatError(path, `line ${lines + e.line}: ${e.message}`);
+            if (e?.kind === "row") throw rowError(`${path}: `, rows + e.row, new LoraTsError(e.message));
+            if (e?.kind === "other") throw e.user ? new LoraTsError(e.message) : new Error(e.message);
+            lines += r.newlines;
+            rows += r.rows;
+            addStats(r);
+            shards.push(jobs[r.index]!.shardDir);
+          }
+          live.clear();
+        }
+        doneBytes += size;
+        doneRows = stats.rows;
+        doneTokens = tokens;
+      }
+    } finally {
+      await (pool as PreparePool | null)?.close();
+    }
+
+    const where = files.length === 1 ? `${files[0]}: ` : `${files[0]} (and ${files.length - 1} more): `;
+    const summary: DataSummary = summarizeExamples(
+      stats,
+      droppedByTruncation,
+      o.options.maxLength,
+      where,
+      files.length === 1 ? files[0] : undefined,
+    );
+    const meta: PreparedMeta = {
+      format: PREPARED_FORMAT,
+      version: PREPARED_VERSION,
+      examples: stats.examples,
+      tokens,
+      rowFormat: format!,
+      files,
+      summary,
+      rows: rowAccounting(summary),
+    };
+    joinShards(dir, shards, meta);
+    rmSync(shardsRoot, { recursive: true, force: true });
+    progress("done", true);
+    return meta;
+  }
 }
 
 /** Rows in memory (a document, a JSON array) → one shard, in the main thread. */

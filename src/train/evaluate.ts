@@ -4,6 +4,7 @@
  */
 import { DataLoader, padIdOf } from "../data/batching.js";
 import { readDataset } from "../data/dataset-file.js";
+import type { ExampleSource } from "../data/example-source.js";
 import { buildExamples, type Example, maxLengthFor } from "../data/examples.js";
 import { readTokenizer } from "../data/tokenizer-files.js";
 import { validateAdapter } from "../lora/adapter.js";
@@ -26,7 +27,7 @@ export interface LossResult {
 export async function meanLoss(
   step: TrainStep,
   values: readonly Float32Array[],
-  examples: readonly Example[],
+  examples: readonly Example[] | ExampleSource,
   opts: { batchSize: number; padId: number },
 ): Promise<LossResult> {
   let lossSum = 0;

@@ -1,5 +1,7 @@
 /** What a training run reports as it goes: the progress bar, metrics.jsonl and the report read these. */
 import type { DataSummary } from "../data/examples.js";
+import type { DataProgress } from "../data/prepare.js";
+import type { RowAccounting } from "../data/prepared.js";
 import type { InterruptInfo } from "./interrupt.js";
 import type { TrainMemoryEstimate } from "./memory-estimate.js";
 
@@ -29,6 +31,34 @@ export interface EvalMetrics {
 }
 
 export type Metrics = StepMetrics | EvalMetrics;
+
+export type { DataProgress };
+
+/** How a data set was prepared (onData's third argument). */
+export interface DataPreparation {
+  /** Tokens of the prepared examples (before packing). */
+  tokens: number;
+  /** Seconds preparation took (0 when a cached set was opened). */
+  seconds: number;
+  /** Threads that prepared it (0 when a cached set was opened). */
+  workers: number;
+  /** True when the prepared set came from the data cache. */
+  cached?: boolean;
+}
+
+/**
+ * metrics.jsonl's record of what became of a data set's rows (one per data set, first in the file):
+ * read, kept, truncated and dropped with the reason, as the CLI's `data:` line says it.
+ */
+export interface DataRecord extends Partial<DataPreparation> {
+  type: "data";
+  role: "train" | "val";
+  path?: string;
+  rows: RowAccounting;
+  examples: number;
+  trainedTokens: number;
+  maxLength: number;
+}
 
 export interface TrainStart {
   totalSteps: number;
@@ -61,8 +91,13 @@ export interface TrainSummary {
 }
 
 export interface TrainerEvents {
+  /**
+   * Preparation of a data set (tokenizing it into a prepared folder) has started, is going on (a few
+   * times a second) or is done, or failed; before onData.
+   */
+  onDataProgress?(p: DataProgress, role: "train" | "val"): void;
   /** What was made of a data file (before onStart): rows, examples, truncated and dropped, and why. */
-  onData?(summary: DataSummary, role: "train" | "val"): void;
+  onData?(summary: DataSummary, role: "train" | "val", preparation?: DataPreparation): void;
   /** The run's estimated peak memory and the memory available, before anything is built. */
   onMemory?(estimate: TrainMemoryEstimate, availableBytes: number): void;
   /**

@@ -9,11 +9,17 @@
  * "still ..." line after the same silence, so a big model's minutes of build are never silent; on a
  * terminal it draws a spinner line instead (over the bar's line during a step), after 1 s of silence,
  * erased before anything else is written (terminal-guard.ts).
+ *
+ * Data preparation (onDataProgress), before all that: on a terminal one live line (rows, tokens, tokens/s,
+ * percent and ETA by bytes read) redrawn in place and replaced by a final line when done; elsewhere a
+ * line when it starts, one at least every 30 s (the same interval) and a final one. With --no-progress
+ * the CLI still prints the start and final lines (dataPreparationLines), so a long preparation is never
+ * silent.
  */
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
 import { LoraTsError } from "../util/errors.js";
-import type { EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
+import type { DataProgress, EvalMetrics, StepMetrics, TrainerEvents, TrainStart } from "./events.js";
 import { Heartbeat } from "./heartbeat.js";
 import { guardTerminal, type TerminalGuard } from "./terminal-guard.js";
 
@@ -111,6 +117,99 @@ export function evalLine(m: EvalMetrics): string {
 export function checkpointLine(dir: string, step: number, removed: string[] = []): string {
   const gone = removed.length > 0 ? ` (removed ${removed.map((d) => basename(d)).join(", ")})` : "";
   return `checkpoint @ step ${step}: ${dir}${gone}`;
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+function fmtCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}
+
+function dataWhat(p: DataProgress, role: "train" | "val"): string {
+  const name = p.files.length === 1 ? basename(p.files[0]!) : `${p.files.length} files`;
+  return `${role === "val" ? "val data" : "data"} ${name}`;
+}
+
+/** The line that says preparation started. */
+export function dataStartLine(p: DataProgress, role: "train" | "val"): string {
+  const threads = p.workers === 1 ? "1 thread" : `${p.workers} threads`;
+  return `preparing ${dataWhat(p, role)} (${fmtBytes(p.bytesTotal)}, ${threads})...`;
+}
+
+/** Where preparation stands: rows, tokens, tokens/s, and by bytes read, percent done and ETA. */
+export function dataProgressLine(p: DataProgress, role: "train" | "val"): string {
+  const frac = p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 0;
+  const eta = frac > 0 ? (p.seconds * (1 - frac)) / frac : Number.NaN;
+  const rows = p.totalRows !== undefined ? `${fmtCount(p.rows)}/${fmtCount(p.totalRows)}` : fmtCount(p.rows);
+  return (
+    `preparing ${dataWhat(p, role)}: ${rows} rows | ${fmtCount(p.tokens)} tokens | ` +
+    `${fmtRate(p.tokens / Math.max(p.seconds, 1e-9))} tok/s | ${(frac * 100).toFixed(0)}% | ETA ${formatDuration(eta)}`
+  );
+}
+
+/** The line that says preparation is done. */
+export function dataDoneLine(p: DataProgress, role: "train" | "val"): string {
+  const threads = p.workers === 1 ? "1 thread" : `${p.workers} threads`;
+  return (
+    `prepared ${dataWhat(p, role)}: ${fmtCount(p.rows)} rows, ${fmtCount(p.tokens)} tokens in ` +
+    `${formatDuration(p.seconds)} (${fmtRate(p.tokens / Math.max(p.seconds, 1e-9))} tok/s, ${threads})`
+  );
+}
+
+/**
+ * Data preparation's lines (see the module comment): `live` on a terminal, else plain lines every
+ * `everyMs` (none between start and end when `everyMs` is Infinity: --no-progress).
+ */
+function dataProgressHandler(
+  stream: ProgressStream,
+  live: boolean,
+  everyMs: number,
+  clock: () => number,
+): NonNullable<TrainerEvents["onDataProgress"]> {
+  let lastAt = 0;
+  let drawn = false;
+  const ERASE_LINE = "\r\x1b[2K";
+  return (p, role) => {
+    const now = clock();
+    if (p.stage === "start") {
+      lastAt = now;
+      if (!live) stream.write(`${dataStartLine(p, role)}\n`);
+      return;
+    }
+    if (p.stage === "running") {
+      if (live) {
+        if (now - lastAt < 200 && drawn) return;
+        lastAt = now;
+        const cols = Math.max(20, (stream.columns ?? 80) - 1);
+        stream.write(`${ERASE_LINE}${[...dataProgressLine(p, role)].slice(0, cols).join("")}`);
+        drawn = true;
+      } else if (now - lastAt >= everyMs) {
+        lastAt = now;
+        stream.write(`${dataProgressLine(p, role)}\n`);
+      }
+      return;
+    }
+    if (drawn) stream.write(ERASE_LINE);
+    drawn = false;
+    if (p.stage === "done") stream.write(`${dataDoneLine(p, role)}\n`);
+  };
+}
+
+/**
+ * With --no-progress: only a line when preparation starts and one when it is done (on stdout, beside
+ * the `data:` lines; stderr stays for errors), so that even then
+ * a long preparation says what it is doing.
+ */
+export function dataPreparationLines(stream: ProgressStream = process.stdout): TrainerEvents {
+  return { onDataProgress: dataProgressHandler(stream, false, Number.POSITIVE_INFINITY, Date.now) };
 }
 
 interface Shown {
@@ -237,6 +336,8 @@ export function progressReporter(opts: ProgressOptions = {}): TrainerEvents {
   };
 
   return {
+    onDataProgress: dataProgressHandler(stream, tty, everyMs, clock),
+
     onPhase(what, step) {
       if (what === null) {
         heartbeat?.idle();

@@ -9,19 +9,24 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
-  readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { DataLoader, packExamples, padIdOf, splitTrainVal } from "../data/batching.js";
-import { readDataset } from "../data/dataset-file.js";
-import { buildExamples, type DataSummary, type Example, maxLengthFor } from "../data/examples.js";
+import { DataLoader, padIdOf, splitSource } from "../data/batching.js";
+import { withDataCache } from "../data/data-cache.js";
+import { type ExampleSource, longestExample, packedSource } from "../data/example-source.js";
+import { maxLengthFor } from "../data/examples.js";
+import { prepareData } from "../data/prepare.js";
+import { PreparedData } from "../data/prepared.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { readTokenizer } from "../data/tokenizer-files.js";
 import { type Adapter, pissaToLora } from "../lora/adapter.js";
@@ -42,7 +47,7 @@ import {
   writeFullModel,
 } from "./checkpoint.js";
 import { meanLoss } from "./evaluate.js";
-import type { EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
+import type { DataPreparation, EvalMetrics, StepMetrics, TrainerEvents, TrainSummary } from "./events.js";
 import { type InterruptInfo, stopSignalOf, TrainingInterrupted } from "./interrupt.js";
 import { loraSelection, startLora } from "./lora-setup.js";
 import { checkTrainMemory, estimateTrainMemory, type TrainMemoryInput } from "./memory-estimate.js";
@@ -97,6 +102,11 @@ export interface TrainOptions {
   maxGradNorm?: number;
   trainOnInputs?: boolean;
   packing?: boolean;
+  /**
+   * Threads that prepare (tokenize) the data (default: one per core, os.availableParallelism()); 1
+   * prepares in the main thread. The result is the same whatever the number.
+   */
+  dataWorkers?: number;
   /** Use the unfused head + loss and ORT's default session settings (a reference for tests). */
   plainPath?: boolean;
   /** onnxruntime intra-op threads (default: every core). */
@@ -165,19 +175,69 @@ export class NonFiniteLossError extends LoraTsError {
 
 export { listCheckpoints };
 
-function loadExamples(
-  path: string,
+/** A data set prepared on disk, open for reading, and how to let it go. */
+export interface PreparedDataSet {
+  data: PreparedData;
+  /** How it was prepared (or that it came from the cache), for onData and metrics.jsonl. */
+  preparation: DataPreparation;
+  /** Closes it and removes the folder when it was a temporary one. */
+  dispose(): void;
+}
+
+/**
+ * THE place where a run obtains its prepared data (issue #18): the data files tokenized into a
+ * prepared folder (data/prepare.ts) and opened for reading (data/prepared.ts).
+ *
+ * DATA CACHE: the folder comes from withDataCache (data/data-cache.ts). With `fingerprint: null` it is a
+ * temporary folder under os.tmpdir() that dispose() removes (also when preparation fails); to cache,
+ * pass `dataFingerprint(parts, files)` there instead (the parts: tokenizer, chat template, maxLength,
+ * trainOnInputs, ... — everything in `exampleOptions` below; packing and the split are applied when
+ * reading, so they need not be part of it).
+ */
+export async function prepareDataSet(
+  files: readonly string[],
   tok: Tokenizer,
-  o: Required<Pick<TrainOptions, "maxLength">> & TrainOptions,
-  report: (summary: DataSummary) => void,
-): Example[] {
-  const { examples, summary } = buildExamples(readDataset(path), tok, {
-    maxLength: o.maxLength,
-    trainOnInputs: o.trainOnInputs,
+  o: { maxLength: number; trainOnInputs?: boolean; dataWorkers?: number },
+  role: "train" | "val",
+  events: Pick<TrainerEvents, "onDataProgress">,
+  warn: (line: string) => void = (line) => process.stderr.write(`warning: ${line}\n`),
+): Promise<PreparedDataSet> {
+  const exampleOptions = { maxLength: o.maxLength, trainOnInputs: o.trainOnInputs };
+  let preparation: DataPreparation | null = null;
+  let opened: PreparedData | null = null;
+  const folder = await withDataCache({
+    fingerprint: null, // the lead's cache: dataFingerprint(...) here (see above)
+    build: async (dir) => {
+      const t0 = performance.now();
+      let workers = 1;
+      const meta = await prepareData(dir, {
+        files,
+        tokenizer: tok,
+        options: exampleOptions,
+        workers: o.dataWorkers,
+        onProgress: (p) => {
+          workers = p.workers;
+          events.onDataProgress?.(p, role);
+        },
+      });
+      preparation = { tokens: meta.tokens, seconds: (performance.now() - t0) / 1000, workers };
+    },
+    open: (dir) => {
+      opened?.close();
+      opened = PreparedData.open(dir);
+    },
+    warn,
   });
-  report(summary);
-  if (examples.length === 0) throw new LoraTsError(`${path}: no example has a token to train on`);
-  return o.packing ? packExamples(examples, o.maxLength) : examples;
+  const data = opened as PreparedData | null;
+  if (data === null) throw new LoraTsError(`prepared data ${folder.dir}: not opened`);
+  return {
+    data,
+    preparation: preparation ?? { tokens: data.meta.tokens, seconds: 0, workers: 0, cached: true },
+    dispose: () => {
+      data.close();
+      folder.dispose();
+    },
+  };
 }
 
 /**
@@ -256,229 +316,255 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
   const model = openModelDir(dir);
   const tok = readTokenizer(dir);
   const maxLength = maxLengthFor(options.maxLength, model.config.maxPositions, TRAIN_DEFAULTS.maxLength);
-  const all = loadExamples(o.data, tok, { ...o, maxLength }, (d) => emit("onData", d, "train"));
-  const { train: trainSet, val: heldOut } = o.valData
-    ? { train: all, val: loadExamples(o.valData, tok, { ...o, maxLength }, (d) => emit("onData", d, "val")) }
-    : splitTrainVal(all, o.valFraction, o.seed);
-  const padId = padIdOf(tok);
-  const loader = new DataLoader(trainSet, { batchSize: o.batchSize, padId, seed: o.seed });
-  const stepsPerEpoch = Math.max(1, Math.ceil(loader.batchesPerEpoch / o.gradAccum));
-  const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
-  // Batches are padded to their longest row, so the longest example (evaluation's too) bounds the peak.
-  const longest = [...trainSet, ...heldOut].reduce((n, e) => Math.max(n, e.inputIds.length), 0);
-  // Estimated (and reported) for every run; a run above the memory available is refused unless the
-  // check is off.
-  const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout"> = {}) => {
-    const estimate = estimateTrainMemory({
-      config: model.config,
-      batch: o.batchSize,
-      seq: Math.max(2, Math.min(maxLength, longest)),
-      maxLength,
-      mode: o.mode,
-      int8: o.baseInt8,
-      plainLoss: o.plainPath,
-      threads: o.threads,
-      gradientCheckpointing: o.gradientCheckpointing,
-      ...lora,
-    });
-    const available = availableMemoryBytes();
-    emit("onMemory", estimate, available);
-    if (o.memoryCheck !== false) checkTrainMemory(estimate, available);
-  };
-
-  const phase = (what: string) => emit("onPhase", what);
-  // What is trained, and its starting values.
-  let adapter: Adapter | null = null;
-  /** PiSSA's initial A₀, B₀: the saved adapter is converted against them to fit the original base. */
-  let pissaStart: Adapter | null = null;
-  let step: TrainStep;
-  let values: Float32Array[];
-  if (o.mode === "full") {
-    checkMemory();
-    const setup = { mode: "full" as const, checkpointLayers: o.gradientCheckpointing };
-    step = await buildTrainStep(model, setup, { threads: o.threads }, true, phase);
-    values = step.params.map((p) => model.weights.readFloat32(p.name));
-  } else {
-    const selection = loraSelection(model, { ...o, baseModel: o.model });
-    // Before the adapter is created, so that PiSSA's SVD is not spent on a run that is refused.
-    checkMemory({
-      selected: selection.selected,
-      biases: selection.biases,
-      dropout: selection.config.lora_dropout,
-    });
-    const start = startLora(model, selection, o.seed, {
-      plainLoss: o.plainPath,
-      int8: o.baseInt8,
-      checkpointLayers: o.gradientCheckpointing,
-    });
-    adapter = start.adapter;
-    pissaStart = start.pissaStart;
-    const setup = start.setup;
-    // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).
-    const plainSession = o.plainPath
-      ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
-      : {};
-    step = await buildTrainStep(model, setup, { threads: o.threads, ...plainSession }, true, phase);
-    values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
-  }
-  emit("onPhase", null);
-  const trainableParams = values.reduce((n, v) => n + v.length, 0);
-  const baseParams = model.weights.parameterCount();
-  const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
-
-  /** On a stop request (o.signal): release the session and reject, reporting `done` steps. */
-  const stopIfAsked = async (done: number) => {
-    if (!o.signal?.aborted) return;
-    await step.release();
-    const info: InterruptInfo = {
-      signal: stopSignalOf(o.signal),
-      step: done,
-      totalSteps,
-      out: o.out,
-      lastCheckpoint: replacing ? null : (listCheckpoints(o.out).at(-1)?.dir ?? null),
-      discarded: replacing,
-      saveEvery: o.saveEvery,
-    };
-    emit("onInterrupt", info);
-    throw new TrainingInterrupted(info);
-  };
-
-  // What this run computes: recorded in each checkpoint, and checked against it on resume.
-  const runSettings = o.resume || o.saveEvery ? recordedSettings(o, maxLength) : null;
-
-  // Resume from the newest checkpoint, then clear what a killed run left half-written.
-  let startStep = 0;
-  if (o.resume) {
-    startStep = resumeFrom(o.out, {
-      mode: o.mode,
-      totalSteps,
-      settings: runSettings!,
-      loraConfig: adapter?.config ?? null,
-      step,
-      values,
-      adapter,
-      optimizer,
-      loader,
-    }).step;
-  }
-  await stopIfAsked(startStep);
-  if (o.resume) removeStrayTemps(o.out);
-
-  let firstEval: EvalMetrics | null = null;
-  let lastEval: EvalMetrics | null = null;
-  let lastLoss: number | null = null;
-  let savedBytes = 0;
-  const work = makeWorkDir(o.out, replacing);
+  // The prepared data sets stay open (examples are read from disk as batches need them) until the run
+  // ends, however it ends.
+  const prepared: PreparedDataSet[] = [];
   try {
-    emit("onStart", {
-      totalSteps,
-      startStep,
-      trainableParams,
-      totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
-      mode: o.mode,
-      outDir: work,
-    });
-    const dropoutRate = adapter?.config.lora_dropout ?? 0;
-    const stepSettings = { ...o, dropoutRate, totalSteps };
-    const evaluate = async (at: number): Promise<EvalMetrics | null> => {
-      if (heldOut.length === 0) return null;
-      const r = await meanLoss(step, values, heldOut, { batchSize: o.batchSize, padId });
-      const m: EvalMetrics = { type: "eval", step: at, ...r };
-      emit("onEval", m);
-      return m;
+    return await trainOn(prepared);
+  } finally {
+    for (const p of prepared) p.dispose();
+  }
+
+  async function trainOn(prepared: PreparedDataSet[]): Promise<TrainSummary> {
+    /** A data file prepared and reported (onData), as the rows the loader sees (packed with --packing). */
+    const load = async (path: string, role: "train" | "val"): Promise<ExampleSource> => {
+      const set = await prepareDataSet([path], tok, { ...o, maxLength }, role, {
+        onDataProgress: (p, r) => emit("onDataProgress", p, r),
+      });
+      prepared.push(set);
+      emit("onData", set.data.meta.summary, role, set.preparation);
+      if (set.data.size === 0) throw new LoraTsError(`${path}: no example has a token to train on`);
+      return o.packing ? packedSource(set.data, maxLength) : set.data;
+    };
+    const all = await load(o.data, "train");
+    const { train: trainSet, val: heldOut } = o.valData
+      ? { train: all, val: await load(o.valData, "val") }
+      : splitSource(all, o.valFraction, o.seed);
+    const padId = padIdOf(tok);
+    const loader = new DataLoader(trainSet, { batchSize: o.batchSize, padId, seed: o.seed });
+    const stepsPerEpoch = Math.max(1, Math.ceil(loader.batchesPerEpoch / o.gradAccum));
+    const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
+    // Batches are padded to their longest row, so the longest example (evaluation's too) bounds the peak.
+    const longest = Math.max(longestExample(trainSet), longestExample(heldOut));
+    // Estimated (and reported) for every run; a run above the memory available is refused unless the
+    // check is off.
+    const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout"> = {}) => {
+      const estimate = estimateTrainMemory({
+        config: model.config,
+        batch: o.batchSize,
+        seq: Math.max(2, Math.min(maxLength, longest)),
+        maxLength,
+        mode: o.mode,
+        int8: o.baseInt8,
+        plainLoss: o.plainPath,
+        threads: o.threads,
+        gradientCheckpointing: o.gradientCheckpointing,
+        ...lora,
+      });
+      const available = availableMemoryBytes();
+      emit("onMemory", estimate, available);
+      if (o.memoryCheck !== false) checkTrainMemory(estimate, available);
     };
 
-    if (startStep === 0 && o.evalEvery) firstEval = lastEval = await evaluate(0);
-    const t0 = performance.now();
-    let tokensSeen = 0;
-    for (let s = startStep + 1; s <= totalSteps; s++) {
-      emit("onPhase", `step ${s} of ${totalSteps}`, s);
-      const { loss, gradNorm, lr, tokens, epoch, applied } = await optimizerStep(
-        { step, values, optimizer, loader },
-        stepSettings,
-        s,
-        () => stopIfAsked(s - 1), // a step cut short is done again on resume
-      );
-      if (!applied) {
-        const last = replacing ? undefined : listCheckpoints(o.out).at(-1);
-        await step.release();
-        const kept = replacing
-          ? `${o.out} is left as it was`
-          : last
-            ? `The last good checkpoint is ${last.dir}`
-            : "No checkpoint was saved yet";
-        throw new NonFiniteLossError(
-          `the loss became ${Number.isFinite(loss) ? `finite but the gradient norm is ${gradNorm}` : loss} at step ${s} ` +
-            `(lr ${o.lr}); training stopped. ${kept}`,
-        );
-      }
-      lastLoss = loss;
-      tokensSeen += tokens;
-      const elapsed = (performance.now() - t0) / 1000;
-      const m: StepMetrics = {
-        type: "train",
-        step: s,
-        epoch,
-        loss,
-        lr,
-        gradNorm,
-        tokens,
-        tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
-        elapsedSec: elapsed,
-      };
-      emit("onStep", m);
-      if (o.evalEvery && s % o.evalEvery === 0) lastEval = (await evaluate(s)) ?? lastEval;
-      if (o.saveEvery && s % o.saveEvery === 0 && s < totalSteps) {
-        const dirName = join(work, `checkpoint-${s}`);
-        const state = { step: s, loader: loader.state(), optimizer: { step: optimizer.step }, mode: o.mode };
-        const settings = runSettings!;
-        await saveCheckpoint(
-          dirName,
-          { ...state, totalSteps, settings },
-          { model, step, values, adapter, optimizer },
-        );
-        // Older checkpoints go only once the new one is complete.
-        const removed = o.saveTotalLimit ? pruneCheckpoints(work, o.saveTotalLimit) : [];
-        // Named where it will be: a --force run's folder is swapped into `out` when the run ends.
-        emit("onCheckpoint", join(o.out, `checkpoint-${s}`), s, removed);
-      }
+    const phase = (what: string) => emit("onPhase", what);
+    // What is trained, and its starting values.
+    let adapter: Adapter | null = null;
+    /** PiSSA's initial A₀, B₀: the saved adapter is converted against them to fit the original base. */
+    let pissaStart: Adapter | null = null;
+    let step: TrainStep;
+    let values: Float32Array[];
+    if (o.mode === "full") {
+      checkMemory();
+      const setup = { mode: "full" as const, checkpointLayers: o.gradientCheckpointing };
+      step = await buildTrainStep(model, setup, { threads: o.threads }, true, phase);
+      values = step.params.map((p) => model.weights.readFloat32(p.name));
+    } else {
+      const selection = loraSelection(model, { ...o, baseModel: o.model });
+      // Before the adapter is created, so that PiSSA's SVD is not spent on a run that is refused.
+      checkMemory({
+        selected: selection.selected,
+        biases: selection.biases,
+        dropout: selection.config.lora_dropout,
+      });
+      const start = startLora(model, selection, o.seed, {
+        plainLoss: o.plainPath,
+        int8: o.baseInt8,
+        checkpointLayers: o.gradientCheckpointing,
+      });
+      adapter = start.adapter;
+      pissaStart = start.pissaStart;
+      const setup = start.setup;
+      // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).
+      const plainSession = o.plainPath
+        ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
+        : {};
+      step = await buildTrainStep(model, setup, { threads: o.threads, ...plainSession }, true, phase);
+      values = step.params.map((p) => adapter!.tensors.get(p.name)!.data);
     }
     emit("onPhase", null);
-    if (heldOut.length > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
-    firstEval ??= null;
-    await step.release();
+    const trainableParams = values.reduce((n, v) => n + v.length, 0);
+    const baseParams = model.weights.parameterCount();
+    const optimizer = new AdamW(values, { lr: o.lr, weightDecay: o.weightDecay });
 
-    // The result: an adapter (PEFT files) or a full model, in the run's folder itself.
-    if (o.mode === "lora") {
-      // A PiSSA adapter is saved as PEFT saves it: a rank-2r LoRA that applies to the ORIGINAL weights.
-      writeAdapterFiles(work, pissaStart ? pissaToLora(adapter!, pissaStart) : adapter!);
-    } else {
-      writeFullModel(work, model, step, values);
+    /** On a stop request (o.signal): release the session and reject, reporting `done` steps. */
+    const stopIfAsked = async (done: number) => {
+      if (!o.signal?.aborted) return;
+      await step.release();
+      const info: InterruptInfo = {
+        signal: stopSignalOf(o.signal),
+        step: done,
+        totalSteps,
+        out: o.out,
+        lastCheckpoint: replacing ? null : (listCheckpoints(o.out).at(-1)?.dir ?? null),
+        discarded: replacing,
+        saveEvery: o.saveEvery,
+      };
+      emit("onInterrupt", info);
+      throw new TrainingInterrupted(info);
+    };
+
+    // What this run computes: recorded in each checkpoint, and checked against it on resume.
+    const runSettings = o.resume || o.saveEvery ? recordedSettings(o, maxLength) : null;
+
+    // Resume from the newest checkpoint, then clear what a killed run left half-written.
+    let startStep = 0;
+    if (o.resume) {
+      startStep = resumeFrom(o.out, {
+        mode: o.mode,
+        totalSteps,
+        settings: runSettings!,
+        loraConfig: adapter?.config ?? null,
+        step,
+        values,
+        adapter,
+        optimizer,
+        loader,
+      }).step;
     }
-    savedBytes = dirBytes(work, (f) => f.endsWith(".safetensors"));
-    if (replacing) swapInto(work, o.out);
-  } catch (e) {
-    // A failed replacing run leaves `out` as it was and no temporary folder.
-    if (replacing) rmSync(work, { recursive: true, force: true });
-    throw e;
+    await stopIfAsked(startStep);
+    if (o.resume) removeStrayTemps(o.out);
+
+    let firstEval: EvalMetrics | null = null;
+    let lastEval: EvalMetrics | null = null;
+    let lastLoss: number | null = null;
+    let savedBytes = 0;
+    const work = makeWorkDir(o.out, replacing);
+    try {
+      emit("onStart", {
+        totalSteps,
+        startStep,
+        trainableParams,
+        totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
+        mode: o.mode,
+        outDir: work,
+      });
+      const dropoutRate = adapter?.config.lora_dropout ?? 0;
+      const stepSettings = { ...o, dropoutRate, totalSteps };
+      const evaluate = async (at: number): Promise<EvalMetrics | null> => {
+        if (heldOut.size === 0) return null;
+        const r = await meanLoss(step, values, heldOut, { batchSize: o.batchSize, padId });
+        const m: EvalMetrics = { type: "eval", step: at, ...r };
+        emit("onEval", m);
+        return m;
+      };
+
+      if (startStep === 0 && o.evalEvery) firstEval = lastEval = await evaluate(0);
+      const t0 = performance.now();
+      let tokensSeen = 0;
+      for (let s = startStep + 1; s <= totalSteps; s++) {
+        emit("onPhase", `step ${s} of ${totalSteps}`, s);
+        const { loss, gradNorm, lr, tokens, epoch, applied } = await optimizerStep(
+          { step, values, optimizer, loader },
+          stepSettings,
+          s,
+          () => stopIfAsked(s - 1), // a step cut short is done again on resume
+        );
+        if (!applied) {
+          const last = replacing ? undefined : listCheckpoints(o.out).at(-1);
+          await step.release();
+          const kept = replacing
+            ? `${o.out} is left as it was`
+            : last
+              ? `The last good checkpoint is ${last.dir}`
+              : "No checkpoint was saved yet";
+          throw new NonFiniteLossError(
+            `the loss became ${Number.isFinite(loss) ? `finite but the gradient norm is ${gradNorm}` : loss} at step ${s} ` +
+              `(lr ${o.lr}); training stopped. ${kept}`,
+          );
+        }
+        lastLoss = loss;
+        tokensSeen += tokens;
+        const elapsed = (performance.now() - t0) / 1000;
+        const m: StepMetrics = {
+          type: "train",
+          step: s,
+          epoch,
+          loss,
+          lr,
+          gradNorm,
+          tokens,
+          tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
+          elapsedSec: elapsed,
+        };
+        emit("onStep", m);
+        if (o.evalEvery && s % o.evalEvery === 0) lastEval = (await evaluate(s)) ?? lastEval;
+        if (o.saveEvery && s % o.saveEvery === 0 && s < totalSteps) {
+          const dirName = join(work, `checkpoint-${s}`);
+          const state = {
+            step: s,
+            loader: loader.state(),
+            optimizer: { step: optimizer.step },
+            mode: o.mode,
+          };
+          const settings = runSettings!;
+          await saveCheckpoint(
+            dirName,
+            { ...state, totalSteps, settings },
+            { model, step, values, adapter, optimizer },
+          );
+          // Older checkpoints go only once the new one is complete.
+          const removed = o.saveTotalLimit ? pruneCheckpoints(work, o.saveTotalLimit) : [];
+          // Named where it will be: a --force run's folder is swapped into `out` when the run ends.
+          emit("onCheckpoint", join(o.out, `checkpoint-${s}`), s, removed);
+        }
+      }
+      emit("onPhase", null);
+      if (heldOut.size > 0 && lastEval?.step !== totalSteps) lastEval = await evaluate(totalSteps);
+      firstEval ??= null;
+      await step.release();
+
+      // The result: an adapter (PEFT files) or a full model, in the run's folder itself.
+      if (o.mode === "lora") {
+        // A PiSSA adapter is saved as PEFT saves it: a rank-2r LoRA that applies to the ORIGINAL weights.
+        writeAdapterFiles(work, pissaStart ? pissaToLora(adapter!, pissaStart) : adapter!);
+      } else {
+        writeFullModel(work, model, step, values);
+      }
+      savedBytes = dirBytes(work, (f) => f.endsWith(".safetensors"));
+      if (replacing) swapInto(work, o.out);
+    } catch (e) {
+      // A failed replacing run leaves `out` as it was and no temporary folder.
+      if (replacing) rmSync(work, { recursive: true, force: true });
+      throw e;
+    }
+    const baseBytes = dirBytes(dir, (f) => f.endsWith(".safetensors"));
+    model.weights.close();
+    const summary: TrainSummary = {
+      mode: o.mode,
+      outDir: o.out,
+      steps: totalSteps,
+      seconds: (performance.now() - started) / 1000,
+      trainableParams,
+      totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
+      finalTrainLoss: lastLoss,
+      firstEvalLoss: firstEval?.loss ?? null,
+      finalEvalLoss: lastEval?.loss ?? null,
+      savedBytes,
+      baseBytes,
+    };
+    emit("onEnd", summary);
+    return summary;
   }
-  const baseBytes = dirBytes(dir, (f) => f.endsWith(".safetensors"));
-  model.weights.close();
-  const summary: TrainSummary = {
-    mode: o.mode,
-    outDir: o.out,
-    steps: totalSteps,
-    seconds: (performance.now() - started) / 1000,
-    trainableParams,
-    totalParams: baseParams + (o.mode === "lora" ? trainableParams : 0),
-    finalTrainLoss: lastLoss,
-    firstEvalLoss: firstEval?.loss ?? null,
-    finalEvalLoss: lastEval?.loss ?? null,
-    savedBytes,
-    baseBytes,
-  };
-  emit("onEnd", summary);
-  return summary;
 }
 
 /** The settings that shape what a run computes (checkpoint.ts's RunSettings), `maxLength` as capped. */
@@ -500,6 +586,23 @@ function recordedSettings(o: TrainOptions & typeof TRAIN_DEFAULTS, maxLength: nu
     packing: o.packing ?? false,
     baseInt8: o.baseInt8 ?? false,
     data: o.data,
-    dataSha256: createHash("sha256").update(readFileSync(o.data)).digest("hex"),
+    dataSha256: sha256OfFile(o.data),
   };
+}
+
+/** A file's sha256, read in blocks (a data file may be larger than memory should hold). */
+function sha256OfFile(path: string): string {
+  const h = createHash("sha256");
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 22);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest("hex");
 }
