@@ -1,10 +1,11 @@
 /** A dataset file read from disk (formats.ts parses its text, on any platform). */
 import { readFileSync } from "node:fs";
 import { FileFormatError } from "../util/errors.js";
+import type { ColumnMap } from "./columns.js";
 import { type DataFile, parseDataset } from "./formats.js";
 
 /** Reads and parses a dataset file (see parseDataset). A missing file is a one-line error. */
-export function readDataset(path: string): DataFile {
+export function readDataset(path: string, options: { columns?: ColumnMap } = {}): DataFile {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -14,5 +15,5 @@ export function readDataset(path: string): DataFile {
     if (code === "EISDIR") throw new FileFormatError(path, "is a directory, not a dataset file");
     throw new FileFormatError(path, `cannot read (${(e as Error).message.replace(/\s*[\r\n]+\s*/g, " ")})`);
   }
-  return parseDataset(text, path);
+  return parseDataset(text, path, options);
 }

@@ -22,6 +22,7 @@
  * `data.jsonl: line 7: invalid JSON (Unexpected token ...)`.
  */
 import { FileFormatError } from "../util/errors.js";
+import { applyColumnMap, type ColumnMap } from "./columns.js";
 
 export type Role = "system" | "user" | "assistant";
 
@@ -214,10 +215,29 @@ export function oneLine(msg: string): string {
 }
 
 /**
+ * parseRow after renaming the record's columns (columns.ts, --columns); a missing mapped column is a
+ * RowError like any other problem of the row.
+ */
+export function parseRecord(
+  value: unknown,
+  expected: JsonRowFormat | undefined,
+  columns?: ColumnMap,
+): { format: JsonRowFormat; row: DataRow } {
+  if (columns !== undefined && isObject(value)) {
+    try {
+      value = applyColumnMap(value, columns);
+    } catch (e) {
+      throw new RowError((e as Error).message);
+    }
+  }
+  return parseRow(value, expected);
+}
+
+/**
  * Parses the contents of a dataset file. `path` names the file in errors and picks the container by
  * its extension (see the module comment).
  */
-export function parseDataset(text: string, path: string): DataFile {
+export function parseDataset(text: string, path: string, options: { columns?: ColumnMap } = {}): DataFile {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const container = containerOf(path, text.trimStart()[0]);
   if (container === "document") {
@@ -241,7 +261,7 @@ export function parseDataset(text: string, path: string): DataFile {
       throw new FileFormatError(path, `expected a JSON array, got ${typeName(values)}`);
     for (let i = 0; i < values.length; i++) {
       try {
-        const r = parseRow(values[i], format);
+        const r = parseRecord(values[i], format, options.columns);
         format = r.format;
         rows.push(r.row);
       } catch (e) {
@@ -255,7 +275,7 @@ export function parseDataset(text: string, path: string): DataFile {
       const line = lines[i]!.trim();
       if (line === "") continue;
       try {
-        const r = parseRow(parseJsonLine(line), format);
+        const r = parseRecord(parseJsonLine(line), format, options.columns);
         format = r.format;
         rows.push(r.row);
       } catch (e) {

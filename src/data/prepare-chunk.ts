@@ -1,6 +1,7 @@
 /**
  * One piece of data preparation: a byte range of a JSONL file (starting at a line start, ending at a
- * line end) parsed, tokenized and written as a shard (prepared.ts's ExampleWriter). The same code runs
+ * line end) parsed, tokenized and written as a shard (prepared.ts's ExampleWriter), or rows the main
+ * thread parsed already (a parquet row group) tokenized and written. The same code runs
  * in a worker thread (prepare-worker.ts) and, with one worker, in the main thread (prepare.ts), so the
  * two give the same bytes.
  *
@@ -15,8 +16,9 @@
 import { closeSync, mkdirSync, openSync, readSync } from "node:fs";
 import { LoraTsError } from "../util/errors.js";
 import { ChatTemplate } from "./chat-template.js";
+import type { ColumnMap } from "./columns.js";
 import { ExampleBuilder, type ExampleOptions } from "./examples.js";
-import { type JsonRowFormat, parseJsonLine, parseRow, RowError } from "./formats.js";
+import { type DataRow, type JsonRowFormat, parseJsonLine, parseRecord, RowError } from "./formats.js";
 import { ExampleWriter } from "./prepared.js";
 import type { Tokenizer } from "./tokenizer.js";
 
@@ -44,9 +46,12 @@ export function fromSettings(s: ExampleSettings, tok: Tokenizer): ExampleOptions
 }
 
 export interface ChunkJob {
+  kind: "jsonl";
   /** Index of the chunk in file order. */
   index: number;
   path: string;
+  /** --columns: the records' columns renamed before their format is read. */
+  columns?: ColumnMap;
   start: number;
   end: number;
   /** The format of the data's first row, which every row must have. */
@@ -55,12 +60,24 @@ export interface ChunkJob {
   shardDir: string;
 }
 
+/** Rows already parsed (a parquet row group), to tokenize and write as a shard. */
+export interface RowsJob {
+  kind: "rows";
+  index: number;
+  rows: DataRow[];
+  shardDir: string;
+}
+
+export type PrepareJob = ChunkJob | RowsJob;
+
 /** A problem in a chunk, numbered within the chunk. */
 export type ChunkError =
   /** A line that is not a valid row (1-based line within the chunk). */
   | { kind: "line"; line: number; message: string }
   /** A row whose examples could not be made (0-based row within the chunk); a LoraTsError's message. */
   | { kind: "row"; row: number; message: string }
+  /** A parsed record that is not a valid row (0-based row within the job; parquet). */
+  | { kind: "record"; row: number; message: string }
   /** Anything else: a one-line LoraTsError (`user`), or a bug / an I/O error. */
   | { kind: "other"; message: string; user: boolean };
 
@@ -92,7 +109,75 @@ const BLOCK = 1 << 22;
 /** How often (ms) a chunk reports its progress. */
 const PROGRESS_MS = 100;
 
-/** Prepares one chunk (see the module comment). */
+/** Prepares one job (see the module comment). */
+export function prepareJob(
+  job: PrepareJob,
+  tok: Tokenizer,
+  options: ExampleOptions,
+  onProgress: (p: ChunkProgress) => void = () => {},
+): ChunkResult {
+  return job.kind === "jsonl"
+    ? prepareChunk(job, tok, options, onProgress)
+    : prepareRowsJob(job, tok, options, onProgress);
+}
+
+/** Rows → a shard; an error is numbered by the row within the job. */
+function prepareRowsJob(
+  job: RowsJob,
+  tok: Tokenizer,
+  options: ExampleOptions,
+  onProgress: (p: ChunkProgress) => void,
+): ChunkResult {
+  const builder = new ExampleBuilder(tok, options);
+  mkdirSync(job.shardDir, { recursive: true });
+  const writer = new ExampleWriter(job.shardDir);
+  let error: ChunkError | undefined;
+  try {
+    for (let i = 0; i < job.rows.length; i++) {
+      try {
+        for (const ex of builder.add(job.rows[i]!)) writer.add(ex);
+      } catch (e) {
+        if (!(e instanceof LoraTsError)) throw e;
+        error = { kind: "row", row: i, message: e.message };
+        break;
+      }
+    }
+  } catch (e) {
+    error = {
+      kind: "other",
+      message: e instanceof Error ? e.message : String(e),
+      user: e instanceof LoraTsError,
+    };
+  } finally {
+    writer.close();
+  }
+  onProgress({ bytes: 0, rows: builder.stats.rows, tokens: writer.tokens });
+  return resultOf(job.index, builder, writer.tokens, 0, error);
+}
+
+export function resultOf(
+  index: number,
+  builder: ExampleBuilder,
+  tokens: number,
+  newlines: number,
+  error: ChunkError | undefined,
+): ChunkResult {
+  const s = builder.stats;
+  return {
+    index,
+    rows: s.rows,
+    examples: s.examples,
+    truncated: s.truncated,
+    dropped: s.dropped,
+    droppedByTruncation: builder.droppedByTruncation,
+    trainedTokens: s.trainedTokens,
+    tokens,
+    newlines,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+/** Prepares one JSONL chunk (see the module comment). */
 export function prepareChunk(
   job: ChunkJob,
   tok: Tokenizer,
@@ -114,9 +199,9 @@ export function prepareChunk(
     line++;
     const text = bytes.toString("utf8").trim();
     if (text === "") return true;
-    let row: ReturnType<typeof parseRow>["row"];
+    let row: DataRow;
     try {
-      row = parseRow(parseJsonLine(text), job.format).row;
+      row = parseRecord(parseJsonLine(text), job.format, job.columns).row;
     } catch (e) {
       if (!(e instanceof RowError)) throw e;
       error = { kind: "line", line, message: e.message };
@@ -177,17 +262,5 @@ export function prepareChunk(
     writer.close();
   }
   onProgress({ bytes: job.end - job.start, rows: rowIndex, tokens: writer.tokens });
-  const s = builder.stats;
-  return {
-    index: job.index,
-    rows: s.rows,
-    examples: s.examples,
-    truncated: s.truncated,
-    dropped: s.dropped,
-    droppedByTruncation: builder.droppedByTruncation,
-    trainedTokens: s.trainedTokens,
-    tokens: writer.tokens,
-    newlines,
-    ...(error !== undefined ? { error } : {}),
-  };
+  return resultOf(job.index, builder, writer.tokens, newlines, error);
 }

@@ -13,6 +13,9 @@
  *    bytes whatever the number of workers. Errors too: every chunk before the first one with an error is
  *    finished, so that error is the first in the file, and its line / row number is counted from the
  *    start of the file (the chunks before it report their lines and rows).
+ * Parquet files (by extension) are read a row group at a time in the main thread (parquet.ts), each
+ * group's records parsed there and sent to a worker to tokenize. `columns` (--columns) renames every
+ * record's columns before its format is read, whatever the file type.
  * Several files are read one after the other, their rows concatenated; the first file's first row sets
  * the format.
  */
@@ -21,6 +24,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
+import type { ColumnMap } from "./columns.js";
 import { readDataset } from "./dataset-file.js";
 import {
   type DataSummary,
@@ -33,17 +37,20 @@ import {
 import {
   containerOf,
   type DataRow,
+  extensionOf,
   type JsonRowFormat,
   parseJsonLine,
-  parseRow,
+  parseRecord,
   RowError,
   type RowFormat,
 } from "./formats.js";
+import { countParquetRows, readParquetRecords } from "./parquet.js";
 import {
   type ChunkJob,
   type ChunkProgress,
   type ChunkResult,
-  prepareChunk,
+  type PrepareJob,
+  prepareJob,
   toSettings,
 } from "./prepare-chunk.js";
 import type { PrepareWorkerData } from "./prepare-worker.js";
@@ -86,6 +93,18 @@ export interface PrepareOptions {
   /** Bytes of JSONL per chunk (default 8 MiB; tests use less to have many chunks). */
   chunkBytes?: number;
   onProgress?: (p: DataProgress) => void;
+  /** --columns: each record's columns renamed before its format is read (columns.ts). */
+  columns?: ColumnMap;
+}
+
+/** A parquet record that is not a valid row, numbered within its row group until the coordinator counts. */
+class ParquetRowError extends Error {
+  constructor(
+    readonly row: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
@@ -137,7 +156,11 @@ function firstCharacter(path: string): string | undefined {
 }
 
 /** The format of a JSONL file's first non-blank line; errors as parseDataset's. */
-function firstRowFormat(path: string, expected: JsonRowFormat | undefined): JsonRowFormat {
+function firstRowFormat(
+  path: string,
+  expected: JsonRowFormat | undefined,
+  columns: ColumnMap | undefined,
+): JsonRowFormat {
   let line = 0;
   let carry: Buffer[] = [];
   let format: JsonRowFormat | undefined;
@@ -146,7 +169,7 @@ function firstRowFormat(path: string, expected: JsonRowFormat | undefined): Json
     const text = bytes.toString("utf8").trim();
     if (text === "") return true;
     try {
-      format = parseRow(parseJsonLine(text), expected).format;
+      format = parseRecord(parseJsonLine(text), expected, columns).format;
     } catch (e) {
       if (e instanceof RowError) throw new FileFormatError(path, `line ${line}: ${e.message}`);
       throw e;
@@ -197,7 +220,16 @@ export function chunkBounds(path: string, size: number, count: number): number[]
   return bounds;
 }
 
-/** Runs chunks on worker threads; see PreparePool.run. */
+/**
+ * What a producer of jobs gives: the next job, or the error that ends the data at this job's place
+ * (a parquet row that is not a valid row, a damaged row group), or null at the end.
+ */
+type Produced = { job: PrepareJob } | { index: number; error: unknown } | null;
+
+/** A result slot: a job's result, or the error thrown in its place (see Produced). */
+type Slot = ChunkResult | { index: number; thrown: unknown };
+
+/** Runs jobs on worker threads; see PreparePool.run. */
 class PreparePool {
   private readonly workers: Worker[] = [];
 
@@ -212,20 +244,22 @@ class PreparePool {
   }
 
   /**
-   * Prepares `jobs` (indexed 0..n-1 in file order) on the workers. After a chunk with an error, no
-   * later chunk is started (earlier ones finish, so the first error in the file is known). Resolves
-   * with the results by index; those not run are absent.
+   * Prepares the jobs `produce` gives (indexed 0, 1, ... in file order; asked for one at a time, when
+   * a worker is free, so parsed parquet rows wait in no queue) on the workers. After a job with an
+   * error no later job is started; earlier ones finish, so the first error in the file is known.
+   * Resolves with the slots by index; those not run are absent.
    */
   run(
-    jobs: readonly ChunkJob[],
+    produce: () => Promise<Produced>,
     onProgress: (index: number, p: ChunkProgress) => void,
-  ): Promise<ChunkResult[]> {
+  ): Promise<Slot[]> {
     return new Promise((resolve, reject) => {
-      const results: ChunkResult[] = [];
-      let next = 0;
-      let stopAt = jobs.length;
+      const results: Slot[] = [];
+      const idle = [...this.workers];
       let running = 0;
+      let exhausted = false;
       let failed = false;
+      let pumping = false;
       const cleanups: (() => void)[] = [];
       const fail = (e: unknown) => {
         if (failed) return;
@@ -233,24 +267,41 @@ class PreparePool {
         for (const c of cleanups) c();
         reject(e);
       };
-      const feed = (w: Worker) => {
-        if (next < stopAt) {
-          running++;
-          w.postMessage(jobs[next++]!);
-        } else if (running === 0) {
+      const pump = async () => {
+        if (pumping) return;
+        pumping = true;
+        try {
+          while (!failed && !exhausted && idle.length > 0) {
+            const p = await produce();
+            if (p === null) exhausted = true;
+            else if ("error" in p) {
+              results[p.index] = { index: p.index, thrown: p.error };
+              exhausted = true;
+            } else {
+              running++;
+              idle.pop()!.postMessage(p.job);
+            }
+          }
+        } finally {
+          pumping = false;
+        }
+        if (!failed && exhausted && running === 0) {
           for (const c of cleanups) c();
           resolve(results);
         }
       };
+      const kick = () => void pump().catch(fail);
       for (const w of this.workers) {
         const onMessage = (m: { type: string; index: number; result?: ChunkResult } & ChunkProgress) => {
           if (m.type === "progress") onProgress(m.index, m);
           else if (m.type === "done") {
             const r = m.result!;
             results[r.index] = r;
-            if (r.error !== undefined) stopAt = Math.min(stopAt, r.index);
+            // Nothing after a job with an error is started (later jobs have larger indices).
+            if (r.error !== undefined) exhausted = true;
             running--;
-            if (!failed) feed(w);
+            idle.push(w);
+            kick();
           }
         };
         const onError = (e: Error) => fail(e);
@@ -265,14 +316,36 @@ class PreparePool {
           w.off("exit", onExit);
         });
       }
-      // Every worker gets a first job (or, with none left, the pool is done).
-      for (const w of this.workers) if (!failed) feed(w);
+      kick();
     });
   }
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/** The same as PreparePool.run, in the main thread (one worker). */
+async function runHere(
+  produce: () => Promise<Produced>,
+  o: PrepareOptions,
+  onProgress: (index: number, p: ChunkProgress) => void,
+): Promise<Slot[]> {
+  const results: Slot[] = [];
+  for (;;) {
+    const p = await produce();
+    if (p === null) break;
+    if ("error" in p) {
+      results[p.index] = { index: p.index, thrown: p.error };
+      break;
+    }
+    const r = prepareJob(p.job, o.tokenizer, o.options, (q) => onProgress(p.job.index, q));
+    results[r.index] = r;
+    if (r.error !== undefined) break;
+    // Lets timers (a progress line, a spinner) run between jobs.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return results;
 }
 
 const sumKeys = ["rows", "examples", "truncated", "dropped", "trainedTokens"] as const;
@@ -309,7 +382,11 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
   let doneTokens = 0;
   const live = new Map<number, ChunkProgress>();
   let lastEmit = 0;
-  let workersUsed = 1;
+  // Threads: one per requested worker when some file is JSON lines (the others are read whole).
+  const containers = files.map((f) =>
+    extensionOf(f) === ".parquet" ? "parquet" : containerOf(f, firstCharacter(f)),
+  );
+  let workersUsed = containers.includes("jsonl") ? workerCount : 1;
   const progress = (stage: DataProgress["stage"], force = false) => {
     if (o.onProgress === undefined) return;
     const now = performance.now();
@@ -359,10 +436,9 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
       for (let f = 0; f < files.length; f++) {
         const path = files[f]!;
         const size = sizes[f]!;
-        const container = containerOf(path, firstCharacter(path));
-        if (container !== "jsonl") {
+        if (containers[f] === "document" || containers[f] === "array") {
           // A .txt document or a JSON array: read whole (see the module comment), in the main thread.
-          const data = readDataset(path);
+          const data = readDataset(path, { columns: o.columns });
           if (format !== undefined && data.format !== format) {
             throw new FileFormatError(path, `its rows are ${data.format}, but ${files[0]}'s are ${format}`);
           }
@@ -376,60 +452,100 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
           live.clear();
           addStats(r);
         } else {
-          const fileFormat = firstRowFormat(path, format as JsonRowFormat | undefined);
-          format ??= fileFormat;
-          const count = Math.max(Math.min(workerCount, size), Math.ceil(size / chunkBytes));
-          const bounds = chunkBounds(path, size, count);
-          const jobs: ChunkJob[] = [];
-          for (let k = 0; k + 1 < bounds.length; k++) {
-            const shardDir = join(shardsRoot, String(shards.length + k));
-            jobs.push({
-              index: k,
-              path,
-              start: bounds[k]!,
-              end: bounds[k + 1]!,
-              format: fileFormat,
-              shardDir,
-            });
+          // JSON lines or parquet: jobs on the workers, produced in file order.
+          let produce: () => Promise<Produced>;
+          let fileRows = 0; // parquet: rows in the file, for progress by bytes
+          const base = shards.length;
+          const shardOf = (index: number) => join(shardsRoot, String(base + index));
+          if (containers[f] === "jsonl") {
+            const fileFormat = firstRowFormat(path, format as JsonRowFormat | undefined, o.columns);
+            format ??= fileFormat;
+            const count = Math.max(Math.min(workerCount, size), Math.ceil(size / chunkBytes));
+            const bounds = chunkBounds(path, size, count);
+            let k = 0;
+            produce = async () => {
+              if (k + 1 >= bounds.length) return null;
+              const job: ChunkJob = {
+                kind: "jsonl",
+                index: k,
+                path,
+                start: bounds[k]!,
+                end: bounds[k + 1]!,
+                format: fileFormat,
+                shardDir: shardOf(k),
+                ...(o.columns !== undefined ? { columns: o.columns } : {}),
+              };
+              k++;
+              return { job };
+            };
+          } else {
+            fileRows = await countParquetRows(path);
+            const groups = readParquetRecords(path);
+            let k = 0;
+            produce = async () => {
+              const index = k++;
+              let next: IteratorResult<Record<string, unknown>[]>;
+              try {
+                next = await groups.next();
+              } catch (error) {
+                return { index, error };
+              }
+              if (next.done) return null;
+              const rows: DataRow[] = [];
+              for (const record of next.value) {
+                try {
+                  const r = parseRecord(record, format as JsonRowFormat | undefined, o.columns);
+                  format ??= r.format;
+                  rows.push(r.row);
+                } catch (e) {
+                  if (!(e instanceof RowError)) return { index, error: e };
+                  // Numbered from the file's first row once the rows before it are counted (below).
+                  return { index, error: new ParquetRowError(rows.length, e.message) };
+                }
+              }
+              return { job: { kind: "rows", index, rows, shardDir: shardOf(index) } };
+            };
           }
-          const onChunk = (index: number, p: ChunkProgress) => {
-            live.set(index, p);
+          const onJob = (index: number, p: ChunkProgress) => {
+            live.set(index, fileRows > 0 ? { ...p, bytes: Math.round((size * p.rows) / fileRows) } : p);
             progress("running");
           };
-          let results: ChunkResult[];
-          if (workerCount > 1 && jobs.length > 1) {
-            pool ??= new PreparePool(Math.min(workerCount, Math.max(jobs.length, 2)), {
+          let results: Slot[];
+          if (workerCount > 1) {
+            pool ??= new PreparePool(workerCount, {
               tokenizerJson: o.tokenizer.tokenizerJson,
               tokenizerConfig: o.tokenizer.tokenizerConfig,
               tokenizerSource: o.tokenizer.source,
               settings: toSettings(o.options),
             });
             workersUsed = pool.size;
-            results = await pool.run(jobs, onChunk);
+            results = await pool.run(produce, onJob);
           } else {
-            results = [];
-            for (const job of jobs) {
-              const r = prepareChunk(job, o.tokenizer, o.options, (p) => onChunk(job.index, p));
-              results.push(r);
-              if (r.error !== undefined) break;
-              // Lets timers (a progress line, a spinner) run between chunks.
-              await new Promise((r) => setImmediate(r));
-            }
+            results = await runHere(produce, o, onJob);
           }
           // In file order: the first error is the file's first; lines and rows count from its start.
           let lines = 0;
           let rows = 0;
           for (const r of results) {
             if (r === undefined) break;
+            if ("thrown" in r) {
+              const e = r.thrown;
+              if (e instanceof ParquetRowError)
+                throw new FileFormatError(path, `row index ${rows + e.row}: ${e.message}`);
+              throw e;
+            }
             const e = r.error;
             if (e?.kind === "line") throw new FileFormatError(path, `line ${lines + e.line}: ${e.message}`);
             if (e?.kind === "row") throw rowError(`${path}: `, rows + e.row, new LoraTsError(e.message));
+            if (e?.kind === "record")
+              throw new FileFormatError(path, `row index ${rows + e.row}: ${e.message}`);
             if (e?.kind === "other") throw e.user ? new LoraTsError(e.message) : new Error(e.message);
             lines += r.newlines;
             rows += r.rows;
             addStats(r);
-            shards.push(jobs[r.index]!.shardDir);
+            shards.push(shardOf(r.index));
           }
+          if (rows === 0) throw new FileFormatError(path, "the file has no rows");
           live.clear();
         }
         doneBytes += size;
