@@ -22,6 +22,7 @@ import * as zlib from "node:zlib";
 import type { AsyncBuffer, Compressors, FileMetaData } from "hyparquet";
 import { parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { FileFormatError } from "../util/errors.js";
+import { checkFooter, checkPages, groupRange } from "./parquet-check.js";
 
 const MAGIC = "PAR1";
 
@@ -97,35 +98,8 @@ async function readFooter(path: string, buf: AsyncBuffer): Promise<FileMetaData>
   } catch (e) {
     throw new FileFormatError(path, `damaged parquet footer (${firstLine(e)})`);
   }
-  checkRowGroups(path, meta, size);
+  checkFooter(path, meta, size);
   return meta;
-}
-
-/** The row counts add up and every column chunk lies inside the file. */
-function checkRowGroups(path: string, meta: FileMetaData, size: number): void {
-  let rows = 0n;
-  for (const [i, g] of meta.row_groups.entries()) {
-    rows += BigInt(g.num_rows);
-    for (const col of g.columns) {
-      const m = col.meta_data;
-      if (!m) continue;
-      // Some writers put 0 in dictionary_page_offset for "none", so 0 counts as absent.
-      const start = Number(m.dictionary_page_offset || m.data_page_offset);
-      const end = start + Number(m.total_compressed_size);
-      if (!(start >= 0 && end <= size)) {
-        throw new FileFormatError(
-          path,
-          `truncated or damaged parquet file: row group ${i} column ${m.path_in_schema.join(".")} lies at bytes ${start}-${end} of a ${size}-byte file`,
-        );
-      }
-    }
-  }
-  if (rows !== BigInt(meta.num_rows)) {
-    throw new FileFormatError(
-      path,
-      `damaged parquet footer: its row groups hold ${rows} rows but it says ${meta.num_rows}`,
-    );
-  }
 }
 
 /** The number of rows, from the footer alone (for progress and ETA). */
@@ -150,10 +124,14 @@ export async function* readParquetRecords(path: string): AsyncGenerator<Record<s
     for (const [i, group] of metadata.row_groups.entries()) {
       const rowEnd = rowStart + Number(group.num_rows);
       if (rowEnd === rowStart) continue;
+      // The group's bytes are read once: checked (parquet-check.ts), then decoded from memory.
+      const [lo, hi] = groupRange(group);
+      const bytes = new Uint8Array(await buf.slice(lo, hi));
+      checkPages(path, group, i, bytes, lo);
       let rows: Record<string, unknown>[];
       try {
         rows = await parquetReadObjects({
-          file: buf,
+          file: withSpan(buf, lo, bytes),
           metadata,
           rowStart,
           rowEnd,
@@ -169,6 +147,17 @@ export async function* readParquetRecords(path: string): AsyncGenerator<Record<s
   } finally {
     await close();
   }
+}
+
+/** `buf`, answering reads inside [lo, lo + bytes.length) from `bytes`. */
+function withSpan(buf: AsyncBuffer, lo: number, bytes: Uint8Array): AsyncBuffer {
+  return {
+    byteLength: buf.byteLength,
+    slice(start: number, end = buf.byteLength) {
+      if (start >= lo && end <= lo + bytes.length) return bytes.slice(start - lo, end - lo).buffer;
+      return buf.slice(start, end);
+    },
+  };
 }
 
 function readError(path: string, group: number, e: unknown): FileFormatError {
