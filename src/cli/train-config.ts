@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { z } from "zod";
+import { parseColumnMap } from "../data/columns.js";
 import { parseLoraConfig } from "../lora/config.js";
 import { targetModules } from "../lora/targets.js";
 import type { TrainOptions } from "../train/trainer.js";
@@ -48,6 +49,7 @@ export const TrainConfigSchema = z
     train_on_inputs: z.boolean(),
     packing: z.boolean(),
     data_workers: positiveInt,
+    columns: z.string(),
     threads: positiveInt,
     base_int8: z.boolean(),
     gradient_checkpointing: z.boolean(),
@@ -158,6 +160,7 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
     trainOnInputs: c.train_on_inputs,
     packing: c.packing,
     dataWorkers: c.data_workers,
+    columns: c.columns === undefined ? undefined : parseColumnMap(c.columns),
     threads: c.threads,
     baseInt8: c.base_int8,
     gradientCheckpointing: c.gradient_checkpointing,

@@ -42,9 +42,13 @@ export function registerTrain(program: Command): void {
     .option("--model <dir>", "base model directory, .gguf file or hub id org/name[@revision]")
     .option(
       "--data <file>",
-      "training data: .txt, .jsonl or .json (text, prompt/completion, alpaca, chat, sharegpt)",
+      "training data: .txt, .jsonl, .json or .parquet (text, prompt/completion, alpaca, chat, sharegpt)",
     )
     .option("--val-data <file>", "validation data")
+    .option(
+      "--columns <map>",
+      "the data's column names for a row format's fields, e.g. prompt=question,completion=answer",
+    )
     .option("--val-fraction <x>", "hold out this fraction of --data for validation (default 0)")
     .option(
       "--out <dir>",

@@ -22,6 +22,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DataLoader, padIdOf, splitSource } from "../data/batching.js";
+import type { ColumnMap } from "../data/columns.js";
 import { withDataCache } from "../data/data-cache.js";
 import { type ExampleSource, longestExample, packedSource } from "../data/example-source.js";
 import { maxLengthFor } from "../data/examples.js";
@@ -107,6 +108,8 @@ export interface TrainOptions {
    * prepares in the main thread. The result is the same whatever the number.
    */
   dataWorkers?: number;
+  /** --columns: the data's column names for the row formats' fields (data/columns.ts). */
+  columns?: ColumnMap;
   /** Use the unfused head + loss and ORT's default session settings (a reference for tests). */
   plainPath?: boolean;
   /** onnxruntime intra-op threads (default: every core). */
@@ -190,14 +193,15 @@ export interface PreparedDataSet {
  *
  * DATA CACHE: the folder comes from withDataCache (data/data-cache.ts). With `fingerprint: null` it is a
  * temporary folder under os.tmpdir() that dispose() removes (also when preparation fails); to cache,
- * pass `dataFingerprint(parts, files)` there instead (the parts: tokenizer, chat template, maxLength,
- * trainOnInputs, ... — everything in `exampleOptions` below; packing and the split are applied when
- * reading, so they need not be part of it).
+ * pass `dataFingerprint(parts, files)` there instead (the parts: the tokenizer's JSON and config, the
+ * chat template, everything in `exampleOptions` below, and `o.columns`; not dataWorkers, which does
+ * not change the result; packing and the split are applied when reading, so they need not be part of
+ * it either).
  */
 export async function prepareDataSet(
   files: readonly string[],
   tok: Tokenizer,
-  o: { maxLength: number; trainOnInputs?: boolean; dataWorkers?: number },
+  o: { maxLength: number; trainOnInputs?: boolean; dataWorkers?: number; columns?: ColumnMap },
   role: "train" | "val",
   events: Pick<TrainerEvents, "onDataProgress">,
   warn: (line: string) => void = (line) => process.stderr.write(`warning: ${line}\n`),
@@ -215,6 +219,7 @@ export async function prepareDataSet(
         tokenizer: tok,
         options: exampleOptions,
         workers: o.dataWorkers,
+        ...(o.columns !== undefined ? { columns: o.columns } : {}),
         onProgress: (p) => {
           workers = p.workers;
           events.onDataProgress?.(p, role);
