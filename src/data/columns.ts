@@ -75,7 +75,8 @@ export function formatColumnMap(map: ColumnMap): string {
 }
 
 /**
- * A new record with the mapped columns renamed (see the file comment); `record` is not changed.
+ * A new record with the mapped columns renamed (see the file comment; `record` itself when the map is
+ * empty); `record` is not changed.
  * A missing source column is an Error naming it and the mapping, e.g.
  * `missing column "question" (--columns prompt=question)`; the caller adds the file and the line.
  */
