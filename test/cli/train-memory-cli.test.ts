@@ -58,10 +58,12 @@ test("train prints its estimated peak memory, by part, against the memory availa
     line ?? "",
     /^memory: about [\d.]+ GiB \(weights [\d.]+, optimizer [\d.]+, activations [\d.]+, attention [\d.]+, head [\d.]+, runtime [\d.]+\) of [\d.]+ GiB available$/,
   );
-  // Printed before the run, right after what was made of the data.
+  // Printed before the run, right after what was made of the data (and the lines that say the data
+  // is being prepared).
   assert.deepEqual(
     r.stdout
       .split("\n")
+      .filter((l) => !/^prepar(ing|ed) data /.test(l))
       .slice(0, 2)
       .map((l) => l.split(":")[0]),
     ["data", "memory"],
