@@ -1,6 +1,7 @@
 /**
  * The Hugging Face hub cache, laid out exactly as Python's huggingface_hub lays it out, so that a
- * model either side downloaded is reused by the other:
+ * model or data set either side downloaded is reused by the other (data sets live in
+ * `datasets--org--name`, the same way):
  *
  *   <cache>/models--org--name/blobs/<etag>                      the bytes, named by the hub's ETag
  *                                                               (sha256 for LFS files, git sha1 else)
@@ -22,9 +23,17 @@ export function hubCacheDir(): string {
   return getHFHubCachePath();
 }
 
-/** `<cache>/models--org--name`. */
-export function repoFolder(cache: string, repo: string): string {
-  return join(cache, getRepoFolderName({ type: "model", name: repo }));
+export type RepoType = "model" | "dataset";
+
+/** `<cache>/models--org--name` (or `datasets--org--name`). */
+export function repoFolder(cache: string, repo: string, type: RepoType = "model"): string {
+  return join(cache, getRepoFolderName({ type, name: repo }));
+}
+
+/** Makes blobs/ and snapshots/<commit>/ of a repository's cache folder. */
+export function mkdirRepo(storage: string, commit: string): void {
+  mkdirSync(join(storage, "blobs"), { recursive: true });
+  mkdirSync(join(storage, "snapshots", commit), { recursive: true });
 }
 
 /** The commit `revision` names in the cache: itself when it is a commit hash, else refs/<revision>. */
