@@ -8,6 +8,9 @@
  *   GET  /{org}/{name}/resolve/{rev}/{path}            the bytes: ETag, X-Linked-Etag, X-Repo-Commit,
  *                                                      Accept-Ranges, Range → 206 + Content-Range
  *
+ * Data set repositories (`type: "dataset"`) answer the same under /api/datasets/... and
+ * /datasets/{org}/{name}/resolve/...; `refs` names other branches and tags than main.
+ *
  * Errors carry X-Error-Code as the hub does: RepoNotFound (401 without a token, 404 with one, as the
  * hub answers so as not to reveal private repos), RevisionNotFound, EntryNotFound, GatedRepo; a
  * token other than `token` is a 401 without a code ("Invalid credentials").
@@ -33,6 +36,10 @@ export interface MockRepo {
   private?: boolean;
   /** Gated: 401 GatedRepo without a token; 403 GatedRepo with one unless `accepted`. */
   gated?: { accepted: boolean };
+  /** Default "model". */
+  type?: "model" | "dataset";
+  /** Branches and tags other than main → commit sha. */
+  refs?: Record<string, string>;
 }
 
 export interface LoggedRequest {
@@ -58,7 +65,7 @@ export function commitId(seed: string): string {
 
 /** Files stored with LFS on the hub (the big ones): their ETag is the sha256 of the content. */
 export function isLfs(path: string): boolean {
-  return /\.(safetensors|bin|gguf)$/.test(path);
+  return /\.(safetensors|bin|gguf|parquet)$/.test(path);
 }
 
 /** The name huggingface_hub gives a file's blob. */
@@ -78,7 +85,7 @@ export class MockHub {
   private readonly repos = new Map<string, MockRepo>();
 
   constructor(repos: MockRepo[]) {
-    for (const r of repos) this.repos.set(r.id, r);
+    for (const r of repos) this.repos.set(`${r.type ?? "model"}:${r.id}`, r);
   }
 
   async start(): Promise<string> {
@@ -126,11 +133,12 @@ export class MockHub {
         .find((f) => isLfs(f.path) && etagOf(f) === cdn[1]);
       return file ? this.serveFile(req, res, file, null) : fail(res, 404, null, "not found");
     }
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree|paths-info)\/(.+?)\/?$/.exec(path);
-    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
-    const repoId = api?.[1] ?? resolve?.[1];
+    const api = /^\/api\/(model|dataset)s\/([^/]+\/[^/]+)\/(revision|tree|paths-info)\/(.+?)\/?$/.exec(path);
+    const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    const repoId = api?.[2] ?? resolve?.[2];
     if (!repoId) return fail(res, 404, null, "not found");
-    const repo = this.repos.get(repoId);
+    const type = api ? api[1] : resolve?.[1] ? "dataset" : "model";
+    const repo = this.repos.get(`${type}:${repoId}`);
     const auth = req.headers.authorization;
     // The hub refuses an unknown token outright, whatever the repository.
     if (auth && auth !== `Bearer ${this.token}`)
@@ -149,10 +157,11 @@ export class MockHub {
         );
       }
     }
-    const rev = api?.[3] ?? resolve![2]!;
-    const commit = rev === "main" ? repo.commits.at(-1) : repo.commits.find((c) => c.sha === rev);
+    const rev = api?.[4] ?? resolve![3]!;
+    const sha = repo.refs?.[rev] ?? rev;
+    const commit = rev === "main" ? repo.commits.at(-1) : repo.commits.find((c) => c.sha === sha);
     if (!commit) return fail(res, 404, "RevisionNotFound", `Invalid rev id: ${rev}`);
-    if (api?.[2] === "revision") {
+    if (api?.[3] === "revision") {
       return json(res, {
         _id: commitId(repo.id).slice(0, 24),
         id: repo.id,
@@ -162,8 +171,8 @@ export class MockHub {
         siblings: commit.files.map((f) => ({ rfilename: f.path })),
       });
     }
-    if (api?.[2] === "tree") return json(res, treeEntries(commit.files));
-    if (api?.[2] === "paths-info") {
+    if (api?.[3] === "tree") return json(res, treeEntries(commit.files));
+    if (api?.[3] === "paths-info") {
       return json(
         res,
         commit.files.map((f) => ({
@@ -172,7 +181,7 @@ export class MockHub {
         })),
       );
     }
-    const file = commit.files.find((f) => f.path === resolve![3]);
+    const file = commit.files.find((f) => f.path === resolve![4]);
     if (!file) return fail(res, 404, "EntryNotFound", "Entry not found");
     if (isLfs(file.path)) {
       const etag = etagOf(file);
