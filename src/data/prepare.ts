@@ -90,7 +90,7 @@ export interface PrepareOptions {
   options: ExampleOptions;
   /** Worker threads (default: os.availableParallelism()); 1 prepares in the main thread. */
   workers?: number;
-  /** Bytes of JSONL per chunk (default 8 MiB; tests use less to have many chunks). */
+  /** Bytes of JSONL per chunk (default: chunkSize(); tests use less to have many chunks). */
   chunkBytes?: number;
   onProgress?: (p: DataProgress) => void;
   /** --columns: each record's columns renamed before its format is read (columns.ts). */
@@ -107,7 +107,20 @@ class ParquetRowError extends Error {
   }
 }
 
-export const DEFAULT_CHUNK_BYTES = 8 << 20;
+/** The largest chunk by default: a worker's memory holds about one chunk's lines at a time. */
+export const MAX_CHUNK_BYTES = 8 << 20;
+/** The smallest chunk by default: a file below it is prepared in the main thread (starting workers and
+ * building their tokenizers costs more than they would save). */
+export const MIN_CHUNK_BYTES = 256 << 10;
+
+/**
+ * Default chunk size for a file of `size` bytes on `workers` threads: about four chunks per worker, so
+ * that one slow chunk (long rows) does not leave the other workers idle at the end, within
+ * [MIN_CHUNK_BYTES, MAX_CHUNK_BYTES].
+ */
+export function chunkSize(size: number, workers: number): number {
+  return Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, Math.ceil(size / (workers * 4))));
+}
 /** How often (ms) progress is passed on while preparing. */
 const PROGRESS_MS = 100;
 
@@ -361,7 +374,8 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
   if (files.length === 0) throw new LoraTsError("prepareData: no data file");
   const t0 = performance.now();
   const workerCount = Math.max(1, Math.floor(o.workers ?? defaultDataWorkers()));
-  const chunkBytes = Math.max(1, Math.floor(o.chunkBytes ?? DEFAULT_CHUNK_BYTES));
+  const chunksOf = (size: number) =>
+    Math.ceil(size / Math.max(1, Math.floor(o.chunkBytes ?? chunkSize(size, workerCount))));
   const sizes = files.map((f) => {
     try {
       const st = statSync(f);
@@ -382,11 +396,17 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
   let doneTokens = 0;
   const live = new Map<number, ChunkProgress>();
   let lastEmit = 0;
-  // Threads: one per requested worker when some file is JSON lines (the others are read whole).
   const containers = files.map((f) =>
     extensionOf(f) === ".parquet" ? "parquet" : containerOf(f, firstCharacter(f)),
   );
-  let workersUsed = containers.includes("jsonl") ? workerCount : 1;
+  // Threads: the workers when some file has more than one chunk or is parquet, else the main thread.
+  const planned = Math.max(
+    1,
+    ...files.map((_, f) =>
+      containers[f] === "parquet" ? workerCount : containers[f] === "jsonl" ? chunksOf(sizes[f]!) : 1,
+    ),
+  );
+  let workersUsed = workerCount > 1 ? Math.min(workerCount, planned) : 1;
   const progress = (stage: DataProgress["stage"], force = false) => {
     if (o.onProgress === undefined) return;
     const now = performance.now();
@@ -460,7 +480,7 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
           if (containers[f] === "jsonl") {
             const fileFormat = firstRowFormat(path, format as JsonRowFormat | undefined, o.columns);
             format ??= fileFormat;
-            const count = Math.max(Math.min(workerCount, size), Math.ceil(size / chunkBytes));
+            const count = chunksOf(size);
             const bounds = chunkBounds(path, size, count);
             let k = 0;
             produce = async () => {
@@ -511,8 +531,8 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
             progress("running");
           };
           let results: Slot[];
-          if (workerCount > 1) {
-            pool ??= new PreparePool(workerCount, {
+          if (workersUsed > 1 && (containers[f] === "parquet" || chunksOf(size) > 1)) {
+            pool ??= new PreparePool(workersUsed, {
               tokenizerJson: o.tokenizer.tokenizerJson,
               tokenizerConfig: o.tokenizer.tokenizerConfig,
               tokenizerSource: o.tokenizer.source,

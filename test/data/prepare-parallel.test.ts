@@ -118,6 +118,7 @@ test("prepareData: 1, 2 and 3 workers (and many chunks) write the same bytes, eq
     [2, undefined],
     [3, undefined],
     [1, 5000],
+    [2, 3000],
     [3, 7777],
   ] as const) {
     const run = await prepare(path, workers, chunkBytes);
