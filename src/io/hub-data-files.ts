@@ -14,9 +14,16 @@
  * Like `datasets`, hidden files and folders (`.name`) and folders named `__name` are skipped, and of
  * the data files only the most common kind is used (parquet; JSON, which is .json and .jsonl; or
  * text). Unlike it, only kinds lora-ts reads are candidates (.parquet, .jsonl, .json, .txt; not
- * .csv or compressed files), and a repository's README `configs:` section is not read.
+ * .csv or compressed files).
+ *
+ * A README.md whose YAML header has a `configs:` list overrides all of this, as in `datasets`: the
+ * config marked `default: true` (else the one named "default", else the first) gives each split's
+ * `data_files` globs (relative to its `data_dir`), or, without data_files, the rules above apply
+ * inside its data_dir.
  * A split's files come in the order `datasets` loads them: pattern by pattern, each sorted by path.
  */
+
+import YAML from "yaml";
 
 export const DATA_EXTENSIONS = [".parquet", ".jsonl", ".json", ".txt"] as const;
 
@@ -107,8 +114,113 @@ function collect(paths: readonly string[], patterns: readonly RegExp[]): string[
   return out;
 }
 
-/** Every split of the repository and its files, in `datasets`' order (see the file comment). */
-export function dataSplits(repoPaths: readonly string[]): Map<string, string[]> {
+/**
+ * Every split of the repository and its files, in `datasets`' order (see the file comment).
+ * `readme` is the text of the repository's README.md, when it has one.
+ */
+export function dataSplits(repoPaths: readonly string[], readme?: string): Map<string, string[]> {
+  const config = readme === undefined ? undefined : defaultConfig(readme);
+  if (config === undefined) return conventionSplits(repoPaths);
+  const dir = config.data_dir ? `${String(config.data_dir).replace(/^\.?\/+|\/+$/g, "")}/` : "";
+  const files = config.data_files;
+  if (files === undefined || files === null) {
+    const inside = repoPaths.filter((p) => p.startsWith(dir)).map((p) => p.slice(dir.length));
+    const splits = conventionSplits(inside);
+    for (const [k, v] of splits)
+      splits.set(
+        k,
+        v.map((p) => dir + p),
+      );
+    return splits;
+  }
+  const data = repoPaths.filter(isDataFile);
+  const splits = new Map<string, string[]>();
+  for (const [split, globs] of configPatterns(files)) {
+    splits.set(
+      split,
+      collect(
+        data,
+        globs.map((g) => fsGlob(dir + g)),
+      ),
+    );
+  }
+  return splits;
+}
+
+interface ConfigEntry {
+  config_name?: unknown;
+  default?: unknown;
+  data_dir?: unknown;
+  data_files?: unknown;
+}
+
+/** The YAML header's chosen config (see the file comment), or undefined when there is none. */
+function defaultConfig(readme: string): ConfigEntry | undefined {
+  const m = /^---\r?\n([\s\S]*?)\r?\n---\s*(?:\r?\n|$)/.exec(readme);
+  if (!m) return undefined;
+  let header: unknown;
+  try {
+    header = YAML.parse(m[1]!);
+  } catch {
+    return undefined; // a README's header that does not parse: datasets would fail; we fall back
+  }
+  const configs = (header as { configs?: unknown } | null)?.configs;
+  if (!Array.isArray(configs) || configs.length === 0) return undefined;
+  const list = configs.filter((c): c is ConfigEntry => typeof c === "object" && c !== null);
+  return list.find((c) => c.default === true) ?? list.find((c) => c.config_name === "default") ?? list[0];
+}
+
+/** data_files in any of its YAML forms → split → globs (datasets' sanitize_patterns). */
+function configPatterns(files: unknown): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const globs = (v: unknown) =>
+    (Array.isArray(v) ? v : [v]).filter((g): g is string => typeof g === "string");
+  if (typeof files === "string") out.set("train", [files]);
+  else if (Array.isArray(files)) {
+    if (files.some((f) => typeof f === "object" && f !== null)) {
+      for (const f of files as { split?: unknown; path?: unknown }[]) {
+        if (typeof f?.split === "string") out.set(f.split, globs(f.path));
+      }
+    } else out.set("train", globs(files));
+  } else if (typeof files === "object" && files !== null) {
+    for (const [split, v] of Object.entries(files)) out.set(split, globs(v));
+  }
+  return out;
+}
+
+/**
+ * An fsspec glob as a whole-path regex: `*` and `?` stay within a folder, `**` crosses folders, and
+ * a `**` folder may also be no folder at all; `[...]` is a character class (`[!...]` negated).
+ */
+function fsGlob(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (glob.startsWith("**/", i)) {
+      re += "(?:.*/)?";
+      i += 2;
+    } else if (glob.startsWith("**", i)) {
+      re += ".*";
+      i += 1;
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i + 1);
+      if (end < 0) re += "\\[";
+      else {
+        re += `[${glob
+          .slice(i + 1, end)
+          .replace(/^!/, "^")
+          .replace(/\\/g, "\\\\")}]`;
+        i = end;
+      }
+    } else re += c.replace(/[\\^$.|+()[\]{}]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The naming conventions (points 1 to 4 of the file comment). */
+function conventionSplits(repoPaths: readonly string[]): Map<string, string[]> {
   const data = repoPaths.filter(isDataFile);
   // Only the most common kind of data file, as datasets infers one builder for the repository.
   const counts = new Map<string, number>();

@@ -90,11 +90,12 @@ async function fromCache(w: Where): Promise<string[] | null> {
   if (!tree) {
     if (!hubOffline() || !existsSync(snapshot)) return null;
     // Offline with a snapshot another tool made: what is there is all there is.
-    return pick(w, walk(snapshot)).map((p) => join(snapshot, p));
+    return pick(w, walk(snapshot), readText(join(snapshot, README))).map((p) => join(snapshot, p));
   }
   const picked = pick(
     w,
     tree.map((f) => f.path),
+    await readme(w, commit, tree),
   );
   const paths = picked.map((p) => join(snapshot, p));
   if (paths.every(fileExists)) return paths;
@@ -120,6 +121,7 @@ async function download(w: Where): Promise<string[]> {
   const picked = pick(
     w,
     tree.map((f) => f.path),
+    await readme(w, commit, tree),
   );
   const wanted = new Set(picked);
   const snapshot = await fetchFiles(
@@ -132,12 +134,39 @@ async function download(w: Where): Promise<string[]> {
   return picked.map((p) => join(snapshot, p));
 }
 
+const README = "README.md";
+
+/**
+ * The text of the commit's README.md (its YAML header may list the splits' files), fetched when the
+ * tree has one; undefined when there is none, or offline and not in the cache.
+ */
+async function readme(w: Where, commit: string, tree: HubFile[]): Promise<string | undefined> {
+  const entry = tree.find((f) => f.path === README);
+  if (!entry) return undefined;
+  const path = join(w.r.storage, "snapshots", commit, README);
+  if (!fileExists(path) && !hubOffline()) await fetchFiles(w.r, commit, [entry], null);
+  return readText(path);
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 /** The split's files among the repository's paths, or the one-line reason there are none. */
-function pick(w: Where, paths: string[]): string[] {
-  const splits = dataSplits(paths);
+function pick(w: Where, paths: string[], readmeText: string | undefined): string[] {
+  const splits = dataSplits(paths, readmeText);
   const files = splits.get(w.split);
-  if (files) return files;
   const what = `${w.opts.flag} ${w.spec}`;
+  if (files?.length) return files;
+  if (files) {
+    throw new LoraTsError(
+      `${what}: the data set's README.md gives split "${w.split}" data_files that match no file lora-ts reads (${DATA_EXTENSIONS.join(", ")})`,
+    );
+  }
   if (splits.size > 0) {
     throw new LoraTsError(
       `${what}: the data set has no split "${w.split}" (${w.opts.splitFlag ?? "--split"}); its splits: ${[...splits.keys()].join(", ")}`,

@@ -77,6 +77,41 @@ const CONVENTIONS: { id: string; files: MockFile[]; train: string[] }[] = [
     train: ["data/my_train_set.json"],
   },
   {
+    // The README's configs win over the file names (train.jsonl is a decoy).
+    id: "ds/configs",
+    files: [
+      {
+        path: "README.md",
+        data: text(
+          [
+            "---",
+            "license: mit",
+            "configs:",
+            "- config_name: other",
+            "  data_files: other/*.jsonl",
+            "- config_name: main",
+            "  default: true",
+            "  data_dir: main",
+            "  data_files:",
+            "  - split: train",
+            '    path: "qa_*.jsonl"',
+            "  - split: test",
+            "    path: holdout.jsonl",
+            "---",
+            "# A data set",
+            "",
+          ].join("\n"),
+        ),
+      },
+      { path: "main/qa_2.jsonl", data: jsonl("q2") },
+      { path: "main/qa_1.jsonl", data: jsonl("q1") },
+      { path: "main/holdout.jsonl", data: jsonl("h") },
+      { path: "other/x.jsonl", data: jsonl("x") },
+      { path: "train.jsonl", data: jsonl("decoy") },
+    ],
+    train: ["main/qa_1.jsonl", "main/qa_2.jsonl"],
+  },
+  {
     id: "ds/one-file",
     files: [
       { path: "README.md", data: text("# one\n") },
@@ -180,7 +215,8 @@ test("the train split by each of datasets' naming conventions, in datasets' orde
       assert.equal(readFileSync(join(storage, "refs", "main"), "utf8"), commitId(c.id));
       // Only the split's files were fetched: never the README or another split.
       const fetched = hub.resolves().map((r) => r.path);
-      assert.ok(!fetched.some((p) => p.startsWith(`/datasets/${c.id}/`) && /README|test|valid|eval/.test(p)));
+      // Only the split's files (and the README, whose header may name them): never another split.
+      assert.ok(!fetched.some((p) => p.startsWith(`/datasets/${c.id}/`) && /test|valid|eval/.test(p)));
     }
     // Parquet shards come through the hub's CDN redirect, as LFS files do, and read back whole.
     const [first, second] = await resolveDataFiles("ds/sharded", { flag: "--data" });
@@ -200,6 +236,11 @@ test("--split picks another split; one that is not there names the flag, the rep
       resolveDataFiles("ds/sharded", { flag: "--val-data", split: "validation", splitFlag: "--val-split" }),
       "--val-data ds/sharded",
       'no split "validation" (--val-split)',
+      "its splits: train, test",
+    );
+    await oneLineError(
+      resolveDataFiles("ds/configs", { flag: "--data", split: "validation" }),
+      'no split "validation"',
       "its splits: train, test",
     );
     await oneLineError(
@@ -375,4 +416,15 @@ test("split rules: datasets' patterns, hidden and __ folders skipped, the most c
     test: ["test.parquet"],
   });
   assert.deepEqual(splits("README.md", "dataset_info.json", "notes.csv"), {});
+  // A README config with a data_dir only: the conventions apply inside it.
+  const readme = "---\nconfigs:\n- config_name: default\n  data_dir: v2\n---\n";
+  assert.deepEqual(
+    Object.fromEntries(dataSplits(["train.jsonl", "v2/train.jsonl", "v2/test.jsonl"], readme)),
+    {
+      train: ["v2/train.jsonl"],
+      test: ["v2/test.jsonl"],
+    },
+  );
+  // A README without configs (or without a YAML header) changes nothing.
+  assert.deepEqual(Object.fromEntries(dataSplits(["train.jsonl"], "# title\n")), { train: ["train.jsonl"] });
 });
