@@ -177,11 +177,44 @@ function dataProgressHandler(
   let lastAt = 0;
   let drawn = false;
   const ERASE_LINE = "\r\x1b[2K";
+  // While the live line is drawn, any other write to the stream (an error, the line of a Ctrl-C
+  // before training started) erases it first instead of being appended to it (as terminal-guard.ts
+  // does for the spinner).
+  let owning = false;
+  let unguard: (() => void) | null = null;
+  const write = (text: string) => {
+    owning = true;
+    try {
+      stream.write(text);
+    } finally {
+      owning = false;
+    }
+  };
+  const guard = () => {
+    if (unguard !== null) return;
+    const target = stream as { write: (...args: unknown[]) => boolean };
+    const hadOwn = Object.hasOwn(target, "write");
+    const original = target.write;
+    const guarded = (...args: unknown[]): boolean => {
+      if (drawn && !owning) {
+        drawn = false;
+        original.call(target, ERASE_LINE);
+      }
+      return original.apply(target, args);
+    };
+    target.write = guarded;
+    unguard = () => {
+      unguard = null;
+      if (target.write !== guarded) return;
+      if (hadOwn) target.write = original;
+      else delete (target as Partial<typeof target>).write;
+    };
+  };
   return (p, role) => {
     const now = clock();
     if (p.stage === "start") {
       lastAt = now;
-      if (!live) stream.write(`${dataStartLine(p, role)}\n`);
+      if (!live) write(`${dataStartLine(p, role)}\n`);
       return;
     }
     if (p.stage === "running") {
@@ -189,17 +222,19 @@ function dataProgressHandler(
         if (now - lastAt < 200 && drawn) return;
         lastAt = now;
         const cols = Math.max(20, (stream.columns ?? 80) - 1);
-        stream.write(`${ERASE_LINE}${[...dataProgressLine(p, role)].slice(0, cols).join("")}`);
+        guard();
+        write(`${ERASE_LINE}${[...dataProgressLine(p, role)].slice(0, cols).join("")}`);
         drawn = true;
       } else if (now - lastAt >= everyMs) {
         lastAt = now;
-        stream.write(`${dataProgressLine(p, role)}\n`);
+        write(`${dataProgressLine(p, role)}\n`);
       }
       return;
     }
-    if (drawn) stream.write(ERASE_LINE);
+    if (drawn) write(ERASE_LINE);
     drawn = false;
-    if (p.stage === "done") stream.write(`${dataDoneLine(p, role)}\n`);
+    unguard?.();
+    if (p.stage === "done") write(`${dataDoneLine(p, role)}\n`);
   };
 }
 

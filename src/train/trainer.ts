@@ -27,7 +27,7 @@ import { withDataCache } from "../data/data-cache.js";
 import { type ExampleSource, longestExample, packedSource } from "../data/example-source.js";
 import { maxLengthFor } from "../data/examples.js";
 import { prepareData } from "../data/prepare.js";
-import { PreparedData } from "../data/prepared.js";
+import { PreparedData, type PreparedMeta } from "../data/prepared.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { readTokenizer } from "../data/tokenizer-files.js";
 import { type Adapter, pissaToLora } from "../lora/adapter.js";
@@ -214,17 +214,24 @@ export async function prepareDataSet(
     build: async (dir) => {
       const t0 = performance.now();
       let workers = 1;
-      const meta = await prepareData(dir, {
-        files,
-        tokenizer: tok,
-        options: exampleOptions,
-        workers: o.dataWorkers,
-        ...(o.columns !== undefined ? { columns: o.columns } : {}),
-        onProgress: (p) => {
-          workers = p.workers;
-          events.onDataProgress?.(p, role);
-        },
-      });
+      // A Ctrl-C before training starts exits at once (interrupt.ts): no half-built folder stays.
+      const stopWatching = removeOnExit(dir);
+      let meta: PreparedMeta;
+      try {
+        meta = await prepareData(dir, {
+          files,
+          tokenizer: tok,
+          options: exampleOptions,
+          workers: o.dataWorkers,
+          ...(o.columns !== undefined ? { columns: o.columns } : {}),
+          onProgress: (p) => {
+            workers = p.workers;
+            events.onDataProgress?.(p, role);
+          },
+        });
+      } finally {
+        stopWatching();
+      }
       preparation = { tokens: meta.tokens, seconds: (performance.now() - t0) / 1000, workers };
     },
     open: (dir) => {
@@ -235,14 +242,25 @@ export async function prepareDataSet(
   });
   const data = opened as PreparedData | null;
   if (data === null) throw new LoraTsError(`prepared data ${folder.dir}: not opened`);
+  const dispose = () => {
+    process.off("exit", dispose);
+    data.close();
+    folder.dispose();
+  };
+  // The process may exit without unwinding (a second Ctrl-C): a temporary folder goes all the same.
+  process.on("exit", dispose);
   return {
     data,
     preparation: preparation ?? { tokens: data.meta.tokens, seconds: 0, workers: 0, cached: true },
-    dispose: () => {
-      data.close();
-      folder.dispose();
-    },
+    dispose,
   };
+}
+
+/** Removes `dir` if the process exits before the returned function is called. */
+function removeOnExit(dir: string): () => void {
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  process.on("exit", remove);
+  return () => process.off("exit", remove);
 }
 
 /**

@@ -69,6 +69,15 @@ test("on a terminal: one live line redrawn in place, replaced by the final line;
   r.onDataProgress!(at("running", 0.5, 1.4), "train");
   r.onDataProgress!(at("failed", 0.5, 1.5), "train");
   assert.equal(writes.at(-1), "\r\x1b[2K", "the live line is erased before the error is printed");
+  // Another writer (an interrupt line) while the line is drawn: the line is erased first.
+  writes.length = 0;
+  now = 9000;
+  r.onDataProgress!(at("running", 0.5, 1.4), "train");
+  stream.write("interrupted before training started\n");
+  assert.deepEqual(writes.slice(1), ["\r\x1b[2K", "interrupted before training started\n"]);
+  r.onDataProgress!(at("done", 1, 2), "train");
+  assert.equal(writes.length, 4, "no second erase: the line was already gone");
+  assert.match(writes[3]!, /^prepared data alpaca\.jsonl/);
 });
 
 test("--no-progress: only the start and the final line", () => {
