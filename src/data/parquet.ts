@@ -42,22 +42,29 @@ const COMPRESSORS = nodeCompressors();
 /** A file read by byte range through one open handle (hyparquet's own opens a stream per slice). */
 async function fileBuffer(path: string): Promise<{ buf: AsyncBuffer; close: () => Promise<void> }> {
   let size: number;
+  let fh: Awaited<ReturnType<typeof open>>;
   try {
-    size = (await stat(path)).size;
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error("not a file");
+    size = st.size;
+    fh = await open(path, "r");
   } catch (e) {
     throw new FileFormatError(path, `cannot read (${firstLine(e)})`);
   }
-  const fh = await open(path, "r");
   const buf: AsyncBuffer = {
     byteLength: size,
     async slice(start: number, end?: number): Promise<ArrayBuffer> {
       const from = Math.max(0, Math.min(start, size));
       const to = Math.max(from, Math.min(end ?? size, size));
       const out = new Uint8Array(to - from);
-      for (let done = 0; done < out.length; ) {
-        const { bytesRead } = await fh.read(out, done, out.length - done, from + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
+      try {
+        for (let done = 0; done < out.length; ) {
+          const { bytesRead } = await fh.read(out, done, out.length - done, from + done);
+          if (bytesRead === 0) break; // shrank while open: the checks see the zeros as damage
+          done += bytesRead;
+        }
+      } catch (e) {
+        throw new FileFormatError(path, `cannot read (${firstLine(e)})`);
       }
       return out.buffer;
     },

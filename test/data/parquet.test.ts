@@ -131,6 +131,7 @@ test("random bytes, text and an empty file are 'not a parquet file'", async () =
   }
   const missing = path.join(tmp, "nope.parquet");
   for (const m of await errorsOf(missing)) assert.match(m, /nope\.parquet: cannot read/);
+  for (const m of await errorsOf(tmp)) assert.match(m, /cannot read \(not a file\)/);
 });
 
 test("a damaged footer is one line; in-place damage elsewhere decodes or is one line", async () => {

@@ -164,6 +164,18 @@ before(async () => {
       type: "dataset",
       commits: [{ sha: commitId("csv"), files: [{ path: "train.csv", data: text("a,b\n") }] }],
     },
+    {
+      id: "ds/private",
+      type: "dataset",
+      private: true,
+      commits: [{ sha: commitId("private"), files: [{ path: "train.jsonl", data: jsonl("secret") }] }],
+    },
+    {
+      id: "ds/gated",
+      type: "dataset",
+      gated: { accepted: false },
+      commits: [{ sha: commitId("gated"), files: [{ path: "train.jsonl", data: jsonl("g") }] }],
+    },
     // A model of the same name must not be taken for the data set.
     {
       id: "ds/top-files",
@@ -363,6 +375,26 @@ test("a local file always wins; a loading script, other file types, a missing re
     resolveDataFiles("./missing.jsonl", { flag: "--val-data" }),
     "--val-data ./missing.jsonl: no such file",
   );
+});
+
+test("HF_TOKEN opens a private data set and goes with every request; gated and private ones say what to do", async () => {
+  await withHub({}, async () => {
+    await oneLineError(resolveDataFiles("ds/private", { flag: "--data" }), "--data ds/private", "HF_TOKEN");
+    await oneLineError(
+      resolveDataFiles("ds/gated", { flag: "--data" }),
+      "is gated",
+      `${hub.url}/datasets/ds/gated`,
+      "HF_TOKEN",
+    );
+  });
+  await withHub({ HF_TOKEN: hub.token }, async () => {
+    const before = hub.requests.length;
+    const [p] = await resolveDataFiles("ds/private", { flag: "--data" });
+    assert.match(readFileSync(p!, "utf8"), /secret/);
+    const asked = hub.requests.slice(before);
+    assert.ok(asked.length >= 3);
+    for (const r of asked) assert.equal(r.authorization, `Bearer ${hub.token}`, r.path);
+  });
 });
 
 test("download progress goes to stderr as for models", async () => {
