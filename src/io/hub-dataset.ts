@@ -51,7 +51,9 @@ export interface DataFilesOptions {
  */
 export async function resolveDataFiles(spec: string, opts: DataFilesOptions): Promise<string[]> {
   if (existsSync(spec)) return [spec];
-  if (!parseHubId(spec)) {
+  // `data/train.jsonl` is written like org/name too; a data file's extension says it is a path.
+  const looksLikeFile = DATA_EXTENSIONS.some((e) => spec.split("@")[0]!.toLowerCase().endsWith(e));
+  if (!parseHubId(spec) || looksLikeFile) {
     throw new LoraTsError(`${opts.flag} ${spec}: no such file (nor a hub data set id, org/name[@revision])`);
   }
   const r = hubRepo(spec, "dataset");

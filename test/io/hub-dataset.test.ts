@@ -375,6 +375,15 @@ test("a local file always wins; a loading script, other file types, a missing re
     resolveDataFiles("./missing.jsonl", { flag: "--val-data" }),
     "--val-data ./missing.jsonl: no such file",
   );
+  // A relative path written like org/name, with a data file's extension, is never asked of the hub.
+  await withHub({}, async () => {
+    const before = hub.requests.length;
+    await oneLineError(
+      resolveDataFiles("data/train.jsonl", { flag: "--data" }),
+      "--data data/train.jsonl: no such file",
+    );
+    assert.equal(hub.requests.length, before);
+  });
 });
 
 test("HF_TOKEN opens a private data set and goes with every request; gated and private ones say what to do", async () => {
