@@ -42,9 +42,14 @@ export function registerTrain(program: Command): void {
     .option("--model <dir>", "base model directory, .gguf file or hub id org/name[@revision]")
     .option(
       "--data <file>",
-      "training data: .txt, .jsonl, .json or .parquet (text, prompt/completion, alpaca, chat, sharegpt)",
+      "training data: .txt, .jsonl, .json or .parquet (text, prompt/completion, alpaca, chat, sharegpt), or a hub data set org/name[@revision]",
     )
-    .option("--val-data <file>", "validation data")
+    .option("--split <name>", "the split of a hub data set given as --data (default train)")
+    .option("--val-data <file>", "validation data (a file or a hub data set)")
+    .option(
+      "--val-split <name>",
+      "validation rows: this split of --val-data, or without it of --data (e.g. validation)",
+    )
     .option(
       "--columns <map>",
       "the data's column names for a row format's fields, e.g. prompt=question,completion=answer",

@@ -30,6 +30,7 @@ import { prepareData } from "../data/prepare.js";
 import { PreparedData, type PreparedMeta } from "../data/prepared.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { readTokenizer } from "../data/tokenizer-files.js";
+import { resolveDataFiles } from "../io/hub-dataset.js";
 import { type Adapter, pissaToLora } from "../lora/adapter.js";
 import { writeAdapterFiles } from "../lora/adapter-files.js";
 import type { LoraConfig } from "../lora/config.js";
@@ -110,6 +111,13 @@ export interface TrainOptions {
   dataWorkers?: number;
   /** --columns: the data's column names for the row formats' fields (data/columns.ts). */
   columns?: ColumnMap;
+  /** The split of a hub data set given as `data` (default "train"). */
+  split?: string;
+  /**
+   * Validation rows: this split of the `valData` hub data set, or, without valData, of the `data` one
+   * (e.g. "validation"). Not with valFraction.
+   */
+  valSplit?: string;
   /** Use the unfused head + loss and ORT's default session settings (a reference for tests). */
   plainPath?: boolean;
   /** onnxruntime intra-op threads (default: every core). */
@@ -326,6 +334,10 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     throw new LoraTsError(
       "train: give --val-data or --val-fraction, not both (with --val-data nothing is held out of --data)",
     );
+  if (options.valSplit !== undefined && (options.valFraction ?? 0) > 0)
+    throw new LoraTsError(
+      "train: give --val-split or --val-fraction, not both (with --val-split nothing is held out of --data)",
+    );
   // Nothing in `out` is written until every input (model, data, settings, checkpoint) is checked.
   refuseBaseModelOut(o.out, [o.model]); // a base model's files are never written, whatever the flags
   // The data are only read: a --force run replacing a folder that holds them would delete them.
@@ -335,6 +347,14 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     inputs.map((path) => ({ path, what: "an input file" })),
   );
   const replacing = checkOutDir(o.out, o);
+  // Local files, or a hub data set's files for the split (downloaded into the hub cache).
+  const dataFiles = await dataFilesOf(o.data, o.split, "--data", "--split");
+  const valFiles =
+    o.valData !== undefined
+      ? await dataFilesOf(o.valData, o.valSplit, "--val-data", "--val-split")
+      : o.valSplit !== undefined
+        ? await dataFilesOf(o.data, o.valSplit, "--data", "--val-split")
+        : null;
   const dir = await resolveModelPath(o.model);
   const model = openModelDir(dir);
   const tok = readTokenizer(dir);
@@ -350,18 +370,21 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
 
   async function trainOn(prepared: PreparedDataSet[]): Promise<TrainSummary> {
     /** A data file prepared and reported (onData), as the rows the loader sees (packed with --packing). */
-    const load = async (path: string, role: "train" | "val"): Promise<ExampleSource> => {
-      const set = await prepareDataSet([path], tok, { ...o, maxLength }, role, {
+    const load = async (files: string[], role: "train" | "val"): Promise<ExampleSource> => {
+      const set = await prepareDataSet(files, tok, { ...o, maxLength }, role, {
         onDataProgress: (p, r) => emit("onDataProgress", p, r),
       });
       prepared.push(set);
       emit("onData", set.data.meta.summary, role, set.preparation);
-      if (set.data.size === 0) throw new LoraTsError(`${path}: no example has a token to train on`);
+      if (set.data.size === 0) {
+        const what = files.length === 1 ? files[0] : `${files[0]} (and ${files.length - 1} more)`;
+        throw new LoraTsError(`${what}: no example has a token to train on`);
+      }
       return o.packing ? packedSource(set.data, maxLength) : set.data;
     };
-    const all = await load(o.data, "train");
-    const { train: trainSet, val: heldOut } = o.valData
-      ? { train: all, val: await load(o.valData, "val") }
+    const all = await load(dataFiles, "train");
+    const { train: trainSet, val: heldOut } = valFiles
+      ? { train: all, val: await load(valFiles, "val") }
       : splitSource(all, o.valFraction, o.seed);
     const padId = padIdOf(tok);
     const loader = new DataLoader(trainSet, { batchSize: o.batchSize, padId, seed: o.seed });
@@ -447,7 +470,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     };
 
     // What this run computes: recorded in each checkpoint, and checked against it on resume.
-    const runSettings = o.resume || o.saveEvery ? recordedSettings(o, maxLength) : null;
+    const runSettings = o.resume || o.saveEvery ? recordedSettings(o, maxLength, dataFiles) : null;
 
     // Resume from the newest checkpoint, then clear what a killed run left half-written.
     let startStep = 0;
@@ -591,7 +614,11 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
 }
 
 /** The settings that shape what a run computes (checkpoint.ts's RunSettings), `maxLength` as capped. */
-function recordedSettings(o: TrainOptions & typeof TRAIN_DEFAULTS, maxLength: number): RunSettings {
+function recordedSettings(
+  o: TrainOptions & typeof TRAIN_DEFAULTS,
+  maxLength: number,
+  dataFiles: readonly string[],
+): RunSettings {
   return {
     maxSteps: o.maxSteps ?? null,
     epochs: o.epochs ?? null,
@@ -609,8 +636,27 @@ function recordedSettings(o: TrainOptions & typeof TRAIN_DEFAULTS, maxLength: nu
     packing: o.packing ?? false,
     baseInt8: o.baseInt8 ?? false,
     data: o.data,
-    dataSha256: sha256OfFile(o.data),
+    // One file: its sha256, as before; several (a hub split): the sha256 of theirs, in order.
+    dataSha256:
+      dataFiles.length === 1
+        ? sha256OfFile(dataFiles[0]!)
+        : createHash("sha256").update(dataFiles.map(sha256OfFile).join("\n")).digest("hex"),
   };
+}
+
+/**
+ * The local files of a --data / --val-data value: the path itself when it exists or names a data file
+ * (a missing one is then preparation's one-line "no such file"), else a hub data set `org/name[@rev]`
+ * whose split's files are downloaded (io/hub-dataset.ts).
+ */
+async function dataFilesOf(
+  spec: string,
+  split: string | undefined,
+  flag: string,
+  splitFlag: string,
+): Promise<string[]> {
+  if (existsSync(spec) || /\.(jsonl|json|txt|parquet)$/i.test(spec)) return [spec];
+  return resolveDataFiles(spec, { flag, splitFlag, ...(split !== undefined ? { split } : {}) });
 }
 
 /** A file's sha256, read in blocks (a data file may be larger than memory should hold). */
