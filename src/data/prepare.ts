@@ -407,6 +407,12 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
     ),
   );
   let workersUsed = workerCount > 1 ? Math.min(workerCount, planned) : 1;
+  // Parquet files say how many rows they hold (JSON lines do not): the total, when every file does.
+  const rowCounts = new Map<number, number>();
+  for (const [f, c] of containers.entries())
+    if (c === "parquet") rowCounts.set(f, await countParquetRows(files[f]!));
+  const totalRows =
+    rowCounts.size === files.length ? [...rowCounts.values()].reduce((a, b) => a + b, 0) : undefined;
   const progress = (stage: DataProgress["stage"], force = false) => {
     if (o.onProgress === undefined) return;
     const now = performance.now();
@@ -427,6 +433,7 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
       bytesTotal,
       tokens,
       seconds: (now - t0) / 1000,
+      ...(totalRows !== undefined ? { totalRows } : {}),
       workers: workersUsed,
       files,
     });
@@ -499,7 +506,7 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
               return { job };
             };
           } else {
-            fileRows = await countParquetRows(path);
+            fileRows = rowCounts.get(f)!;
             const groups = readParquetRecords(path);
             let k = 0;
             produce = async () => {

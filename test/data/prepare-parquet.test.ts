@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { parseColumnMap } from "../../src/data/columns.js";
-import { prepareData } from "../../src/data/prepare.js";
+import { type DataProgress, prepareData } from "../../src/data/prepare.js";
 import { Rng } from "../../src/util/rng.js";
 import { toyTokenizer, WORDS } from "./toy-tokenizer.js";
 
@@ -35,7 +35,12 @@ function parquet(path: string, data: { q: string | null; a: string }[]): void {
   writeFileSync(path, new Uint8Array(buf));
 }
 
-async function prepare(path: string, workers: number, columns?: string) {
+async function prepare(
+  path: string,
+  workers: number,
+  columns?: string,
+  onProgress?: (p: DataProgress) => void,
+) {
   const dir = join(mkdtempSync(join(root, "out-")), "data");
   const meta = await prepareData(dir, {
     files: [path],
@@ -43,6 +48,7 @@ async function prepare(path: string, workers: number, columns?: string) {
     options: { maxLength: 16 },
     workers,
     ...(columns !== undefined ? { columns: parseColumnMap(columns) } : {}),
+    ...(onProgress !== undefined ? { onProgress } : {}),
   });
   const bytes = Object.fromEntries(
     ["ids.bin", "trained.bin", "offsets.bin"].map((f) => [f, readFileSync(join(dir, f))]),
@@ -59,7 +65,14 @@ test("parquet with --columns prepares the same examples as the JSONL of its rows
   const want = await prepare(jsonl, 1);
   assert.ok(want.meta.summary.truncated > 0);
   for (const workers of [1, 3]) {
-    const got = await prepare(pq, workers, "prompt=question,completion=answer");
+    const seen: DataProgress[] = [];
+    const got = await prepare(pq, workers, "prompt=question,completion=answer", (p) => seen.push(p));
+    // A parquet file says how many rows it holds: progress shows rows of the total.
+    assert.ok(seen.every((p) => p.totalRows === 500));
+    assert.deepEqual(
+      [seen.at(-1)!.stage, seen.at(-1)!.rows, seen.at(-1)!.bytesDone === seen.at(-1)!.bytesTotal],
+      ["done", 500, true],
+    );
     assert.deepEqual(got.bytes, want.bytes, `${workers} workers`);
     assert.deepEqual(got.meta.summary, { ...want.meta.summary, path: pq });
     assert.equal(got.meta.rowFormat, "prompt-completion");
