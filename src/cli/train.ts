@@ -31,7 +31,10 @@ function rerunWith(argv: readonly string[], flag: "--resume" | "--force"): strin
  * peak memory, before the run starts.
  */
 const dataLine: TrainerEvents = {
-  onData: (d, role) => process.stdout.write(`${role === "val" ? "val data" : "data"}: ${describeData(d)}\n`),
+  onData: (d, role, preparation) =>
+    process.stdout.write(
+      `${role === "val" ? "val data" : "data"}: ${describeData(d)}${preparation?.cached ? " (prepared before: from the data cache)" : ""}\n`,
+    ),
   onMemory: (estimate, available) => process.stdout.write(`memory: ${describeMemory(estimate, available)}\n`),
 };
 
