@@ -226,3 +226,28 @@ test("PreparedData.open: files that do not match meta.json are a CorruptPrepared
   rmSync(join(dir, "trained.bin"));
   assert.throws(() => PreparedData.open(dir), CorruptPreparedDataError);
 });
+
+test("prepareData: lines longer than a read block, no final newline, CRLF: the same bytes on 1 and 3 workers", async () => {
+  const rng = new Rng(6);
+  // Long lines, cheap to tokenize: the bytes are in a field no row format reads.
+  const long = (i: number) => JSON.stringify({ text: words(rng, 8), pad: "x".repeat(70_000 + i * 5000) });
+  const lines = Array.from({ length: 12 }, (_, i) =>
+    i % 3 === 0 ? long(i) : JSON.stringify({ text: words(rng, 5) }),
+  );
+  const path = join(root, "long-lines.jsonl");
+  writeFileSync(path, lines.join("\r\n")); // no final newline
+  const reference = buildExamples(readDataset(path), tok, { maxLength: MAX });
+  const serial = await prepare(path, 1);
+  assert.deepEqual(serial.meta.summary, reference.summary);
+  for (const [workers, chunkBytes] of [
+    [3, 1000],
+    [2, 70_000],
+  ] as const) {
+    const run = await prepare(path, workers, chunkBytes);
+    assert.deepEqual(
+      filesOf(run.dir),
+      filesOf(serial.dir),
+      `${workers} workers, chunks of ${chunkBytes} bytes`,
+    );
+  }
+});
