@@ -386,9 +386,6 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
     }
   });
   const bytesTotal = sizes.reduce((a, b) => a + b, 0);
-  mkdirSync(dir, { recursive: true });
-  const shardsRoot = join(dir, "shards");
-  mkdirSync(shardsRoot);
 
   // Progress: finished files, plus the chunks of the file in hand.
   let doneBytes = 0;
@@ -413,6 +410,10 @@ export async function prepareData(dir: string, o: PrepareOptions): Promise<Prepa
     if (c === "parquet") rowCounts.set(f, await countParquetRows(files[f]!));
   const totalRows =
     rowCounts.size === files.length ? [...rowCounts.values()].reduce((a, b) => a + b, 0) : undefined;
+  // Every file is checked before anything is written.
+  mkdirSync(dir, { recursive: true });
+  const shardsRoot = join(dir, "shards");
+  mkdirSync(shardsRoot);
   const progress = (stage: DataProgress["stage"], force = false) => {
     if (o.onProgress === undefined) return;
     const now = performance.now();
