@@ -192,7 +192,8 @@ export function prepareChunk(
   let rowIndex = 0;
   let error: ChunkError | undefined;
   let lastReport = Date.now();
-  let bytesRead = 0;
+  /** Bytes of the chunk up to the end of the line in hand (progress by bytes done, not read ahead). */
+  let bytesDone = 0;
 
   /** Handles one line; false when it was an error (and the chunk stops). */
   const handle = (bytes: Buffer): boolean => {
@@ -219,7 +220,7 @@ export function prepareChunk(
       const now = Date.now();
       if (now - lastReport >= PROGRESS_MS) {
         lastReport = now;
-        onProgress({ bytes: bytesRead, rows: rowIndex, tokens: writer.tokens });
+        onProgress({ bytes: bytesDone, rows: rowIndex, tokens: writer.tokens });
       }
     }
     return true;
@@ -234,8 +235,8 @@ export function prepareChunk(
       const n = readSync(fd, block, 0, Math.min(block.length, job.end - pos), pos);
       if (n === 0) throw new LoraTsError(`${job.path}: the file got shorter while it was read`);
       const data = block.subarray(0, n);
+      const blockStart = pos - job.start;
       pos += n;
-      bytesRead += n;
       let s = 0;
       for (;;) {
         const nl = data.indexOf(10, s);
@@ -245,6 +246,7 @@ export function prepareChunk(
         const bytes = carry.length > 0 ? Buffer.concat([...carry, piece]) : piece;
         carry = [];
         s = nl + 1;
+        bytesDone = blockStart + s;
         if (!handle(bytes)) break reading;
       }
       // The block is reused: the unfinished line is copied.

@@ -221,7 +221,9 @@ function dataProgressHandler(
       if (live) {
         if (now - lastAt < 200 && drawn) return;
         lastAt = now;
-        const cols = Math.max(20, (stream.columns ?? 80) - 1);
+        // One column short of the width (a full line wraps on some terminals); 80 when unknown (0 in a
+        // pseudo-terminal without a size).
+        const cols = Math.max(20, (stream.columns || 80) - 1);
         guard();
         write(`${ERASE_LINE}${[...dataProgressLine(p, role)].slice(0, cols).join("")}`);
         drawn = true;
