@@ -56,6 +56,7 @@ export const TrainConfigSchema = z
     base_int8: z.boolean(),
     gradient_checkpointing: z.boolean(),
     memory_check: z.boolean(),
+    data_cache: z.boolean(),
   })
   .partial()
   .strict();
@@ -104,7 +105,7 @@ export function flagsToConfig(flags: Record<string, unknown>): TrainConfig {
   for (const [k, v] of Object.entries(flags)) {
     if (v === undefined || k === "config" || k === "progress" || k === "report") continue;
     // Commander sets a --no-X flag's default, true, which would override a config file's false.
-    if (k === "memoryCheck" && v === true) continue;
+    if ((k === "memoryCheck" || k === "dataCache") && v === true) continue;
     const key = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     const shape = TrainConfigSchema.shape[key as keyof typeof TrainConfigSchema.shape];
     const isNumber = shape?.unwrap() instanceof z.ZodNumber;
@@ -169,5 +170,6 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
     baseInt8: c.base_int8,
     gradientCheckpointing: c.gradient_checkpointing,
     memoryCheck: c.memory_check,
+    dataCache: c.data_cache,
   };
 }

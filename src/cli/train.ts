@@ -103,6 +103,10 @@ export function registerTrain(program: Command): void {
       "recompute each layer's activations in the backward pass: much less memory, about 40% more time per step",
     )
     .option("--no-memory-check", "start even when the estimated peak memory is above the available memory")
+    .option(
+      "--no-data-cache",
+      "prepare the data in a temporary folder removed after the run, not in the data cache",
+    )
     .option("--no-progress", "no progress bar")
     .option("--no-report", "no report.html / loss.png / terminal chart at the end")
     .action(async (flags: Record<string, unknown>) => {

@@ -111,6 +111,11 @@ export interface TrainOptions {
   dataWorkers?: number;
   /** --columns: the data's column names for the row formats' fields (data/columns.ts). */
   columns?: ColumnMap;
+  /**
+   * false (--no-data-cache): the prepared data goes in a temporary folder, removed after the run,
+   * instead of the data cache (see prepareDataSet).
+   */
+  dataCache?: boolean;
   /** The split of a hub data set given as `data` (default "train"). */
   split?: string;
   /**
@@ -209,7 +214,13 @@ export interface PreparedDataSet {
 export async function prepareDataSet(
   files: readonly string[],
   tok: Tokenizer,
-  o: { maxLength: number; trainOnInputs?: boolean; dataWorkers?: number; columns?: ColumnMap },
+  o: {
+    maxLength: number;
+    trainOnInputs?: boolean;
+    dataWorkers?: number;
+    columns?: ColumnMap;
+    dataCache?: boolean;
+  },
   role: "train" | "val",
   events: Pick<TrainerEvents, "onDataProgress">,
   warn: (line: string) => void = (line) => process.stderr.write(`warning: ${line}\n`),
@@ -218,7 +229,8 @@ export async function prepareDataSet(
   let preparation: DataPreparation | null = null;
   let opened: PreparedData | null = null;
   const folder = await withDataCache({
-    fingerprint: null, // the lead's cache: dataFingerprint(...) here (see above)
+    // The lead's cache: `o.dataCache === false ? null : dataFingerprint(parts, files)` here (see above).
+    fingerprint: o.dataCache === false ? null : null,
     build: async (dir) => {
       const t0 = performance.now();
       let workers = 1;
