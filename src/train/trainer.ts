@@ -387,7 +387,9 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         onDataProgress: (p, r) => emit("onDataProgress", p, r),
       });
       prepared.push(set);
-      emit("onData", set.data.meta.summary, role, set.preparation);
+      // A cached set may have been prepared from a copy of the file elsewhere: named as given now.
+      const { path: _, ...summary } = set.data.meta.summary;
+      emit("onData", files.length === 1 ? { ...summary, path: files[0]! } : summary, role, set.preparation);
       if (set.data.size === 0) {
         const what = files.length === 1 ? files[0] : `${files[0]} (and ${files.length - 1} more)`;
         throw new LoraTsError(`${what}: no example has a token to train on`);
