@@ -1,7 +1,8 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner, one file at a time
 // (onnxruntime already uses every core), prints the spec report, and ends with one summary line:
 // "N passed, N failed, N skipped". Exit code is non-zero when anything failed.
-import { readdirSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { run } from "node:test";
 import { spec } from "node:test/reporters";
@@ -15,6 +16,12 @@ function findTests(dir) {
   }
   return out;
 }
+
+// Tests never write into the user's cache (prepared data sets, converted GGUF files): every test
+// process inherits one fresh folder, removed at the end. Tests that need a cold cache set their own.
+const testCache = mkdtempSync(join(tmpdir(), "lora-ts-test-cache-"));
+process.env.LORA_TS_CACHE = testCache;
+process.on("exit", () => rmSync(testCache, { recursive: true, force: true }));
 
 const filter = process.argv.slice(2);
 let files = findTests("dist/test");

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { writeDirAtomic } from "../util/atomic.js";
 import { cacheRoot } from "../util/cache-root.js";
 import { FileFormatError } from "../util/errors.js";
+import type { Tokenizer } from "./tokenizer.js";
 
 /**
  * Bump when what preparation writes, or how it tokenizes, changes: every older folder is then left
@@ -79,6 +80,18 @@ export function dataFingerprint(parts: Record<string, unknown>, files: readonly 
   h.update(canonicalJson({ version: DATA_CACHE_VERSION, parts }));
   for (const f of files) h.update(`\0${fileContentHash(f)}`);
   return h.digest("hex");
+}
+
+/**
+ * What a tokenizer contributes to the key: its tokenizer.json (as a hash: it can be megabytes) and
+ * its tokenizer_config.json whole, which holds the chat template, the BOS/EOS tokens and
+ * add_bos_token. A model whose tokenizer differs in any of them gets its own folder.
+ */
+export function tokenizerKeyParts(tok: Tokenizer): Record<string, unknown> {
+  return {
+    tokenizerJson: createHash("sha256").update(JSON.stringify(tok.tokenizerJson)).digest("hex"),
+    tokenizerConfig: tok.tokenizerConfig,
+  };
 }
 
 export interface CachedData {

@@ -20,14 +20,14 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { DataLoader, padIdOf, splitSource } from "../data/batching.js";
 import type { ColumnMap } from "../data/columns.js";
-import { withDataCache } from "../data/data-cache.js";
+import { dataFingerprint, tokenizerKeyParts, withDataCache } from "../data/data-cache.js";
 import { type ExampleSource, longestExample, packedSource } from "../data/example-source.js";
 import { maxLengthFor } from "../data/examples.js";
 import { prepareData } from "../data/prepare.js";
-import { PreparedData, type PreparedMeta } from "../data/prepared.js";
+import { PREPARED_VERSION, PreparedData, type PreparedMeta } from "../data/prepared.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { readTokenizer } from "../data/tokenizer-files.js";
 import { resolveDataFiles } from "../io/hub-dataset.js";
@@ -204,12 +204,13 @@ export interface PreparedDataSet {
  * THE place where a run obtains its prepared data (issue #18): the data files tokenized into a
  * prepared folder (data/prepare.ts) and opened for reading (data/prepared.ts).
  *
- * DATA CACHE: the folder comes from withDataCache (data/data-cache.ts). With `fingerprint: null` it is a
- * temporary folder under os.tmpdir() that dispose() removes (also when preparation fails); to cache,
- * pass `dataFingerprint(parts, files)` there instead (the parts: the tokenizer's JSON and config, the
- * chat template, everything in `exampleOptions` below, and `o.columns`; not dataWorkers, which does
- * not change the result; packing and the split are applied when reading, so they need not be part of
- * it either).
+ * The folder comes from the data cache (data/data-cache.ts), keyed by the data files' content and
+ * everything that changes what preparation writes: the tokenizer (its JSON and config, which holds the
+ * chat template), `exampleOptions` below, the files' types (a .txt is read otherwise than a .jsonl of
+ * the same bytes), `o.columns` and the prepared format's version. Not dataWorkers, which does not
+ * change the result; packing and the validation split are applied when reading, so they need not be
+ * part of it. With `dataCache: false` (--no-data-cache) it is a temporary folder under os.tmpdir()
+ * that dispose() removes (also when preparation fails).
  */
 export async function prepareDataSet(
   files: readonly string[],
@@ -229,8 +230,19 @@ export async function prepareDataSet(
   let preparation: DataPreparation | null = null;
   let opened: PreparedData | null = null;
   const folder = await withDataCache({
-    // The lead's cache: `o.dataCache === false ? null : dataFingerprint(parts, files)` here (see above).
-    fingerprint: o.dataCache === false ? null : null,
+    fingerprint:
+      o.dataCache === false
+        ? null
+        : dataFingerprint(
+            {
+              prepared: PREPARED_VERSION,
+              ...tokenizerKeyParts(tok),
+              examples: exampleOptions,
+              fileTypes: files.map((f) => extname(f).toLowerCase()),
+              columns: o.columns ?? null,
+            },
+            files,
+          ),
     build: async (dir) => {
       const t0 = performance.now();
       let workers = 1;

@@ -80,8 +80,10 @@ test("train: the same losses with 1 and 3 data workers; off a terminal, progress
   const data = wordData(8000); // over 512 kB: chunks for 3 workers
   const losses = (workers: string) => {
     const out = join(tempDir(), `run-${workers}`);
+    // Each run its own data cache: the second would otherwise read the first one's prepared folder.
     const r = runCli([...trainArgs(data, out), "--no-report", "--data-workers", workers], {
       LORA_TS_PROGRESS_SECONDS: "0",
+      LORA_TS_CACHE: tempDir(),
     });
     assert.equal(r.code, 0, r.stderr);
     if (workers === "3") {
