@@ -7,6 +7,7 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { preview } from "../util/describe.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
+import { memoizeByteLevel } from "./byte-level-memo.js";
 
 /** A parsed tokenizer.json / tokenizer_config.json (plain JSON object). */
 export type JsonObject = Record<string, unknown>;
@@ -106,6 +107,7 @@ export class Tokenizer {
     } catch (e) {
       throw new LoraTsError(`unsupported tokenizer.json: ${oneLine(e)}`);
     }
+    memoizeByteLevel(hf); // the same ids, over twice as fast on real text (see byte-level-memo.ts)
     return new Tokenizer(hf, tokenizerJson, tokenizerConfig, source);
   }
 
