@@ -10,6 +10,11 @@
  *
  * so both products run on int8 (VNNI) kernels. Q and Qᵀ together take half the bytes of W in float32,
  * and the float32 weight is not loaded at all.
+ *
+ * On an x86 CPU without VNNI, onnxruntime's uint8 × int8 kernel multiplies with VPMADDUBSW, whose
+ * int16 sums of two products saturate (255·127·2 > 32767): measured on a Zen 2 host, the default
+ * model's loss drifted 2.5% from float32 by step 10. There Q is kept to ±63 (255·63·2 < 32767), what
+ * onnxruntime's own quantizer calls reduce_range; ort-node.ts's int8WeightMax decides which.
  */
 import type { Value } from "./ir.js";
 import * as o from "./ops.js";
@@ -27,10 +32,17 @@ export interface Int8Weight {
 
 /**
  * Quantizes W [out, in] given row-major, or given as Wᵀ [in, out] when `transposed` (GPT-2's Conv1D
- * layout). Rounding is to nearest (ties to even); an all-zero row gets scale 0 (it must not inflate the range
- * of dy ⊙ s, which is quantized as one tensor).
+ * layout), to integers in [-qmax, qmax] (127, or 63 where the CPU's kernel would saturate; see the
+ * module comment). Rounding is to nearest (ties to even); an all-zero row gets scale 0 (it must not
+ * inflate the range of dy ⊙ s, which is quantized as one tensor).
  */
-export function quantizeRows(stored: Float32Array, out: number, inF: number, transposed = false): Int8Weight {
+export function quantizeRows(
+  stored: Float32Array,
+  out: number,
+  inF: number,
+  transposed = false,
+  qmax = 127,
+): Int8Weight {
   const scale = new Float32Array(out);
   const q = new Int8Array(out * inF);
   const qT = new Int8Array(out * inF);
@@ -41,7 +53,7 @@ export function quantizeRows(stored: Float32Array, out: number, inF: number, tra
     }
     const inv = new Float32Array(out);
     for (let r = 0; r < out; r++) {
-      scale[r] = scale[r]! / 127;
+      scale[r] = scale[r]! / qmax;
       inv[r] = scale[r]! > 0 ? 1 / scale[r]! : 0;
     }
     for (let i = 0; i < inF; i++) {
@@ -56,7 +68,7 @@ export function quantizeRows(stored: Float32Array, out: number, inF: number, tra
       const row = r * inF;
       let m = 0;
       for (let i = 0; i < inF; i++) m = Math.max(m, Math.abs(stored[row + i]!));
-      const s = Math.fround(m / 127);
+      const s = Math.fround(m / qmax);
       scale[r] = s;
       const k = s > 0 ? Math.fround(1 / s) : 0;
       for (let i = 0; i < inF; i++) q[row + i] = roundNearest(stored[row + i]! * k);

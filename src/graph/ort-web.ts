@@ -26,3 +26,11 @@ export function platformSessionOptions(
     ...(opts.config ? { extra: { ...opts.config } } : {}),
   };
 }
+
+/**
+ * The largest |q| for int8 weights (see ort-node.ts): onnxruntime-web's WebAssembly int8 kernels widen
+ * to 16 bits before they multiply, so nothing saturates.
+ */
+export function int8WeightMax(): number {
+  return 127;
+}

@@ -14,6 +14,7 @@ import {
 import type { Graph, Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
+import { int8WeightMax } from "../graph/ort-node.js";
 import { type TensorValue, tensor } from "../graph/runtime.js";
 import { fmtShape } from "../graph/shape.js";
 import type { WeightStore } from "../io/hf-model.js";
@@ -74,6 +75,7 @@ export function baseContext(
         out,
         i,
         spec.fanInFanOut === true,
+        int8WeightMax(),
       );
       const y = int8Linear(x, opts.int8!.add(g, name, w));
       return spec.bias ? o.add(y, ctx.param(`${path}.bias`)) : y;
@@ -118,7 +120,7 @@ export class Int8Feeds {
  */
 export function int8Head(g: Graph, store: WeightStore, feeds: Int8Feeds, name: string): Int8Forward {
   const [vocab, dim] = store.info(name).shape as [number, number];
-  return feeds.addForward(g, name, quantizeRows(store.readFloat32(name), vocab, dim));
+  return feeds.addForward(g, name, quantizeRows(store.readFloat32(name), vocab, dim, false, int8WeightMax()));
 }
 
 /**
