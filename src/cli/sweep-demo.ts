@@ -51,7 +51,7 @@ export async function runSweepDemo(
 ): Promise<void> {
   for (const [k, v] of Object.entries(flags)) {
     if (DEMO_FLAGS.has(k) || v === undefined) continue;
-    if ((k === "memoryCheck" || k === "report") && v === true) continue; // commander's defaults of --no-X
+    if ((k === "memoryCheck" || k === "report" || k === "dataCache") && v === true) continue; // commander's defaults of --no-X
     throw new LoraTsError(
       `--demo: runs a fixed plan; --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is not taken with it (only --out and --jobs)`,
     );

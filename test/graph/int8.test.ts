@@ -10,6 +10,7 @@ import { grad } from "../../src/graph/grad.js";
 import { int8Linear, quantizeRows } from "../../src/graph/int8.js";
 import { Graph } from "../../src/graph/ir.js";
 import * as nn from "../../src/graph/nn.js";
+import { int8WeightMax } from "../../src/graph/ort-node.js";
 import { Session, tensor } from "../../src/graph/runtime.js";
 import { Int8Feeds } from "../../src/models/base-context.js";
 import { randn, rng } from "./gradcheck.js";
@@ -30,32 +31,35 @@ function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-test("quantizeRows: |W − Q·s| ≤ s/2 per row, Qᵀ is Q's transpose, and both layouts agree", () => {
-  const w = randomWeight(1);
-  const q = quantizeRows(w, OUT, IN);
-  for (let r = 0; r < OUT; r++) {
-    let max = 0;
-    for (let i = 0; i < IN; i++) max = Math.max(max, Math.abs(w[r * IN + i]!));
-    assert.equal(q.scale[r], Math.fround(max / 127), `row ${r} scale`);
-    for (let i = 0; i < IN; i++) {
-      const k = r * IN + i;
-      assert.ok(Math.abs(q.q[k]!) <= 127);
-      assert.ok(Math.abs(w[k]! - q.q[k]! * q.scale[r]!) <= q.scale[r]! / 2 + 1e-7, `element ${r},${i}`);
-      assert.equal(q.qT[i * OUT + r], q.q[k]);
+for (const qmax of [127, 63]) {
+  test(`quantizeRows to ±${qmax}: |W − Q·s| ≤ s/2 per row, Qᵀ is Q's transpose, and both layouts agree`, () => {
+    const w = randomWeight(1);
+    const q = quantizeRows(w, OUT, IN, false, qmax);
+    for (let r = 0; r < OUT; r++) {
+      let max = 0;
+      for (let i = 0; i < IN; i++) max = Math.max(max, Math.abs(w[r * IN + i]!));
+      assert.equal(q.scale[r], Math.fround(max / qmax), `row ${r} scale`);
+      for (let i = 0; i < IN; i++) {
+        const k = r * IN + i;
+        assert.ok(Math.abs(q.q[k]!) <= qmax);
+        assert.ok(Math.abs(w[k]! - q.q[k]! * q.scale[r]!) <= q.scale[r]! / 2 + 1e-7, `element ${r},${i}`);
+        assert.equal(q.qT[i * OUT + r], q.q[k]);
+      }
     }
-  }
-  assert.equal(q.q[3 * IN + 7], 127, "the row's largest magnitude maps to ±127");
-  const fromConv1D = quantizeRows(transpose(w, OUT, IN), OUT, IN, true);
-  assert.deepEqual(fromConv1D.q, q.q);
-  assert.deepEqual(fromConv1D.qT, q.qT);
-  assert.deepEqual(fromConv1D.scale, q.scale);
-});
+    assert.equal(q.q[3 * IN + 7], qmax, `the row's largest magnitude maps to ±${qmax}`);
+    const fromConv1D = quantizeRows(transpose(w, OUT, IN), OUT, IN, true, qmax);
+    assert.deepEqual(fromConv1D.q, q.q);
+    assert.deepEqual(fromConv1D.qT, q.qT);
+    assert.deepEqual(fromConv1D.scale, q.scale);
+  });
+}
 
 for (const layout of ["[out, in]", "[in, out] (Conv1D)"]) {
   test(`int8Linear ${layout}: y and d x within 2% of the float64 products`, async (t) => {
     const w = randomWeight(2);
     const stored = layout.startsWith("[out") ? w : transpose(w, OUT, IN);
-    const quant = quantizeRows(stored, OUT, IN, !layout.startsWith("[out"));
+    // The range this CPU's int8 kernel takes without saturating (ort-node.ts), as --base-int8 uses.
+    const quant = quantizeRows(stored, OUT, IN, !layout.startsWith("[out"), int8WeightMax());
     const g = new Graph();
     const x = g.input("x", "float32", ["n", IN]);
     const dy = g.input("dy", "float32", ["n", OUT]);
@@ -110,7 +114,9 @@ test("int8 head (--base-int8): the frozen-head loss within 1% and d hidden withi
     const labels = g.input("labels", "int64", ["b", "t"]);
     const head = g.initializer("head", "float32", [V, D], { kind: "data", data: w });
     const feeds = new Int8Feeds();
-    const opts = int8 ? { int8: feeds.addForward(g, "head", quantizeRows(w, V, D)) } : {};
+    const opts = int8
+      ? { int8: feeds.addForward(g, "head", quantizeRows(w, V, D, false, int8WeightMax())) }
+      : {};
     const loss = nn.frozenHeadCrossEntropy(h, head, labels, { chunks: 2, ...opts });
     const [dh] = grad(loss, [h]);
     g.output(loss, "loss");

@@ -33,12 +33,15 @@ function trainArgs(data: string, out: string, ...extra: string[]): string[] {
   ];
 }
 
-test("train: prepared data in a temporary folder that is removed after the run and after a failure", () => {
+test("train --no-data-cache: prepared data in a temporary folder that is removed after the run and after a failure", () => {
   const tmp = mkdtempSync(join(tmpdir(), "lora-ts-tmpdir-"));
   const env = { TMPDIR: tmp, TMP: tmp, TEMP: tmp };
   const data = wordData(24);
   const out = join(tempDir(), "run");
-  const ok = runCli([...trainArgs(data, out), "--no-progress", "--no-report", "--data-workers", "2"], env);
+  const ok = runCli(
+    [...trainArgs(data, out), "--no-progress", "--no-report", "--data-workers", "2", "--no-data-cache"],
+    env,
+  );
   assert.equal(ok.code, 0, ok.stderr);
   const prepared = () => readdirSync(tmp).filter((f) => f.startsWith("lora-ts-data-"));
   assert.deepEqual(prepared(), [], "no prepared folder left in the temporary folder");
@@ -70,7 +73,10 @@ test("train: prepared data in a temporary folder that is removed after the run a
   // A bad line late in the file: the run fails with the line, and the prepared folder is gone too.
   const bad = join(tempDir(), "bad.jsonl");
   writeFileSync(bad, `${readFileSync(data, "utf8").trimEnd()}\n{"text": oops}\n`);
-  const failed = runCli([...trainArgs(bad, join(tempDir(), "run2")), "--no-progress", "--no-report"], env);
+  const failed = runCli(
+    [...trainArgs(bad, join(tempDir(), "run2")), "--no-progress", "--no-report", "--no-data-cache"],
+    env,
+  );
   assert.equal(failed.code, 1);
   assert.match(failed.stderr, /bad\.jsonl: line 25: invalid JSON/);
   assert.deepEqual(prepared(), [], "nor after a failure");
