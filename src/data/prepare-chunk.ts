@@ -81,6 +81,15 @@ export type ChunkError =
   /** Anything else: a one-line LoraTsError (`user`), or a bug / an I/O error. */
   | { kind: "other"; message: string; user: boolean };
 
+/** A thrown value as a ChunkError: its message, and whether it is the user's (a LoraTsError). */
+function otherError(e: unknown): ChunkError {
+  return {
+    kind: "other",
+    message: e instanceof Error ? e.message : String(e),
+    user: e instanceof LoraTsError,
+  };
+}
+
 export interface ChunkResult {
   index: number;
   /** Rows read (parsed and made into examples). */
@@ -143,11 +152,7 @@ function prepareRowsJob(
       }
     }
   } catch (e) {
-    error = {
-      kind: "other",
-      message: e instanceof Error ? e.message : String(e),
-      user: e instanceof LoraTsError,
-    };
+    error = otherError(e);
   } finally {
     writer.close();
   }
@@ -254,11 +259,7 @@ export function prepareChunk(
     }
     if (error === undefined && carry.length > 0) handle(Buffer.concat(carry));
   } catch (e) {
-    error = {
-      kind: "other",
-      message: e instanceof Error ? e.message : String(e),
-      user: e instanceof LoraTsError,
-    };
+    error = otherError(e);
   } finally {
     closeSync(fd);
     writer.close();

@@ -2,6 +2,8 @@
  * Runs a test body against a mock hub (mock-hub.ts) with a fresh hub cache and lora-ts cache, and
  * the hub's environment variables set to `env` only; restores them afterwards.
  */
+import assert from "node:assert/strict";
+import { LoraTsError } from "../../src/util/errors.js";
 import { tempDir } from "../models/fixtures.js";
 
 const HUB_VARS = [
@@ -40,4 +42,19 @@ export async function withHubEnv<T>(
       else process.env[k] = saved[k];
     }
   }
+}
+
+/** Awaits `p`, which must fail with a one-line LoraTsError containing every part; returns the message. */
+export async function oneLineError(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<string> {
+  const e = await p.then(
+    () => assert.fail("expected an error"),
+    (err: unknown) => err,
+  );
+  assert.ok(e instanceof LoraTsError, `not a LoraTsError: ${(e as Error)?.stack}`);
+  assert.ok(!e.message.includes("\n"), `not one line: ${e.message}`);
+  for (const part of parts) {
+    if (typeof part === "string") assert.ok(e.message.includes(part), `"${part}" not in: ${e.message}`);
+    else assert.match(e.message, part);
+  }
+  return e.message;
 }

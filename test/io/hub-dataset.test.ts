@@ -10,9 +10,8 @@ import { after, before, test } from "node:test";
 import { readParquetRecords } from "../../src/data/parquet.js";
 import { dataSplits } from "../../src/io/hub-data-files.js";
 import { resolveDataFiles } from "../../src/io/hub-dataset.js";
-import { LoraTsError } from "../../src/util/errors.js";
 import { promptCompletionParquet } from "../data/parquet-fixture.js";
-import { withHubEnv } from "../helpers/hub-env.js";
+import { oneLineError, withHubEnv } from "../helpers/hub-env.js";
 import { commitId, etagOf, type MockFile, MockHub, type MockRepo } from "../helpers/mock-hub.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -189,20 +188,6 @@ after(() => hub.close());
 
 const withHub = <T>(env: Record<string, string>, fn: (cache: string) => Promise<T>) =>
   withHubEnv(hub.url, env, fn);
-
-async function oneLineError(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<string> {
-  const e = await p.then(
-    () => assert.fail("expected an error"),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof LoraTsError, `not a LoraTsError: ${(e as Error)?.stack}`);
-  assert.ok(!e.message.includes("\n"), `not one line: ${e.message}`);
-  for (const part of parts) {
-    if (typeof part === "string") assert.ok(e.message.includes(part), `"${part}" not in: ${e.message}`);
-    else assert.match(e.message, part);
-  }
-  return e.message;
-}
 
 function fileOf(files: MockFile[], path: string): MockFile {
   return files.find((f) => f.path === path)!;

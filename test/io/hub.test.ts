@@ -18,7 +18,7 @@ import { dirname, join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { globToRegExp, hubIdFor, hubSnapshot, parseHubId } from "../../src/io/hub.js";
 import { hubCacheDir } from "../../src/io/hub-cache.js";
-import { LoraTsError } from "../../src/util/errors.js";
+import { oneLineError, withHubEnv } from "../helpers/hub-env.js";
 import { decoys, filesOf, tinyAdapter, tinyShardedLlama } from "../helpers/hub-fixtures.js";
 import { commitId, etagOf, type MockFile, MockHub } from "../helpers/mock-hub.js";
 import { tempDir } from "../models/fixtures.js";
@@ -65,34 +65,9 @@ before(async () => {
 });
 after(() => hub.close());
 
-const HUB_VARS = [
-  "HF_ENDPOINT",
-  "HF_HUB_CACHE",
-  "HF_HOME",
-  "HF_TOKEN",
-  "HF_HUB_OFFLINE",
-  "HUGGING_FACE_HUB_TOKEN",
-];
-
 /** Runs `fn` with a fresh cache and the hub variables set to `env` only; returns the cache too. */
-async function withHub<T>(env: Record<string, string>, fn: (cache: string) => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(HUB_VARS.map((k) => [k, process.env[k]]));
-  const cache = env["HF_HUB_CACHE"] ?? tempDir("lora-ts-hub-");
-  for (const k of HUB_VARS) delete process.env[k];
-  Object.assign(
-    process.env,
-    { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache, HF_HOME: tempDir("lora-ts-hf-home-") },
-    env,
-  );
-  try {
-    return await fn(cache);
-  } finally {
-    for (const k of HUB_VARS) {
-      if (saved[k] === undefined) delete process.env[k];
-      else process.env[k] = saved[k];
-    }
-  }
-}
+const withHub = <T>(env: Record<string, string>, fn: (cache: string) => Promise<T>) =>
+  withHubEnv(hub.url, env, fn);
 
 function fileOf(files: MockFile[], path: string): MockFile {
   return files.find((f) => f.path === path)!;
@@ -110,20 +85,6 @@ function listTree(dir: string): string[] {
   };
   walk(dir);
   return out.sort();
-}
-
-async function oneLineError(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<string> {
-  const e = await p.then(
-    () => assert.fail("expected an error"),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof LoraTsError, `not a LoraTsError: ${(e as Error)?.stack}`);
-  assert.ok(!e.message.includes("\n"), `not one line: ${e.message}`);
-  for (const part of parts) {
-    if (typeof part === "string") assert.ok(e.message.includes(part), `"${part}" not in: ${e.message}`);
-    else assert.match(e.message, part);
-  }
-  return e.message;
 }
 
 test("a model id downloads config, tokenizer, generation config and the bf16 shards with their index, never the .bin, in huggingface_hub's cache layout", async () => {
