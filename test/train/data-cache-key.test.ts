@@ -2,8 +2,8 @@
  * The data cache's key, input by input (issue #18): the same inputs reuse the prepared folder; a change
  * to any input that changes what preparation writes (the data's content, its file type, the tokenizer,
  * its config and chat template, --max-length, --train-on-inputs, --columns) prepares again instead of
- * reading a stale folder; what does not change it (the file's name, --data-workers) reuses it; and
- * --no-data-cache never touches the cache.
+ * reading a stale folder; what does not change it (the file's name, --data-workers) reuses it, and
+ * --packing, applied when reading, packs a cached set; --no-data-cache never touches the cache.
  */
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -12,8 +12,11 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { dataCacheDir } from "../../src/data/data-cache.js";
 import type { Tokenizer } from "../../src/data/tokenizer.js";
+import { readMetrics } from "../../src/train/metrics-log.js";
 import { prepareDataSet } from "../../src/train/trainer.js";
 import { toyTokenizer } from "../data/toy-tokenizer.js";
+import { runCli } from "../helpers/cli.js";
+import { tinyModel, wordData } from "../helpers/tiny-model.js";
 
 const root = mkdtempSync(join(tmpdir(), "lora-ts-data-cache-key-"));
 const saved = process.env["LORA_TS_CACHE"];
@@ -172,3 +175,28 @@ function toyTokenizerWithExtraToken(): Tokenizer {
   } as never);
   return (t.constructor as typeof Tokenizer).fromJSON(json as never, t.tokenizerConfig);
 }
+
+test("train --packing over a cached prepared set packs (packing is applied when reading, not cached)", () => {
+  const model = tinyModel("llama", 5, { num_key_value_heads: 2 });
+  const data = wordData(24);
+  const env = { LORA_TS_CACHE: join(root, "packing-cache") };
+  const steps = (extra: string[]) => {
+    const out = join(root, `packing-run-${extra.length}`);
+    const r = runCli(
+      ["train", "--model", model, "--data", data, "--out", out, "--epochs", "1", "--batch-size", "2"].concat(
+        ["--max-length", "64", "--no-progress", "--no-report"],
+        extra,
+      ),
+      env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    return { stdout: r.stdout, steps: readMetrics(join(out, "metrics.jsonl")).length };
+  };
+  const plain = steps([]);
+  assert.match(plain.stdout, /^preparing data /m, "the first run prepares");
+  assert.equal(plain.steps, 12, "24 examples in batches of 2");
+  const packed = steps(["--packing"]);
+  assert.match(packed.stdout, /from the data cache/, "the second run reads the same prepared set");
+  // Rows of 10-14 tokens packed into 64: four or more to a row, so far fewer steps.
+  assert.ok(packed.steps > 0 && packed.steps <= 4, `packed: ${packed.steps} steps`);
+});
