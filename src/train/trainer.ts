@@ -8,28 +8,18 @@
  * moments and the loader position, so `resume` continues exactly where an uninterrupted run would.
  */
 import { createHash, randomBytes } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { DataLoader, padIdOf, splitSource } from "../data/batching.js";
 import type { ColumnMap } from "../data/columns.js";
-import { dataFingerprint, tokenizerKeyParts, withDataCache } from "../data/data-cache.js";
+import { dataFingerprint, fileContentHash, tokenizerKeyParts, withDataCache } from "../data/data-cache.js";
 import { type ExampleSource, longestExample, packedSource } from "../data/example-source.js";
 import { maxLengthFor } from "../data/examples.js";
 import { prepareData } from "../data/prepare.js";
 import { PREPARED_VERSION, PreparedData, type PreparedMeta } from "../data/prepared.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { readTokenizer } from "../data/tokenizer-files.js";
+import { DATA_EXTENSIONS } from "../io/hub-data-files.js";
 import { resolveDataFiles } from "../io/hub-dataset.js";
 import { type Adapter, pissaToLora } from "../lora/adapter.js";
 import { writeAdapterFiles } from "../lora/adapter-files.js";
@@ -665,8 +655,8 @@ function recordedSettings(
     // One file: its sha256, as before; several (a hub split): the sha256 of theirs, in order.
     dataSha256:
       dataFiles.length === 1
-        ? sha256OfFile(dataFiles[0]!)
-        : createHash("sha256").update(dataFiles.map(sha256OfFile).join("\n")).digest("hex"),
+        ? fileContentHash(dataFiles[0]!)
+        : createHash("sha256").update(dataFiles.map(fileContentHash).join("\n")).digest("hex"),
   };
 }
 
@@ -681,23 +671,7 @@ async function dataFilesOf(
   flag: string,
   splitFlag: string,
 ): Promise<string[]> {
-  if (existsSync(spec) || /\.(jsonl|json|txt|parquet)$/i.test(spec)) return [spec];
+  const lower = spec.toLowerCase();
+  if (existsSync(spec) || DATA_EXTENSIONS.some((e) => lower.endsWith(e))) return [spec];
   return resolveDataFiles(spec, { flag, splitFlag, ...(split !== undefined ? { split } : {}) });
-}
-
-/** A file's sha256, read in blocks (a data file may be larger than memory should hold). */
-function sha256OfFile(path: string): string {
-  const h = createHash("sha256");
-  const fd = openSync(path, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 22);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest("hex");
 }
