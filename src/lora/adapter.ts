@@ -7,11 +7,13 @@
  *     base_model.model.<module path>.lora_B.weight            [out, r]
  *     base_model.model.<module path>.lora_embedding_A         [r, vocab]   (no ".weight")
  *     base_model.model.<module path>.lora_embedding_B         [dim, r]
+ *   with use_dora (dora.ts) also each module's magnitude:
+ *     base_model.model.<module path>.lora_magnitude_vector      [out]    (embedding: [dim])
  *   with bias "all" / "lora_only" also the trained biases (PEFT's get_peft_model_state_dict):
  *     base_model.model.<targeted path>.base_layer.bias, base_model.model.<other path>.bias  [out]
  *
  * Loading also accepts what PEFT and other tools write: an adapter-name infix
- * (`.lora_A.default.weight`, `.lora_embedding_A.default`), keys without the `base_model.model.`
+ * (`.lora_A.default.weight`, `.lora_embedding_A.default`, `.lora_magnitude_vector.default.weight`), keys without the `base_model.model.`
  * prefix, fp16 / bf16 / fp64 tensors (widened to float32; re-saving with dtype "same" writes them
  * back bit for bit), and the embedding table PEFT saves when an embedding is targeted
  * (`<path>.base_layer.weight`, save_embedding_layers="auto"), which is kept and checked but is a
@@ -23,6 +25,7 @@ import type { ByteSource } from "../io/byte-source.js";
 import { SafetensorsFile, safetensorsBytes, type TensorToWrite } from "../io/safetensors-format.js";
 import { FileFormatError, LoraTsError } from "../util/errors.js";
 import { type LoraConfig, loraConfigToJson, parseLoraConfig } from "./config.js";
+import { weightNorm } from "./dora.js";
 import { initLoraPair } from "./init.js";
 import { type ModuleInfo, type SelectedModule, selectTargets } from "./targets.js";
 
@@ -54,9 +57,14 @@ export function loraKeys(path: string, kind: "linear" | "embedding"): { A: strin
     : { A: `${PEFT_PREFIX}${path}.lora_A.weight`, B: `${PEFT_PREFIX}${path}.lora_B.weight` };
 }
 
+/** The PEFT key of a DoRA module's magnitude (PEFT saves its parameter without ".default.weight"). */
+export function magnitudeKey(path: string): string {
+  return `${PEFT_PREFIX}${path}.lora_magnitude_vector`;
+}
+
 export interface ParsedKey {
   path: string;
-  role: "A" | "B" | "bias" | "base_bias" | "base_weight" | "other";
+  role: "A" | "B" | "magnitude" | "bias" | "base_bias" | "base_weight" | "other";
   kind?: "linear" | "embedding";
 }
 
@@ -67,6 +75,8 @@ export function parseAdapterKey(key: string): ParsedKey {
   if (m) return { path: m[1]!, role: m[2] as "A" | "B", kind: "linear" };
   m = /^(.+)\.lora_embedding_([AB])$/.exec(k);
   if (m) return { path: m[1]!, role: m[2] as "A" | "B", kind: "embedding" };
+  m = /^(.+)\.lora_magnitude_vector$/.exec(k);
+  if (m) return { path: m[1]!, role: "magnitude" };
   m = /^(.+)\.base_layer\.bias$/.exec(k);
   if (m) return { path: m[1]!, role: "base_bias" };
   m = /^(.+)\.base_layer\.weight$/.exec(k);
@@ -80,14 +90,16 @@ export function parseAdapterKey(key: string): ParsedKey {
 export function canonicalKey(key: string): string {
   let k = key
     .replace(/\.lora_([AB])\.[^.]+\.weight$/, ".lora_$1.weight")
-    .replace(/\.lora_embedding_([AB])\.[^.]+$/, ".lora_embedding_$1");
+    .replace(/\.lora_embedding_([AB])\.[^.]+$/, ".lora_embedding_$1")
+    .replace(/\.lora_magnitude_vector(\.[^.]+)?(\.weight)?$/, ".lora_magnitude_vector");
   if (!k.startsWith(PEFT_PREFIX)) k = PEFT_PREFIX + k;
   return k;
 }
 
 /**
  * A fresh adapter for `selected` modules, initialised per `config.init_lora_weights` (init.ts) from
- * `seed`. PiSSA needs `baseWeight(path)`; its residual weights are returned in `residuals`.
+ * `seed`. PiSSA and DoRA need `baseWeight(path)` (storage layout); PiSSA's residual weights are
+ * returned in `residuals`, DoRA's initial magnitudes are in the adapter.
  */
 export function createAdapter(
   config: LoraConfig,
@@ -97,14 +109,34 @@ export function createAdapter(
   const tensors = new Map<string, AdapterTensor>();
   const residuals = new Map<string, Float32Array>();
   for (const mod of selected) {
-    const needsBase =
+    const pissa =
       typeof config.init_lora_weights === "string" && config.init_lora_weights.startsWith("pissa");
-    const base = needsBase && mod.kind === "linear" ? opts.baseWeight?.(mod.path) : undefined;
-    const { A, B, residual } = initLoraPair(mod, config.init_lora_weights, opts.seed, base);
+    const needsBase = config.use_dora || (pissa && mod.kind === "linear");
+    const base = needsBase ? opts.baseWeight?.(mod.path) : undefined;
+    if (needsBase && !base)
+      throw new LoraTsError(`createAdapter: ${mod.path} needs its base weight (DoRA's magnitude or PiSSA)`);
+    const { A, B, residual } = initLoraPair(
+      mod,
+      config.init_lora_weights,
+      opts.seed,
+      pissa ? base : undefined,
+    );
     const keys = loraKeys(mod.path, mod.kind);
     tensors.set(keys.A, { shape: [mod.r, mod.in], data: A, dtype: "float32" });
     tensors.set(keys.B, { shape: [mod.out, mod.r], data: B, dtype: "float32" });
     if (residual) residuals.set(mod.path, residual);
+    if (config.use_dora) {
+      // m₀ = ‖W + s·B·A‖ with W the frozen weight as trained (PiSSA's residual), as PEFT initialises
+      // DoRA after PiSSA has replaced the base weight.
+      const m = weightNorm(
+        residual ?? base!,
+        { shape: [mod.r, mod.in], data: A },
+        { shape: [mod.out, mod.r], data: B },
+        mod.scaling,
+        { fanInFanOut: mod.kind === "linear" && mod.fanInFanOut, embedding: mod.kind === "embedding" },
+      );
+      tensors.set(magnitudeKey(mod.path), { shape: [mod.out], data: m, dtype: "float32" });
+    }
   }
   return { adapter: { config, tensors }, residuals };
 }
@@ -142,9 +174,10 @@ export function validateAdapter(
       if (!t)
         fail(key, `missing: the config targets ${s.path} (r=${s.r}) but the adapter has no lora_${role}`);
     }
+    if (adapter.config.use_dora && !adapter.tensors.has(magnitudeKey(s.path)))
+      fail(magnitudeKey(s.path), `missing: the config has use_dora but ${s.path} has no magnitude`);
   }
   for (const [key, t] of adapter.tensors) {
-    if (/\.lora_magnitude_vector/.test(key)) fail(key, "DoRA weights are not supported");
     if (/\.lora_B\.bias$/.test(key)) fail(key, "lora_bias (a bias on lora_B) is not supported");
     const p = parseAdapterKey(key);
     const sel = selByPath.get(p.path);
@@ -163,6 +196,12 @@ export function validateAdapter(
       const r = sel!.r;
       const what = `${p.path} (${sel!.kind}, in ${sel!.in}, out ${sel!.out}, r ${r})`;
       expectShape(key, t, p.role === "A" ? [r, sel!.in] : [sel!.out, r], what);
+      continue;
+    }
+    if (p.role === "magnitude") {
+      if (!adapter.config.use_dora) fail(key, "unexpected: a DoRA magnitude, but the config has no use_dora");
+      if (!sel) fail(key, `unexpected: the config does not target module ${p.path}`);
+      expectShape(key, t, [sel!.out], `the DoRA magnitude of ${p.path}`);
       continue;
     }
     if (p.role === "base_weight") {

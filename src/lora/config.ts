@@ -41,7 +41,7 @@ export interface LoraConfig {
   alpha_pattern: Record<string, number>;
   modules_to_save: string[] | null;
   inference_mode: boolean;
-  /** Always false here: DoRA is refused on parse. */
+  /** DoRA (dora.ts): a trained magnitude per output beside A and B. */
   use_dora: boolean;
   /** The JSON object as read (key order and unknown fields kept); {} for a config built in code. */
   raw: Record<string, unknown>;
@@ -107,7 +107,6 @@ const KNOWN_FIELDS = Object.keys(PEFT_DEFAULTS) as (keyof typeof PEFT_DEFAULTS)[
  * with the matching init_lora_weights, which is refused itself, so they are passed through.)
  */
 const UNSUPPORTED_WHEN_SET: Record<string, string> = {
-  use_dora: "DoRA (use_dora) is not supported",
   lora_bias: "lora_bias (a trainable bias on lora_B) is not supported",
   use_qalora: "QALoRA (use_qalora) is not supported",
   layer_replication: "layer_replication is not supported",
@@ -233,6 +232,7 @@ const LoraConfigSchema = z
     bias: field("bias", z.enum(["none", "all", "lora_only"], says('must be "none", "all" or "lora_only"'))),
     fan_in_fan_out: field("fan_in_fan_out", z.boolean(says("must be true or false"))),
     use_rslora: field("use_rslora", z.boolean(says("must be true or false"))),
+    use_dora: field("use_dora", z.boolean(says("must be true or false"))),
     inference_mode: field("inference_mode", z.boolean(says("must be true or false"))),
     task_type: orNull(z.string(), "must be a string or null"),
     base_model_name_or_path: orNull(z.string(), "must be a string or null"),
@@ -320,7 +320,6 @@ export function parseLoraConfig(json: unknown, file?: string): LoraConfig {
     // Pattern keys are copied from the input itself, so keys like "__proto__" stay plain keys.
     rank_pattern: ownCopy((raw["rank_pattern"] ?? {}) as Record<string, number>),
     alpha_pattern: ownCopy((raw["alpha_pattern"] ?? {}) as Record<string, number>),
-    use_dora: false,
     raw: { ...raw },
   };
 }

@@ -274,23 +274,24 @@ test("validation: shape mismatch, missing key, unexpected key and unsupported fe
   });
   assert.throws(
     () => validateAdapter(bad4, llamaModules(2)),
-    /lora_magnitude_vector": DoRA weights are not supported/,
+    /lora_magnitude_vector": unexpected: a DoRA magnitude, but the config has no use_dora/,
   );
   // A model without layer 1 (another base model): the rank-pattern'd v_proj of layer 1 is unexpected.
   assert.throws(
     () => validateAdapter(a, llamaModules(1)),
     /layers\.1\.self_attn\.q_proj\.lora_A\.weight": unexpected: the model has no module/,
   );
-  // Unsupported config feature in a file.
+  // use_dora without the magnitudes.
   const dora = fresh();
   writePeftStyle(dora);
   const cfg = JSON.parse(readFileSync(join(dora, "adapter_config.json"), "utf8"));
   writeFileSync(join(dora, "adapter_config.json"), JSON.stringify({ ...cfg, use_dora: true }));
   assert.throws(
-    () => loadAdapter(dora),
+    () => loadAdapter(dora, llamaModules(2)),
     (e: Error) =>
-      e.message ===
-      `${join(dora, "adapter_config.json")}: LoRA config field use_dora: DoRA (use_dora) is not supported (got true)`,
+      /tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector": missing: the config has use_dora but model\.layers\.0\.self_attn\.q_proj has no magnitude$/.test(
+        e.message,
+      ),
   );
   // Not an adapter directory.
   assert.throws(() => loadAdapter(join(dir, "nope")), /not an adapter directory \(no adapter_config\.json\)/);

@@ -76,7 +76,7 @@ test("validation errors are one line naming the field", () => {
     [{ lora_dropout: 1 }, /field lora_dropout: must be a number in \[0, 1\)/],
     [{ lora_dropout: -0.1 }, /field lora_dropout/],
     [{ bias: "some" }, /field bias: must be "none", "all" or "lora_only"/],
-    [{ use_dora: true }, /field use_dora: DoRA \(use_dora\) is not supported/],
+    [{ use_dora: "yes" }, /field use_dora: must be true or false/],
     [{ modules_to_save: ["score"] }, /field modules_to_save: fully trained extra modules are not supported/],
     [{ init_lora_weights: "olora" }, /field init_lora_weights: "olora" is not supported/],
     [{ init_lora_weights: "loftq" }, /field init_lora_weights: "loftq" is not supported/],

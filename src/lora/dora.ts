@@ -1,0 +1,137 @@
+/**
+ * DoRA (Liu et al. 2024, "Weight-Decomposed Low-Rank Adaptation") as PEFT's use_dora
+ * (peft/tuners/lora/dora.py and variants.py). The adapted weight is split into a trained magnitude
+ * m (one number per output) and a direction, the LoRA-updated weight normalised per output:
+ *
+ *     V  = W + s·B·A                 the LoRA weight of layer.ts
+ *     n  = ‖V‖ per output            a row of [out, in]; for an embedding, a column of [vocab, dim]
+ *     W' = (m / n) ⊙ V               the merged weight (`lora-ts merge`)
+ *     m₀ = n at the start            so a fresh DoRA adapter leaves the model unchanged
+ *
+ * n is a constant in the backward pass (the paper's section 4.3; PEFT detaches it), so only m, A
+ * and B get gradients. The magnitude is saved as `base_model.model.<path>.lora_magnitude_vector`
+ * ([out]; [dim] for an embedding): PEFT drops the ".default.weight" of its module's parameter when it
+ * saves. The trainable parameters of a module are LoRA's r·(in + out) plus out.
+ *
+ * This file holds the numbers computed outside a graph (the initial magnitude, the merged weight,
+ * the factor m/n a server folds into its output); weights are in their storage layout, [out, in]
+ * for a linear layer and [in, out] for GPT-2's Conv1D (fanInFanOut) and an embedding [vocab, dim].
+ */
+import { LoraTsError } from "../util/errors.js";
+import { deltaWeight, loraParamCount, type Matrix } from "./layer.js";
+
+/** What the weight's storage layout is: whether the output index is the inner (column) one. */
+export interface DoraLayout {
+  fanInFanOut?: boolean;
+  embedding?: boolean;
+}
+
+/** Trainable parameters of one DoRA module: LoRA's r·(in + out) and the magnitude's out. */
+export function doraParamCount(r: number, fin: number, fout: number): number {
+  return loraParamCount(r, fin, fout) + fout;
+}
+
+/** Whether the output index runs along columns of the stored weight ([in, out] / [vocab, dim]). */
+function outputsAreColumns(layout: DoraLayout): boolean {
+  return layout.fanInFanOut === true || layout.embedding === true;
+}
+
+/**
+ * n = ‖W + s·B·A‖ per output, summed in float64, with W the base weight in its storage layout. It is
+ * also the initial magnitude m₀ (‖W‖ for PEFT's default init, where B is zero).
+ */
+export function weightNorm(
+  W: Float32Array,
+  A: Matrix,
+  B: Matrix,
+  s: number,
+  layout: DoraLayout = {},
+): Float32Array {
+  const V = loraWeight(W, A, B, s, layout);
+  return columnOrRowNorms(V, B.shape[0]!, outputsAreColumns(layout));
+}
+
+/** The factor m / n per output that turns the LoRA weight V into DoRA's W' = (m / n) ⊙ V. */
+export function doraFactor(
+  magnitude: Float32Array,
+  W: Float32Array,
+  A: Matrix,
+  B: Matrix,
+  s: number,
+  layout: DoraLayout = {},
+): Float32Array {
+  const n = weightNorm(W, A, B, s, layout);
+  checkMagnitude(magnitude, n.length);
+  const f = new Float32Array(n.length);
+  for (let i = 0; i < n.length; i++) f[i] = magnitude[i]! / n[i]!;
+  return f;
+}
+
+/** W' = (m / n) ⊙ (W + s·B·A), in W's storage layout: the weight `merge` writes. */
+export function doraMergedWeight(
+  magnitude: Float32Array,
+  W: Float32Array,
+  A: Matrix,
+  B: Matrix,
+  s: number,
+  layout: DoraLayout = {},
+): Float32Array {
+  const nOut = B.shape[0]!;
+  checkMagnitude(magnitude, nOut);
+  const V = loraWeight(W, A, B, s, layout);
+  const n = columnOrRowNorms(V, nOut, outputsAreColumns(layout));
+  const nIn = V.length / nOut;
+  const out = new Float32Array(V.length);
+  if (outputsAreColumns(layout)) {
+    for (let j = 0; j < nIn; j++)
+      for (let i = 0; i < nOut; i++) out[j * nOut + i] = (magnitude[i]! / n[i]!) * V[j * nOut + i]!;
+  } else {
+    for (let i = 0; i < nOut; i++) {
+      const f = magnitude[i]! / n[i]!;
+      for (let j = 0; j < nIn; j++) out[i * nIn + j] = f * V[i * nIn + j]!;
+    }
+  }
+  return out;
+}
+
+/** V = W + s·B·A in W's storage layout. */
+function loraWeight(W: Float32Array, A: Matrix, B: Matrix, s: number, layout: DoraLayout): Float32Array {
+  const delta = deltaWeight(A, B, s, layout);
+  if (delta.length !== W.length) {
+    throw new LoraTsError(
+      `DoRA: the base weight has ${W.length} values but s·B·A has ${delta.length} (A [${A.shape.join(", ")}], B [${B.shape.join(", ")}])`,
+    );
+  }
+  for (let i = 0; i < delta.length; i++) delta[i] = W[i]! + delta[i]!;
+  return delta;
+}
+
+/** The L2 norm of each output's weights: rows of [nOut, nIn], or columns of [nIn, nOut]. */
+function columnOrRowNorms(V: Float32Array, nOut: number, columns: boolean): Float32Array {
+  const nIn = V.length / nOut;
+  const acc = new Float64Array(nOut);
+  if (columns) {
+    for (let j = 0; j < nIn; j++)
+      for (let i = 0; i < nOut; i++) {
+        const v = V[j * nOut + i]!;
+        acc[i]! += v * v;
+      }
+  } else {
+    for (let i = 0; i < nOut; i++) {
+      let a = 0;
+      for (let j = 0; j < nIn; j++) {
+        const v = V[i * nIn + j]!;
+        a += v * v;
+      }
+      acc[i] = a;
+    }
+  }
+  const out = new Float32Array(nOut);
+  for (let i = 0; i < nOut; i++) out[i] = Math.sqrt(acc[i]!);
+  return out;
+}
+
+function checkMagnitude(m: Float32Array, nOut: number): void {
+  if (m.length !== nOut)
+    throw new LoraTsError(`DoRA: the magnitude has ${m.length} values but the layer has ${nOut} outputs`);
+}
