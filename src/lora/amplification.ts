@@ -33,7 +33,13 @@ import { listModules } from "../models/modules.js";
 import { LoraTsError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import { type Adapter, loraKeys, validateAdapter } from "./adapter.js";
-import { moduleMatches, orthonormalizeRows, RANK_TOLERANCE, rightSingularBasis } from "./subspace.js";
+import {
+  moduleMatches,
+  orthonormalizeRows,
+  RANK_TOLERANCE,
+  refuseDora,
+  rightSingularBasis,
+} from "./subspace.js";
 import { topSvd } from "./svd.js";
 
 /** The top singular triplets of a low-rank product. */
@@ -252,6 +258,7 @@ export function adapterAmplification(
   adapter: Adapter,
   opts: { module?: string; seed?: number; wTop?: boolean } = {},
 ): AmplificationResult[] {
+  refuseDora(adapter, "amplification");
   const selected = validateAdapter(adapter, listModules(model.config), { modelType: model.config.modelType });
   const out: AmplificationResult[] = [];
   for (const m of selected) {

@@ -11,7 +11,8 @@
  *   therefore folded into B: alpha = lora_alpha is written and B is multiplied by s·r/alpha, which is 1
  *   for a plain LoRA module, so a plain adapter is written exactly as llama.cpp's converter writes it.
  * What a GGUF adapter cannot express is refused in one line: a LoRA on the head of a tied model (the
- * exported base has no output.weight), trained biases, modules_to_save.
+ * exported base has no output.weight), trained biases, modules_to_save, and DoRA (llama.cpp's adapter
+ * adds s·B·A·x and has no per-output magnitude to rescale with).
  */
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -69,6 +70,11 @@ export async function exportGgufAdapter(opts: ExportGgufAdapterOptions): Promise
   const modules = listModules(cfg);
   const selected = validateAdapter(adapter, modules, { modelType: cfg.modelType });
   const where = `${opts.adapter}: `;
+  if (lc.use_dora) {
+    throw new LoraTsError(
+      `${where}a DoRA adapter (use_dora) cannot be expressed in a GGUF adapter (llama.cpp's LoRA has no magnitude vector); merge instead (export gguf --adapter)`,
+    );
+  }
   if (lc.modules_to_save && lc.modules_to_save.length > 0) {
     throw new LoraTsError(
       `${where}modules_to_save (${lc.modules_to_save.join(", ")}) cannot be expressed in a GGUF adapter; merge instead (export gguf --adapter)`,

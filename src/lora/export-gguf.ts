@@ -1,6 +1,7 @@
 /**
- * `lora-ts export gguf`: a model, with an adapter merged in (W' = W + s·B·A, trained biases replacing
- * the base's), as one llama.cpp GGUF file. The merge is lora/'s (merge.ts, bias.ts, as `lora-ts
+ * `lora-ts export gguf`: a model, with an adapter merged in (W' = W + s·B·A, or DoRA's
+ * (m / n) ⊙ (W + s·B·A): llama.cpp has no DoRA, so merging is the only way there; trained biases
+ * replacing the base's), as one llama.cpp GGUF file. The merge is lora/'s (merge.ts, bias.ts, as `lora-ts
  * merge` does it); the file layout is models/export-gguf.ts's, which takes the merged tensors as
  * overrides, so nothing is written to disk but the .gguf.
  */
@@ -18,7 +19,7 @@ import { type Adapter, validateAdapter } from "./adapter.js";
 import { loadAdapter } from "./adapter-files.js";
 import { resolveAdapterPath } from "./adapter-path.js";
 import { adapterBias, trainedBiases } from "./bias.js";
-import { adapterDelta, mergeInto } from "./merge.js";
+import { mergeModule } from "./merge.js";
 
 export interface ExportGgufModelOptions {
   /** Model folder, hub id or .gguf (as --model everywhere). */
@@ -78,14 +79,15 @@ export async function exportGgufModel(opts: ExportGgufModelOptions): Promise<{ m
         cfg.tieWordEmbeddings &&
         selected.some((s) => s.path === family.headPath || s.path === family.embeddingPath);
       for (const s of selected) {
-        const delta = adapterDelta(adapter, s.path, { fanInFanOut: s.fanInFanOut });
-        if (!delta) continue;
         const name = `${s.path}.weight`;
         const base =
           name === `${family.headPath}.weight` && cfg.tieWordEmbeddings
             ? `${family.embeddingPath}.weight`
             : name;
-        override.set(name, mergeInto(model.weights.readFloat32(base), delta));
+        const merged = mergeModule(adapter, s.path, model.weights.readFloat32(base), {
+          fanInFanOut: s.fanInFanOut,
+        });
+        if (merged) override.set(name, merged);
       }
       if (untie && !override.has(`${family.headPath}.weight`)) {
         override.set(

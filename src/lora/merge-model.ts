@@ -1,6 +1,6 @@
 /**
- * `lora-ts merge`: W' = W + s·B·A written into a complete Hugging Face model directory, so inference
- * costs nothing extra. The output is assembled in a temporary folder and renamed into place; the base
+ * `lora-ts merge`: W' = W + s·B·A (DoRA: (m / n) ⊙ (W + s·B·A), merge.ts mergeModule) written into a
+ * complete Hugging Face model directory, so inference costs nothing extra. The output is assembled in a temporary folder and renamed into place; the base
  * model's files are only read, and an output that is, is inside or contains the base model's folder is
  * refused whatever the flags (with `force`, replacing it would delete the base).
  */
@@ -20,7 +20,7 @@ import { type Adapter, validateAdapter } from "./adapter.js";
 import { loadAdapter } from "./adapter-files.js";
 import { resolveAdapterPath } from "./adapter-path.js";
 import { adapterBias, trainedBiases } from "./bias.js";
-import { adapterDelta, mergeInto } from "./merge.js";
+import { mergeModule } from "./merge.js";
 
 export type MergeDtype = "same" | "f32" | "bf16" | "f16";
 
@@ -79,11 +79,8 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
   // the two uses of the table only, so after merging they differ.
   const embedPath = familyOf(cfg).embeddingPath;
   const untie = cfg.tieWordEmbeddings && selected.some((s) => s.path === "lm_head" || s.path === embedPath);
-  const deltas = new Map<string, Float32Array>();
-  for (const s of selected) {
-    const delta = adapterDelta(adapter, s.path, { fanInFanOut: s.fanInFanOut });
-    if (delta) deltas.set(`${s.path}.weight`, delta);
-  }
+  // The adapted weights, merged as each is written (DoRA's merged weight needs W itself).
+  const adapted = new Map(selected.map((s) => [`${s.path}.weight`, s]));
   // Trained biases replace the base's.
   const biases = new Map<string, Float32Array>();
   for (const b of trainedBiases(adapter.config, modules, selected)) {
@@ -98,11 +95,12 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
     const dtype = wantDtype ?? info.dtype;
     const bias = biases.get(name);
     if (bias) return { name, dtype, shape: info.shape, data: encode(bias, dtype) };
-    const delta = deltas.get(name);
-    if (!delta && dtype === info.dtype)
+    const sel = adapted.get(name);
+    if (!sel && dtype === info.dtype)
       return { name, dtype, shape: info.shape, data: model.weights.readTyped(name) };
     const w = model.weights.readFloat32(name);
-    return { name, dtype, shape: info.shape, data: encode(delta ? mergeInto(w, delta) : w, dtype) };
+    const merged = sel ? mergeModule(adapter, sel.path, w, { fanInFanOut: sel.fanInFanOut }) : undefined;
+    return { name, dtype, shape: info.shape, data: encode(merged ?? w, dtype) };
   });
 
   await writeDirAtomic(
@@ -124,5 +122,5 @@ export async function mergeModel(opts: MergeOptions): Promise<{ merged: string[]
     { replace: opts.force },
   );
   model.weights.close();
-  return { merged: [...deltas.keys(), ...biases.keys()] };
+  return { merged: [...adapted.keys(), ...biases.keys()] };
 }

@@ -5,10 +5,15 @@
  *   linear     W [out, in]:  W' = W + s·B·A                 (A [r, in], B [out, r])
  *   Conv1D     W [in, out]:  W' = W + (s·B·A)ᵀ              (fan_in_fan_out)
  *   embedding  W [vocab, dim]: W' = W + (B·A)ᵀ·s            (A [r, vocab], B [dim, r])
+ *
+ * A DoRA adapter (use_dora) merges to W' = (m / n) ⊙ (W + s·B·A) per output instead (dora.ts), which
+ * is not W plus a delta that could be computed without W: mergeModule is the one entry point for
+ * both. Combining refuses DoRA adapters (combineAdapters).
  */
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, type AdapterTensor, loraKeys, parseAdapterKey } from "./adapter.js";
+import { type Adapter, type AdapterTensor, loraKeys, magnitudeKey, parseAdapterKey } from "./adapter.js";
 import { type LoraConfig, scaling } from "./config.js";
+import { doraMergedWeight } from "./dora.js";
 import { deltaWeight } from "./layer.js";
 
 export { deltaWeight, type Matrix } from "./layer.js";
@@ -45,6 +50,35 @@ export function adapterDelta(
         embedding: kind === "embedding",
       });
     }
+  }
+  return undefined;
+}
+
+/**
+ * The merged weight of module `path`, in W's storage layout: W + s·B·A for LoRA, (m / n) ⊙ (W + s·B·A)
+ * for DoRA. Undefined when the adapter does not adapt `path`. W may be overwritten (LoRA adds in place).
+ */
+export function mergeModule(
+  adapter: Adapter,
+  path: string,
+  W: Float32Array,
+  opts: { fanInFanOut?: boolean } = {},
+): Float32Array | undefined {
+  if (!adapter.config.use_dora) {
+    const delta = adapterDelta(adapter, path, opts);
+    return delta ? mergeInto(W, delta) : undefined;
+  }
+  for (const kind of ["linear", "embedding"] as const) {
+    const keys = loraKeys(path, kind);
+    const A = adapter.tensors.get(keys.A);
+    const B = adapter.tensors.get(keys.B);
+    if (!A || !B) continue;
+    const m = adapter.tensors.get(magnitudeKey(path));
+    if (!m) throw new LoraTsError(`merge: ${path} has use_dora but no ${magnitudeKey(path)}`);
+    return doraMergedWeight(m.data, W, A, B, scaling(adapter.config, path), {
+      fanInFanOut: kind === "linear" && opts.fanInFanOut === true,
+      embedding: kind === "embedding",
+    });
   }
   return undefined;
 }
@@ -86,6 +120,13 @@ export function combineAdapters(
   const first = adapters[0]!.config;
   for (let i = 0; i < adapters.length; i++) {
     const c = adapters[i]!.config;
+    // A trained magnitude belongs to its own direction (W + s·B·A): no sum of A's and B's keeps it.
+    // PEFT's add_weighted_adapter does not refuse, but its result carries a fresh magnitude (‖W‖),
+    // silently dropping the trained ones; refusing is the honest choice.
+    if (c.use_dora)
+      throw new LoraTsError(
+        `combine: ${name(i)} is a DoRA adapter (use_dora), whose magnitudes cannot be combined; merge it into the model instead`,
+      );
     if (c.bias !== "none")
       throw new LoraTsError(
         `combine: ${name(i)} trains biases (bias ${JSON.stringify(c.bias)}), which cannot be combined`,

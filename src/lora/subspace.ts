@@ -197,6 +197,18 @@ export function adapterAMatrices(adapter: Adapter): Map<string, AdapterA> {
 }
 
 /**
+ * Refuses a DoRA adapter (use_dora) in one line. Its update is (m/n − 1) ⊙ W + (m/n) ⊙ s·B·A, whose
+ * input subspace is not A's and whose rank is not r, so section 7's analyses, read from A and B
+ * alone, would describe an update the adapter does not make.
+ */
+export function refuseDora(adapter: Adapter, analysis: string): void {
+  if (adapter.config.use_dora)
+    throw new LoraTsError(
+      `${adapter.source ?? "adapter"}: a DoRA adapter (use_dora); the ${analysis} analysis reads s·B·A alone and would ignore its magnitudes, so it is not supported`,
+    );
+}
+
+/**
  * Whether `path` is selected by a --module filter: the full path, or its trailing components
  * ("q_proj", "self_attn.q_proj"), never part of a component ("proj" selects nothing).
  */
@@ -236,6 +248,8 @@ export function compareAdapterSubspaces(
   b: Adapter,
   opts: { module?: string } = {},
 ): SubspaceComparison {
+  refuseDora(a, "subspace");
+  refuseDora(b, "subspace");
   const keep = (p: string) => opts.module === undefined || moduleMatches(p, opts.module);
   const ma = new Map([...adapterAMatrices(a)].filter(([p]) => keep(p)));
   const mb = new Map([...adapterAMatrices(b)].filter(([p]) => keep(p)));
