@@ -73,6 +73,7 @@ export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions 
   const active = new Set<Value>(wrt);
   for (let i = from; i < g.nodes.length; i++) {
     const n = g.nodes[i]!;
+    if (g.gradientStops.has(n)) continue; // ops.stopGradient: its output is a constant
     if (n.inputs.some((x) => x && active.has(x)))
       for (const o of n.outputs) if (isFloat(o.dtype)) active.add(o);
   }

@@ -190,6 +190,7 @@ function copyNodes(g: Graph, nodes: Node[], folded: Set<Node>, map: Map<Value, V
     const inputs = n.inputs.map((v) => (v ? (map.get(v) ?? v) : null));
     const outs = n.outputs.map((v) => ({ dtype: v.dtype, shape: v.shape }));
     const c = g.addNode(n.op, inputs, n.attrs, outs, n.domain);
+    if (g.gradientStops.has(n)) g.gradientStops.add(c); // a stopGradient stays one in the copy
     n.outputs.forEach((v, k) => {
       map.set(v, c.outputs[k]!);
     });

@@ -127,6 +127,11 @@ export class Graph {
   /** Regions whose backward pass is written by hand (see `region`), keyed by their last node. */
   readonly regions = new Map<Node, Region>();
   /**
+   * Nodes whose outputs carry no gradient (ops.stopGradient): the autodiff treats their outputs as
+   * constants, as PyTorch's detach() does.
+   */
+  readonly gradientStops = new Set<Node>();
+  /**
    * The name of the region whose forward pass is being built, if any: regions do not nest, but a
    * layer checkpoint (checkpoint.ts) encloses regions built inside it.
    */

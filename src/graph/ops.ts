@@ -180,6 +180,15 @@ export const abs = (x: Value) => unary("Abs", x);
 export const round = (x: Value) => unary("Round", x);
 export const not = (x: Value) => unary("Not", x);
 export const identity = (x: Value) => unary("Identity", x);
+/**
+ * x, as a constant for the autodiff (PyTorch's detach()): an Identity node that `grad` does not
+ * differentiate through, so nothing computed from x before it gets a gradient along this path.
+ */
+export function stopGradient(x: Value): Value {
+  const y = unary("Identity", x);
+  x.graph.gradientStops.add(y.producer!);
+  return y;
+}
 /** GELU, erf form (ORT contrib op). */
 export const gelu = (x: Value) => unary("Gelu", x, MS_DOMAIN);
 /** GELU, tanh approximation (ORT contrib op), as GPT-2's "gelu_new". */

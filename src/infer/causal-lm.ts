@@ -52,13 +52,18 @@ export class CausalLM {
     let adapters: AdapterSet | null = null;
     let wrapContext = opts.wrapContext;
     if (opts.adapters && opts.adapters.length > 0) {
-      const set = new AdapterSet(listModules(model.config), model.config.modelType, (path) =>
-        model.weights.readFloat32(`${path}.bias`),
+      const set = new AdapterSet(
+        listModules(model.config),
+        model.config.modelType,
+        (path) => model.weights.readFloat32(`${path}.bias`),
+        (path) => model.weights.readFloat32(`${path}.weight`),
       );
       for (const a of opts.adapters) set.add(a.name, a.adapter);
       const union = set.union();
       const biases = set.biasUnion();
-      wrapContext = (base) => loraContext(base, union, { scaling: "fed", biases });
+      // DoRA factor inputs only when a DoRA adapter is loaded: LoRA-only graphs stay as they were.
+      const dora = set.usesDora();
+      wrapContext = (base) => loraContext(base, union, { scaling: "fed", biases, dora });
       adapters = set;
     }
     const runner = await forwardRunner(model, {

@@ -13,12 +13,26 @@
  * ([out]; [dim] for an embedding): PEFT drops the ".default.weight" of its module's parameter when it
  * saves. The trainable parameters of a module are LoRA's r·(in + out) plus out.
  *
- * This file holds the numbers computed outside a graph (the initial magnitude, the merged weight,
- * the factor m/n a server folds into its output); weights are in their storage layout, [out, in]
- * for a linear layer and [in, out] for GPT-2's Conv1D (fanInFanOut) and an embedding [vocab, dim].
+ * The forward pass, as PEFT computes it (f = m / n per output, y's bias b apart):
+ *
+ *     linear:     y = f ⊙ (W·x + s·B·A·x) + b
+ *       with dropout (training):  y = W·x + b + (f − 1) ⊙ W·drop(x) + f ⊙ s·B·A·drop(x)
+ *                 (PEFT's form: the base term is recomputed on drop(x), without its bias; with the
+ *                 dropout rate 0 it is the form above)
+ *     embedding:  y = f ⊙ (E[ids] + s·Aᵀ[ids]·Bᵀ)                 (no dropout on embeddings)
+ *
+ * In a training graph f = m / stopGradient(n) with n computed from the current A and B each step
+ * (`doraNorm`); a serving graph is fed f itself (`doraFactor`, once per adapter load).
+ *
+ * The numbers computed outside a graph (the initial magnitude, the merged weight, the factor m/n a
+ * server feeds) take weights in their storage layout, [out, in] for a linear layer and [in, out]
+ * for GPT-2's Conv1D (fanInFanOut) and an embedding [vocab, dim].
  */
+import type { Value } from "../graph/ir.js";
+import * as nn from "../graph/nn.js";
+import * as o from "../graph/ops.js";
 import { LoraTsError } from "../util/errors.js";
-import { deltaWeight, loraParamCount, type Matrix } from "./layer.js";
+import { deltaWeight, loraEmbedding, loraLinear, loraParamCount, type Matrix } from "./layer.js";
 
 /** What the weight's storage layout is: whether the output index is the inner (column) one. */
 export interface DoraLayout {
@@ -134,4 +148,77 @@ function columnOrRowNorms(V: Float32Array, nOut: number, columns: boolean): Floa
 function checkMagnitude(m: Float32Array, nOut: number): void {
   if (m.length !== nOut)
     throw new LoraTsError(`DoRA: the magnitude has ${m.length} values but the layer has ${nOut} outputs`);
+}
+
+// ---------------------------------------------------------------- the graph
+
+/** The factor f = m / n, with n a constant of the backward pass (the paper's section 4.3). */
+export function doraGraphFactor(magnitude: Value, n: Value): Value {
+  return o.div(magnitude, o.stopGradient(n));
+}
+
+/**
+ * n = ‖W + s·B·A‖ per output [out] without forming W + s·B·A ([out, in]): with P = A·Wᵀ [r, out]
+ * (the base layer applied to the rows of A) and ‖W_j‖² per output (`w2`, a constant of the base),
+ *
+ *     n_j² = ‖W_j‖² + 2s·Σ_k B_jk·P_kj + s²·B_j·(A·Aᵀ)·B_jᵀ
+ *
+ * which costs r·in·out multiply-adds, as one training token per rank would, instead of out·in for
+ * the whole sum and its square. For an embedding, W_j is the table's column j and P = A·E [r, dim].
+ */
+export function doraNorm(w2: Value, P: Value, A: Value, B: Value, s: Value | number): Value {
+  const cross = o.reduceSum(o.mul(B, o.transpose(P, [1, 0])), [1], false); // Σ_k B_jk·P_kj
+  const gram = o.product(A, A, false, true); // A·Aᵀ [r, r]
+  const quad = o.reduceSum(o.mul(o.product(B, gram, false, false), B), [1], false);
+  const twoS = typeof s === "number" ? 2 * s : o.mul(s, 2);
+  const sSquared = typeof s === "number" ? s * s : o.mul(s, s);
+  const n2 = o.add(o.add(w2, o.mul(cross, twoS)), o.mul(quad, sSquared));
+  return o.sqrt(n2);
+}
+
+/**
+ * Linear DoRA without dropout: f ⊙ (W·x + s·B·A·x) + b, with `wx` = W·x the frozen product
+ * without its bias and `bias` b (null: none).
+ */
+export function doraLinear(
+  wx: Value,
+  bias: Value | null,
+  x: Value,
+  A: Value,
+  B: Value,
+  s: Value | number,
+  f: Value,
+): Value {
+  const y = o.mul(f, loraLinear(wx, x, A, B, s));
+  return bias ? o.add(y, bias) : y;
+}
+
+/**
+ * Linear DoRA with dropout (PEFT's training form): W·x + b + (f − 1) ⊙ W·drop(x) + f ⊙ s·B·h, with
+ * `wDropped` = W·drop(x) (no bias) and `h` = drop(x)·Aᵀ on the same mask.
+ */
+export function doraLinearDropout(
+  wx: Value,
+  bias: Value | null,
+  wDropped: Value,
+  h: Value,
+  B: Value,
+  s: Value | number,
+  f: Value,
+): Value {
+  const base = bias ? o.add(wx, bias) : wx;
+  const update = nn.linear(typeof s === "number" && s === 1 ? h : o.mul(h, s), B); // s·B·h
+  return o.add(o.add(base, o.mul(o.sub(f, 1), wDropped)), o.mul(f, update));
+}
+
+/** Embedding DoRA: f ⊙ (E[ids] + s·Aᵀ[ids]·Bᵀ), with `rows` = E[ids]. */
+export function doraEmbedding(
+  rows: Value,
+  ids: Value,
+  A: Value,
+  B: Value,
+  s: Value | number,
+  f: Value,
+): Value {
+  return o.mul(f, loraEmbedding(rows, ids, A, B, s));
 }

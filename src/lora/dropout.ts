@@ -57,6 +57,19 @@ export class DropoutInputs {
     return droppedProduct(x, this.maskFor(x), this.scale, A);
   }
 
+  /**
+   * drop(x) and drop(x)·Aᵀ on one mask, for DoRA's dropout form, which also multiplies the frozen
+   * weight by drop(x) (dora.ts). drop(x) is then an activation of its own until that product's
+   * backward pass is done with it; the product with A still keeps only x.
+   */
+  dropAndProject(x: Value, A: Value): { dropped: Value; projected: Value } {
+    const keep = this.maskFor(x);
+    return {
+      dropped: o.mul(x, keepFactor(x, keep, this.scale)),
+      projected: droppedProduct(x, keep, this.scale, A),
+    };
+  }
+
   private maskFor(x: Value): Value {
     const [b, t, features] = x.shape;
     if (x.rank !== 3 || b !== "batch" || t !== "seq" || typeof features !== "number")

@@ -9,12 +9,17 @@
  * B = 0) and training feeds the current parameters each step. The rank is a symbolic dim per
  * module, so adapters of different ranks share a session. The graph always multiplies by s; only
  * where s comes from differs (LoraGraphOptions.scaling).
+ *
+ * With DoRA (LoraGraphOptions.dora) each selected module's output is scaled per output by
+ * f = m / ‖W + s·B·A‖ (dora.ts): in training the magnitude m is one more trained input, under its
+ * PEFT key, and the norm is computed from the current A and B; in serving f itself is fed.
  */
 import type { Value } from "../graph/ir.js";
 import * as o from "../graph/ops.js";
 import type { LinearSpec, ModuleContext } from "../models/module.js";
-import { loraKeys } from "./adapter.js";
+import { loraKeys, magnitudeKey } from "./adapter.js";
 import type { TrainedBias } from "./bias.js";
+import { doraEmbedding, doraGraphFactor, doraLinear, doraLinearDropout, doraNorm } from "./dora.js";
 import type { DropoutInputs } from "./dropout.js";
 import { loraEmbedding, loraLinear } from "./layer.js";
 import type { SelectedModule } from "./targets.js";
@@ -22,6 +27,11 @@ import type { SelectedModule } from "./targets.js";
 /** The name of a module's scaling input (a float32 scalar) when the scaling is fed. */
 export function scalingInputName(path: string): string {
   return `lora_scaling:${path}`;
+}
+
+/** The name of a module's DoRA factor input (float32 [out], m / n) when the scaling is fed. */
+export function doraFactorInputName(path: string): string {
+  return `dora_factor:${path}`;
 }
 
 export interface LoraGraphOptions {
@@ -35,12 +45,18 @@ export interface LoraGraphOptions {
   dropout?: DropoutInputs;
   /** Layers whose bias is a graph input (trained, or fed from an adapter) instead of the base's. */
   biases?: readonly TrainedBias[];
+  /**
+   * DoRA on every selected module. Scaling "config": the magnitude is a trained input named by
+   * magnitudeKey and f = m / n is computed in the graph. "fed": f is an input named
+   * doraFactorInputName (ones for a module the chosen adapter leaves alone or adapts by plain LoRA).
+   */
+  dora?: boolean;
 }
 
 export interface LoraContext extends ModuleContext {
-  /** The A/B (and bias) graph inputs, by PEFT key, in the order they were created. */
+  /** The A/B (DoRA magnitude, bias) graph inputs, by PEFT key, in the order they were created. */
   readonly loraInputs: Map<string, Value>;
-  /** The scaling inputs (scaling "fed" only), by input name. */
+  /** The scaling and DoRA factor inputs (scaling "fed" only), by input name. */
   readonly scalingInputs: Map<string, Value>;
 }
 
@@ -75,15 +91,11 @@ export function loraContext(
     param: (name) => base.param(name),
     linear(x: Value, spec: LinearSpec): Value {
       const bias = spec.bias ? biasByPath.get(spec.path) : undefined;
-      let y: Value;
-      if (bias) {
-        const b = g.input(bias.key, "float32", [bias.size]);
-        loraInputs.set(bias.key, b);
-        y = o.add(base.linear(x, { ...spec, bias: false }), b);
-      } else {
-        y = base.linear(x, spec);
-      }
+      const b = bias ? g.input(bias.key, "float32", [bias.size]) : null;
+      if (bias) loraInputs.set(bias.key, b!);
       const m = byPath.get(spec.path);
+      if (m?.kind === "linear" && opts.dora) return doraModule(x, spec, m, b);
+      const y = b ? o.add(base.linear(x, { ...spec, bias: false }), b) : base.linear(x, spec);
       if (m?.kind !== "linear") return y;
       const { A, B, s } = adapter(m);
       const dropout = opts.dropout;
@@ -94,7 +106,50 @@ export function loraContext(
       const m = byPath.get(path);
       if (m?.kind !== "embedding") return y;
       const { A, B, s } = adapter(m);
-      return loraEmbedding(y, ids, A, B, s);
+      if (!opts.dora) return loraEmbedding(y, ids, A, B, s);
+      // n per column of E [vocab, dim]: ‖E_j‖² and P = A·E [r, dim].
+      const E = base.param(`${path}.weight`);
+      const f = factor(m, A, B, s, () => ({
+        w2: o.reduceSum(o.mul(E, E), [0], false),
+        P: o.product(A, E, false, false),
+      }));
+      return doraEmbedding(y, ids, A, B, s, f);
     },
   };
+
+  /** f = m / n of a DoRA module: fed, or computed from the trained magnitude and `norm`'s parts. */
+  function factor(
+    m: SelectedModule,
+    A: Value,
+    B: Value,
+    s: Value | number,
+    norm: () => { w2: Value; P: Value },
+  ): Value {
+    if (opts.scaling === "fed") {
+      const f = g.input(doraFactorInputName(m.path), "float32", [m.out]);
+      scalingInputs.set(doraFactorInputName(m.path), f);
+      return f;
+    }
+    const magnitude = g.input(magnitudeKey(m.path), "float32", [m.out]);
+    loraInputs.set(magnitudeKey(m.path), magnitude);
+    const { w2, P } = norm();
+    return doraGraphFactor(magnitude, doraNorm(w2, P, A, B, s));
+  }
+
+  /** A DoRA linear layer (dora.ts), its bias `b` apart: the base's, a fed one, or none. */
+  function doraModule(x: Value, spec: LinearSpec, m: SelectedModule, b: Value | null): Value {
+    const frozen = { ...spec, bias: false };
+    const bias = b ?? (spec.bias ? base.param(`${spec.path}.bias`) : null);
+    const wx = base.linear(x, frozen);
+    const { A, B, s } = adapter(m);
+    // n per output row: ‖W_j‖² (folded once by onnxruntime: W is an initializer) and P = A·Wᵀ, the
+    // frozen layer applied to A's rows.
+    const f = factor(m, A, B, s, () => {
+      const W = base.param(`${spec.path}.weight`);
+      return { w2: o.reduceSum(o.mul(W, W), [spec.fanInFanOut ? 0 : 1], false), P: base.linear(A, frozen) };
+    });
+    if (!opts.dropout) return doraLinear(wx, bias, x, A, B, s, f);
+    const { dropped, projected } = opts.dropout.dropAndProject(x, A);
+    return doraLinearDropout(wx, bias, base.linear(dropped, frozen), projected, B, s, f);
+  }
 }

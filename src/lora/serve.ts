@@ -4,13 +4,19 @@
  * "fed"); choosing an adapter per call is only a matter of which tensors are fed: the chosen
  * adapter's A, B and s, and zeros (rank 1, s = 0) for modules it does not touch. Choosing none
  * feeds zeros everywhere, which gives exactly the base model's outputs.
+ *
+ * When some loaded adapter uses DoRA, every module of the union also has a DoRA factor input
+ * f = m / ‖W + s·B·A‖ per output (inject.ts, dora.ts), computed once per adapter from its tensors
+ * and the base weights; it is 1 for a plain LoRA adapter, the base model and untouched modules, where
+ * the DoRA form is the LoRA one.
  */
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, loraKeys, PEFT_PREFIX, validateAdapter } from "./adapter.js";
+import { type Adapter, loraKeys, magnitudeKey, PEFT_PREFIX, validateAdapter } from "./adapter.js";
 import { adapterBias, type TrainedBias, trainedBiases } from "./bias.js";
-import { scalingInputName } from "./inject.js";
+import { doraFactor } from "./dora.js";
+import { doraFactorInputName, scalingInputName } from "./inject.js";
 import type { SelectedModule } from "./targets.js";
 
 interface Loaded {
@@ -28,7 +34,14 @@ export class AdapterSet {
     readonly modelType: string,
     /** The base model's bias of a layer, fed where an adapter trains biases and the chosen one does not. */
     private readonly baseBias: (path: string) => Float32Array,
+    /** The base model's weight of a layer in its storage layout, read for DoRA's factors. */
+    private readonly baseWeight?: (path: string) => Float32Array,
   ) {}
+
+  /** Whether some loaded adapter uses DoRA: the serving graph then has DoRA factor inputs. */
+  usesDora(): boolean {
+    return [...this.loaded.values()].some((l) => l.adapter.config.use_dora);
+  }
 
   get names(): string[] {
     return [...this.loaded.keys()];
@@ -38,6 +51,8 @@ export class AdapterSet {
   add(name: string, adapter: Adapter): void {
     if (this.loaded.has(name)) throw new LoraTsError(`adapter name "${name}" is used twice`);
     const selected = validateAdapter(adapter, this.modules, { modelType: this.modelType });
+    if (adapter.config.use_dora && !this.baseWeight)
+      throw new LoraTsError(`adapter "${name}" uses DoRA, which this server cannot serve (no base weights)`);
     this.loaded.set(name, {
       adapter,
       selected,
@@ -93,6 +108,10 @@ export class AdapterSet {
         dims: [],
         data: Float32Array.of(s?.scaling ?? 0),
       };
+      if (this.usesDora()) {
+        const data = s && chosen ? this.doraFactorOf(chosen.adapter, s) : new Float32Array(u.out).fill(1);
+        feeds[doraFactorInputName(u.path)] = { dtype: "float32", dims: [u.out], data };
+      }
     }
     for (const b of this.biasUnion()) {
       const data = (chosen && adapterBias(chosen.adapter, b.path)) ?? this.baseBias(b.path);
@@ -100,5 +119,18 @@ export class AdapterSet {
     }
     if (chosen) chosen.feeds = feeds;
     return feeds;
+  }
+
+  /** f = m / ‖W + s·B·A‖ of one module of a DoRA adapter; ones for a plain LoRA one. */
+  private doraFactorOf(adapter: Adapter, s: SelectedModule): Float32Array {
+    if (!adapter.config.use_dora) return new Float32Array(s.out).fill(1);
+    const keys = loraKeys(s.path, s.kind);
+    const A = adapter.tensors.get(keys.A)!;
+    const B = adapter.tensors.get(keys.B)!;
+    const m = adapter.tensors.get(magnitudeKey(s.path))!;
+    return doraFactor(m.data, this.baseWeight!(s.path), A, B, s.scaling, {
+      fanInFanOut: s.kind === "linear" && s.fanInFanOut,
+      embedding: s.kind === "embedding",
+    });
   }
 }
