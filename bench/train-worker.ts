@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { createAdapter } from "../src/lora/adapter.js";
 import { makeLoraConfig } from "../src/lora/config.js";
 import { selectTargets } from "../src/lora/targets.js";
+import { quantizeModelInBackground } from "../src/models/int8-quantize.js";
 import { listModules } from "../src/models/modules.js";
 import { openModelDir } from "../src/models/open-model.js";
 import { AdamW, clipGradNorm } from "../src/train/optimizer.js";
@@ -32,6 +33,8 @@ const { values: a } = parseArgs({
     profile: { type: "string" },
     arena: { type: "boolean", default: false },
     int8: { type: "boolean", default: false },
+    /** Threads that quantize the int8 weights meanwhile (default: one per core; 0: while building). */
+    "int8-workers": { type: "string" },
     /** Recompute each layer's activations in the backward pass (TrainSetup.checkpointLayers). */
     checkpoint: { type: "boolean", default: false },
     dropout: { type: "string", default: "0.05" },
@@ -53,9 +56,20 @@ const { adapter } = createAdapter(config, selected, { seed: 1 });
 const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [string, string]));
 
 const t0 = performance.now();
+// --int8-workers 0: quantize on the main thread as the graph is built (the path before worker threads).
+const int8Workers = a["int8-workers"] === undefined ? undefined : Number(a["int8-workers"]);
+const int8Weights =
+  a.int8 && int8Workers !== 0 ? quantizeModelInBackground(model, [], int8Workers) : undefined;
 const step = await buildTrainStep(
   model,
-  { mode: "lora", selected, dropout: config.lora_dropout, int8: a.int8, checkpointLayers: a.checkpoint },
+  {
+    mode: "lora",
+    selected,
+    dropout: config.lora_dropout,
+    int8: a.int8,
+    int8Weights,
+    checkpointLayers: a.checkpoint,
+  },
   {
     threads: a.threads ? Number(a.threads) : undefined,
     config: extra,

@@ -18,6 +18,8 @@ export interface WeightInfo {
    * null when the file lies elsewhere and a graph must embed the tensor's data.
    */
   location: string | null;
+  /** The tensor's name inside `file` (the store may have renamed it). */
+  storedName: string;
   /** Absolute byte offset and length of the tensor's data in `file`. */
   offset: number;
   length: number;
@@ -86,6 +88,7 @@ export class WeightStore {
       shape: [...stored.shape],
       file: file.path,
       location,
+      storedName: stored.name,
       offset: stored.byteOffset,
       length: stored.byteLength,
     };

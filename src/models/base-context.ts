@@ -68,15 +68,19 @@ export function baseContext(
         throw new GraphBuildError(
           `${name}: shape ${fmtShape(shape)}, the model expects ${fmtShape(expected)}`,
         );
-      // One scratch buffer for every weight read: each is quantized and dropped at once.
-      if (scratch.length < out * i) scratch = new Float32Array(out * i);
-      const w = quantizeRows(
-        replaced?.get(name) ?? store.readFloat32(name, scratch),
-        out,
-        i,
-        spec.fanInFanOut === true,
-        int8WeightMax(),
-      );
+      // Quantized on worker threads meanwhile (int8-quantize.ts), or here.
+      let w: Int8Weight | Int8Shape | undefined = replaced?.has(name) ? undefined : opts.int8!.prepared(name);
+      if (!w) {
+        // One scratch buffer for every weight read: each is quantized and dropped at once.
+        if (scratch.length < out * i) scratch = new Float32Array(out * i);
+        w = quantizeRows(
+          replaced?.get(name) ?? store.readFloat32(name, scratch),
+          out,
+          i,
+          spec.fanInFanOut === true,
+          int8WeightMax(),
+        );
+      }
       const y = int8Linear(x, opts.int8!.add(g, name, w));
       return spec.bias ? o.add(y, ctx.param(`${path}.bias`)) : y;
     },
@@ -90,20 +94,47 @@ export function baseContext(
  */
 export class Int8Feeds {
   readonly feeds: Record<string, TensorValue> = {};
+  /** Weights added by shape only, whose values fill() puts into the feeds. */
+  private readonly pending = new Set<string>();
 
-  add(g: Graph, name: string, w: Int8Weight): Int8Values {
+  /**
+   * `quantizing`: the shapes of weights being quantized on worker threads (int8-quantize.ts); the
+   * others are quantized as the graph is built.
+   */
+  constructor(private readonly quantizing?: ReadonlyMap<string, Int8Shape>) {}
+
+  /** The shape of a weight quantized elsewhere, if it is one. */
+  prepared(name: string): Int8Shape | undefined {
+    return this.quantizing?.get(name);
+  }
+
+  add(g: Graph, name: string, w: Int8Weight | Int8Shape): Int8Values {
     return {
-      q: this.input(g, name, "int8", tensor("int8", [w.out, w.in], w.q)),
+      q: this.input(g, name, "int8", tensor("int8", [w.out, w.in], "q" in w ? w.q : NOT_YET)),
       ...this.addForward(g, name, w),
     };
   }
 
   /** Qᵀ and the scales only: a weight used in forward products alone (the frozen output head). */
-  addForward(g: Graph, name: string, w: Int8Weight): Int8Forward {
+  addForward(g: Graph, name: string, w: Int8Weight | Int8Shape): Int8Forward {
+    if (!("q" in w)) this.pending.add(name);
     return {
-      qT: this.input(g, name, "int8_t", tensor("int8", [w.in, w.out], w.qT)),
-      scale: this.input(g, name, "int8_scale", tensor("float32", [w.out], w.scale)),
+      qT: this.input(g, name, "int8_t", tensor("int8", [w.in, w.out], "q" in w ? w.qT : NOT_YET)),
+      scale: this.input(g, name, "int8_scale", tensor("float32", [w.out], "q" in w ? w.scale : NOT_YET_F32)),
     };
+  }
+
+  /** Puts the values of the weights added by shape into their feeds. */
+  fill(weights: ReadonlyMap<string, Int8Weight>): void {
+    for (const name of this.pending) {
+      const w = weights.get(name);
+      if (!w) throw new GraphBuildError(`--base-int8: ${name} was not quantized`);
+      const q = this.feeds[`${name}.int8`];
+      if (q) q.data = w.q;
+      this.feeds[`${name}.int8_t`]!.data = w.qT;
+      this.feeds[`${name}.int8_scale`]!.data = w.scale;
+    }
+    this.pending.clear();
   }
 
   private input(g: Graph, name: string, suffix: string, t: TensorValue): Value {
@@ -111,6 +142,16 @@ export class Int8Feeds {
     return g.input(`${name}.${suffix}`, t.dtype, t.dims);
   }
 }
+
+/** What the graph needs of an int8 weight being quantized elsewhere. */
+export interface Int8Shape {
+  out: number;
+  in: number;
+}
+
+/** Placeholders in the feeds of weights whose values come later (fill). */
+const NOT_YET = new Int8Array(0);
+const NOT_YET_F32 = new Float32Array(0);
 
 /**
  * The frozen output head in int8 for its forward logits (--base-int8): the head is the largest
@@ -120,7 +161,8 @@ export class Int8Feeds {
  */
 export function int8Head(g: Graph, store: WeightStore, feeds: Int8Feeds, name: string): Int8Forward {
   const [vocab, dim] = store.info(name).shape as [number, number];
-  return feeds.addForward(g, name, quantizeRows(store.readFloat32(name), vocab, dim, false, int8WeightMax()));
+  const w = feeds.prepared(name) ?? quantizeRows(store.readFloat32(name), vocab, dim, false, int8WeightMax());
+  return feeds.addForward(g, name, w);
 }
 
 /**

@@ -17,6 +17,7 @@ import { loraKeys } from "../lora/adapter.js";
 import type { TrainedBias } from "../lora/bias.js";
 import { DropoutInputs, type DropoutMaskInput, MaskBuffers, maskFeeds } from "../lora/dropout.js";
 import { loraContext } from "../lora/inject.js";
+import type { Int8Source } from "../models/int8-quantize.js";
 import type { SelectedModule } from "../lora/targets.js";
 import type { HfModel } from "../models/assemble-model.js";
 import { baseContext, contextFromParams, Int8Feeds, int8Head } from "../models/base-context.js";
@@ -44,6 +45,8 @@ export type TrainSetup =
       plainLoss?: boolean;
       /** Frozen linear weights as int8 (DynamicQuantizeMatMul) in both the forward and backward products. */
       int8?: boolean;
+      /** With int8: the weights quantized on worker threads meanwhile (Node; else quantized as built). */
+      int8Weights?: Int8Source;
       /** Recompute each layer's activations in the backward pass (graph/checkpoint.ts): less memory. */
       checkpointLayers?: boolean;
     }
@@ -158,7 +161,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
   const trainable: Value[] = [];
   let loss: Value;
   let dropout: DropoutInputs | null = null;
-  const int8 = setup.mode === "lora" && setup.int8 ? new Int8Feeds() : null;
+  const int8 = setup.mode === "lora" && setup.int8 ? new Int8Feeds(setup.int8Weights?.shapes) : null;
   if (setup.mode === "full") {
     const ctx = fullContext(g, model, params, trainable);
     loss = buildForward(g, model, ctx, {
@@ -224,6 +227,15 @@ export async function buildTrainStep(
     config: { ...TRAIN_SESSION_DEFAULTS.config, ...session.config },
     ...model.weights.sessionFiles(),
   });
+  if (setup.mode === "lora" && setup.int8Weights && int8) {
+    onPhase("waiting for the int8 weights");
+    try {
+      int8.fill(await setup.int8Weights.ready);
+    } catch (e) {
+      await s.release();
+      throw e;
+    }
+  }
   return new TrainStep(s, params, dropout?.masks ?? [], withGrads, int8?.feeds);
 }
 

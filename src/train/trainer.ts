@@ -24,6 +24,7 @@ import { resolveDataFiles } from "../io/hub-dataset.js";
 import { type Adapter, pissaToLora } from "../lora/adapter.js";
 import { writeAdapterFiles } from "../lora/adapter-files.js";
 import type { LoraConfig } from "../lora/config.js";
+import { quantizeModelInBackground } from "../models/int8-quantize.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { openModelDir } from "../models/open-model.js";
 import { removeStrayTemps } from "../util/atomic.js";
@@ -62,6 +63,8 @@ export interface TrainOptions {
   dropout?: number;
   targets?: string[] | string;
   rslora?: boolean;
+  /** DoRA (PEFT's use_dora): a trained magnitude per output beside A and B (lora/dora.ts). */
+  dora?: boolean;
   init?: LoraConfig["init_lora_weights"];
   /** PEFT's bias setting: "none" (default), "all" or "lora_only" biases trained too. */
   bias?: LoraConfig["bias"];
@@ -456,6 +459,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       adapter = start.adapter;
       pissaStart = start.pissaStart;
       const setup = start.setup;
+      // Worker threads quantize the frozen weights while this thread builds the graph and session.
+      if (o.baseInt8) setup.int8Weights = quantizeModelInBackground(model, setup.residuals?.keys());
       // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).
       const plainSession = o.plainPath
         ? { memArena: false, memPattern: true, config: { "session.disable_prepacking": "0" } }
