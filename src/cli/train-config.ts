@@ -27,6 +27,9 @@ export const TrainConfigSchema = z
     dropout: z.number().min(0).lt(1),
     target: z.union([z.string(), z.array(z.string())]),
     rslora: z.boolean(),
+    dora: z.boolean(),
+    /** PEFT's name for `dora`. */
+    use_dora: z.boolean(),
     init: z.union([z.boolean(), z.string()]),
     bias: z.enum(["none", "all", "lora_only"]),
     lora_config: z.string(),
@@ -128,6 +131,8 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
   }
   if (c.epochs !== undefined && c.max_steps !== undefined)
     throw new LoraTsError("train: give --epochs or --max-steps, not both");
+  if (c.dora !== undefined && c.use_dora !== undefined && c.dora !== c.use_dora)
+    throw new LoraTsError("train: dora and use_dora disagree; give one of them");
   const target = typeof c.target === "string" ? targetFlag(c.target) : c.target;
   return {
     model: c.model!,
@@ -141,6 +146,7 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
     dropout: c.dropout,
     targets: target,
     rslora: c.rslora,
+    dora: c.dora ?? c.use_dora,
     init: c.init as TrainOptions["init"],
     bias: c.bias,
     loraConfig: c.lora_config ? parseLoraConfig(readJsonFile(c.lora_config), c.lora_config) : undefined,

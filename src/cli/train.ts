@@ -72,6 +72,7 @@ export function registerTrain(program: Command): void {
       "all-linear, comma-separated module names, or a full-match regex over module paths (any value with one of ^$*+?()[]{}|\\) (default: PEFT's per model)",
     )
     .option("--rslora", "scale by alpha/sqrt(r)")
+    .option("--dora", "DoRA (PEFT's use_dora): train a magnitude per output beside A and B")
     .option("--bias <which>", "train biases too: none (default), all or lora_only")
     .option("--lora-config <file>", "an adapter_config.json to take every LoRA setting from")
     .option("--lr <lr>", "peak learning rate (default 2e-4)")

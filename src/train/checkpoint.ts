@@ -277,6 +277,7 @@ const LORA_FLAGS: Record<string, string> = {
   lora_dropout: "--dropout",
   target_modules: "--target",
   use_rslora: "--rslora",
+  use_dora: "--dora",
   init_lora_weights: "init",
   bias: "--bias",
 };

@@ -10,6 +10,7 @@ import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.
 import { selectTargets } from "../lora/targets.js";
 import type { HfModel } from "../models/assemble-model.js";
 import { listModules } from "../models/modules.js";
+import { LoraTsError } from "../util/errors.js";
 import type { TrainSetup } from "./train-graph.js";
 
 /** The run's LoRA settings, named as TrainOptions names them. */
@@ -20,6 +21,8 @@ export interface LoraSettings {
   /** Default: the model type's PEFT default. */
   targets?: string[] | string;
   rslora?: boolean;
+  /** DoRA (PEFT's use_dora): a trained magnitude per output beside A and B. */
+  dora?: boolean;
   init?: LoraConfig["init_lora_weights"];
   bias?: LoraConfig["bias"];
   /** Replaces all of the above when given. */
@@ -39,6 +42,7 @@ export function loraSelection(model: HfModel, s: LoraSettings) {
       lora_dropout: s.dropout,
       target_modules: s.targets ?? defaultTargets(model.config.modelType),
       use_rslora: s.rslora ?? false,
+      use_dora: s.dora ?? false,
       init_lora_weights: s.init ?? true,
       bias: s.bias ?? "none",
       base_model_name_or_path: s.baseModel,
@@ -64,6 +68,10 @@ export function startLora(
   graph: { plainLoss?: boolean; int8?: boolean; checkpointLayers?: boolean } = {},
 ): LoraStart {
   const { config, selected, biases } = selection;
+  if (config.use_dora && graph.int8)
+    throw new LoraTsError(
+      "--base-int8 cannot train DoRA (use_dora): its weight norms need the float32 base weights",
+    );
   // PiSSA: A and B from W's top singular vectors, the frozen weight becomes the residual.
   const created = createAdapter(config, selected, {
     seed,
@@ -84,6 +92,7 @@ export function startLora(
     plainLoss: graph.plainLoss,
     int8: graph.int8,
     checkpointLayers: graph.checkpointLayers,
+    dora: config.use_dora,
   };
   return { adapter, pissaStart, setup };
 }

@@ -3,8 +3,9 @@
  * tensors) -> (mean token loss, a gradient per trainable tensor). The optimizer runs in TypeScript
  * on the returned gradients; the trainable tensors are fed each step, so the session never changes.
  *
- *   lora: trainable = every adapter's A and B (graph inputs named by their PEFT keys); the base
- *         weights stay initializers pointing into the checkpoint files and get no gradient work.
+ *   lora: trainable = every adapter's A and B, and with DoRA its magnitudes (graph inputs named by
+ *         their PEFT keys); the base weights stay initializers pointing into the checkpoint files
+ *         and get no gradient work.
  *   full: trainable = every weight of the model, fed as graph inputs.
  */
 import { emitModel } from "../graph/emit.js";
@@ -13,18 +14,19 @@ import type { Int8Forward } from "../graph/int8.js";
 import { Graph, type Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import { Session, type SessionOptions, type TensorValue } from "../graph/runtime.js";
-import { loraKeys } from "../lora/adapter.js";
+import { loraKeys, magnitudeKey } from "../lora/adapter.js";
 import type { TrainedBias } from "../lora/bias.js";
 import { DropoutInputs, type DropoutMaskInput, MaskBuffers, maskFeeds } from "../lora/dropout.js";
 import { loraContext } from "../lora/inject.js";
-import type { Int8Source } from "../models/int8-quantize.js";
 import type { SelectedModule } from "../lora/targets.js";
 import type { HfModel } from "../models/assemble-model.js";
 import { baseContext, contextFromParams, Int8Feeds, int8Head } from "../models/base-context.js";
 import { embeddingWeightName, expectedTensors } from "../models/family.js";
 import { buildModel, IO_NAMES } from "../models/index.js";
+import type { Int8Source } from "../models/int8-quantize.js";
 import type { ModuleContext } from "../models/module.js";
 import { declareInputs } from "../models/transformer.js";
+import { LoraTsError } from "../util/errors.js";
 
 export const TRAIN_IO = {
   targets: "targets",
@@ -49,6 +51,8 @@ export type TrainSetup =
       int8Weights?: Int8Source;
       /** Recompute each layer's activations in the backward pass (graph/checkpoint.ts): less memory. */
       checkpointLayers?: boolean;
+      /** DoRA (use_dora): each module's magnitude is trained beside A and B (lora/dora.ts). */
+      dora?: boolean;
     }
   | { mode: "full"; checkpointLayers?: boolean };
 
@@ -170,6 +174,10 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
       checkpointLayers: setup.checkpointLayers,
     });
   } else {
+    if (setup.dora && setup.int8)
+      throw new LoraTsError(
+        "--base-int8 cannot train DoRA (use_dora): its weight norms need the float32 base weights",
+      );
     dropout = setup.dropout > 0 ? new DropoutInputs(g, g.input(TRAIN_IO.dropoutRate, "float32", [])) : null;
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
     const base = baseContext(g, model.weights, replaced, { int8: int8 ?? undefined });
@@ -177,6 +185,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
       scaling: "config",
       dropout: dropout ?? undefined,
       biases: setup.biases,
+      dora: setup.dora,
     });
     const headAdapted =
       setup.selected.some((m) => m.path === "lm_head") || (setup.residuals?.has("lm_head") ?? false);
@@ -192,6 +201,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
       const keys = loraKeys(m.path, m.kind);
       shapes.set(keys.A, [m.r, m.in]);
       shapes.set(keys.B, [m.out, m.r]);
+      if (setup.dora) shapes.set(magnitudeKey(m.path), [m.out]);
     }
     for (const b of setup.biases ?? []) shapes.set(b.key, [b.size]);
     for (const [name, v] of lora.loraInputs) {

@@ -25,6 +25,15 @@ LoRA (PEFT's LoraLayer, dropout = identity in eval / p = 0):
   Keys in adapter_model.safetensors: base_model.model.<module>.lora_A.weight / .lora_B.weight,
   base_model.model.<module>.lora_embedding_A / .lora_embedding_B. Every key must be used.
 
+DoRA (use_dora; Liu et al. 2024, "Weight-Decomposed Low-Rank Adaptation", eq. 5 and section 4.3):
+  the adapted weight is m * V / ||V|| with V = W + s * B A (linear, [out, in]: the norm of each row)
+  or V = E + s * (B A)^T (embedding, [vocab, dim]: the norm of each column, one per embedding dim);
+  ||V|| is detached (a constant for the gradient, as the paper's section 4.3 prescribes). So
+    linear:     y = (m / ||V||) * (W x + s * B (A x)) + b
+    embedding:  y = (m / ||V||) * (E[ids] + s * A^T[ids] B^T)
+  with m the trained magnitude, key base_model.model.<module>.lora_magnitude_vector, shape [out]
+  (embedding: [dim]); "step" mode returns its gradient too.
+
 safetensors is read by hand (8-byte little-endian header length, JSON header of dtype / shape /
 data_offsets, raw little-endian bytes after it), so the reference shares no reader with lora-ts.
 
@@ -33,7 +42,7 @@ Usage: python3 llama_lora_reference.py < job.json > result.json
   JOB: {"mode": "logits", "adapter": DIR | null, "ids": [[...], ...], "attention_mask": [[...]]?}
          -> {"logits": [[[...vocab], ...seq], ...batch]}
        {"mode": "step", "adapter": DIR, "ids": [[...]], "attention_mask": [[...]], "labels": [[...]]}
-         -> {"loss": x, "grads": {PEFT key: flat list, row-major}}
+         -> {"loss": x, "grads": {PEFT key: flat list, row-major}} (DoRA: the magnitudes' too)
 """
 import json
 import math
@@ -126,7 +135,6 @@ def load_adapter(adapter_dir, model, dtype, requires_grad):
         cfg = json.load(f)
     assert cfg.get("peft_type", "LORA") == "LORA"
     for field, allowed in (
-        ("use_dora", (False, None)),
         ("fan_in_fan_out", (False, None)),
         ("bias", ("none", None)),
         ("modules_to_save", (None, [])),
@@ -158,6 +166,14 @@ def load_adapter(adapter_dir, model, dtype, requires_grad):
         b.requires_grad_(requires_grad)
         lora[name] = {"A": a, "B": b, "scale": scale, "keys": (ka, kb)}
         used.update((ka, kb))
+        if cfg.get("use_dora", False):
+            km = f"base_model.model.{name}.lora_magnitude_vector"
+            assert km in tensors, f"adapter has no {km}"
+            mag = tensors[km]
+            assert list(mag.shape) == [n_out], f"{km}: shape {list(mag.shape)}, expected {[n_out]}"
+            mag.requires_grad_(requires_grad)
+            lora[name].update(magnitude=mag, keys=(ka, kb, km))
+            used.add(km)
     unused = sorted(set(tensors) - used)
     assert not unused, f"adapter tensors not used by the config: {unused}"
     return lora
@@ -175,6 +191,16 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def dora_factor(m, weight, is_emb):
+    """m / ||W + s B A|| per output, the norm detached (a constant of the backward pass)."""
+    delta = m["scale"] * (m["B"] @ m["A"])  # [out, in]; for an embedding [dim, vocab]
+    if is_emb:
+        norm = (weight + delta.T).norm(dim=0)  # a column of [vocab, dim] per embedding dim
+    else:
+        norm = (weight + delta).norm(dim=1)  # a row of [out, in] per output
+    return m["magnitude"] / norm.detach()
+
+
 def forward(model, lora, ids, attention_mask):
     w = model.w
     dtype = w["model.embed_tokens.weight"].dtype
@@ -182,11 +208,13 @@ def forward(model, lora, ids, attention_mask):
 
     def linear(x, name):
         y = x @ w[f"{name}.weight"].T
-        if f"{name}.bias" in w:
-            y = y + w[f"{name}.bias"]
         if name in lora:
             m = lora[name]
             y = y + m["scale"] * ((x @ m["A"].T) @ m["B"].T)
+            if "magnitude" in m:
+                y = dora_factor(m, w[f"{name}.weight"], False) * y
+        if f"{name}.bias" in w:
+            y = y + w[f"{name}.bias"]
         return y
 
     emb = w["model.embed_tokens.weight"]
@@ -194,6 +222,8 @@ def forward(model, lora, ids, attention_mask):
     if "model.embed_tokens" in lora:
         m = lora["model.embed_tokens"]
         h = h + m["scale"] * (m["A"].T[ids] @ m["B"].T)
+        if "magnitude" in m:
+            h = dora_factor(m, emb, True) * h
 
     hd = model.head_dim
     inv_freq = 1.0 / (model.theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
@@ -249,7 +279,7 @@ def run_job(model, job, dtype):
     loss.backward()
     grads = {}
     for m in lora.values():
-        for key, t in zip(m["keys"], (m["A"], m["B"])):
+        for key, t in zip(m["keys"], (m["A"], m["B"], m.get("magnitude"))):
             grads[key] = t.grad.reshape(-1).tolist()
     return {"loss": loss.item(), "grads": grads}
 
