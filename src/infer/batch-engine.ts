@@ -21,6 +21,7 @@ import { trainedBiases } from "../lora/bias.js";
 import { mixEntry, rowFeeds, type SlotEntry, StackBuilder, slotEntry } from "../lora/slots.js";
 import { selectTargets } from "../lora/targets.js";
 import type { ModelConfig } from "../models/config.js";
+import { familyOf } from "../models/family.js";
 import { type CacheTensors, emptyCache, type ForwardRunner, forwardRunner } from "../models/index.js";
 import { resolveModelPath } from "../models/model-path.js";
 import type { ModuleInfo } from "../models/module.js";
@@ -197,8 +198,14 @@ export class BatchEngine implements GenerationEngine {
   private entryOf(adapter: ReturnType<typeof loadAdapter>): SlotEntry {
     let entry: SlotEntry;
     try {
-      entry = slotEntry(adapter, this.modules, this.config.modelType, this.graphPaths, (p) =>
-        this.runner.model.weights.readFloat32(`${p}.bias`),
+      const weights = this.runner.model.weights;
+      entry = slotEntry(
+        adapter,
+        this.modules,
+        this.config.modelType,
+        this.graphPaths,
+        (p) => weights.readFloat32(`${p}.bias`),
+        (p) => weights.readFloat32(baseWeightName(this.config, weights.names(), p)),
       );
     } catch (e) {
       if (e instanceof EngineError) throw e;
@@ -325,7 +332,9 @@ export class BatchEngine implements GenerationEngine {
     const key = JSON.stringify(mix.map((m) => [m.name, m.weight]));
     let h = this.mixes.get(key);
     if (!h) {
-      const entry = mixEntry(mix.map((m) => ({ entry: this.adapters.get(m.name)!.entry, weight: m.weight })));
+      const entry = mixEntry(
+        mix.map((m) => ({ entry: this.adapters.get(m.name)!.entry, weight: m.weight, name: m.name })),
+      );
       if (entry.maxRank > this.maxLoraRank)
         throw new EngineError(
           "bad_request",
@@ -557,6 +566,12 @@ export class BatchEngine implements GenerationEngine {
     this.cache =
       keep.length === 0 ? [] : this.cache.map((kv) => ({ key: cut(kv.key), value: cut(kv.value) }));
   }
+}
+
+/** The checkpoint name of a module's weight: a tied head's is the embedding table. */
+function baseWeightName(cfg: ModelConfig, names: readonly string[], path: string): string {
+  const name = `${path}.weight`;
+  return names.includes(name) ? name : `${familyOf(cfg).embeddingPath}.weight`;
 }
 
 /** The output head's module path. */

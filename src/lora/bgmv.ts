@@ -18,6 +18,16 @@
  *
  * A layer whose bias some adapter trains adds the row's bias delta (adapter bias − base bias):
  * P·Δ, with P [batch, S] the rows' one-hot adapter choice and Δ [S, out].
+ *
+ * DoRA (dora.ts) scales a row's whole output but the bias by its adapter's factor f = m / n, computed
+ * once per adapter when it is loaded: y = f ⊙ (x·Wᵀ + lora) + b. With G [S, out] holding f − 1 per
+ * adapter (0 for a LoRA adapter and for modules it does not adapt), every adapted module computes
+ *
+ *     z = x·Wᵀ + b + lora;    y = z + (P·G) ⊙ (z − b)
+ *
+ * which is z for a LoRA or base row (P·G = 0 there) and f ⊙ (x·Wᵀ + lora) + b for a DoRA row. G is a
+ * graph input like the stacks, so a DoRA adapter loads without rebuilding the session either; the
+ * price is a [batch, S]·[S, out] product and two elementwise ops per adapted module and step.
  */
 import type { Value } from "../graph/ir.js";
 import * as o from "../graph/ops.js";
@@ -35,6 +45,8 @@ export const BGMV_NAMES = {
   select: "lora_select",
   /** float32 [S, out]: the adapters' bias deltas Δ. */
   bias: (path: string) => `lora_stack_bias:${path}`,
+  /** float32 [S, out] (embedding: [S, dim]): the adapters' DoRA factors minus one, G. */
+  dora: (path: string) => `lora_stack_dora:${path}`,
 };
 
 /** The symbolic dims: S·R and S. */
@@ -74,10 +86,20 @@ export function bgmvContext(
     mask ??= g.input(BGMV_NAMES.mask, "float32", ["batch", 1, K]);
     return mask;
   };
+  const rowSelect = (): Value => {
+    select ??= g.input(BGMV_NAMES.select, "float32", ["batch", S]);
+    return select;
+  };
   const stacks = (m: ModuleInfo) => ({
     A: g.input(BGMV_NAMES.A(m.path), "float32", [K, m.inFeatures]),
     B: g.input(BGMV_NAMES.B(m.path), "float32", [K, m.outFeatures]),
   });
+  /** z + (P·G) ⊙ (z − bias): DoRA's factor on the row's output but its bias (see the file comment). */
+  const doraScale = (z: Value, m: ModuleInfo, bias?: Value): Value => {
+    const G = g.input(BGMV_NAMES.dora(m.path), "float32", [S, m.outFeatures]);
+    const rowG = o.unsqueeze(o.matmul(rowSelect(), G), [1]); // [batch, 1, out]
+    return o.add(z, o.mul(rowG, bias ? o.sub(z, bias) : z));
+  };
 
   return {
     graph: g,
@@ -86,16 +108,18 @@ export function bgmvContext(
     linear(x: Value, spec: LinearSpec): Value {
       if (spec.path === opts.lastPositionHead) x = o.slice(x, [-1], [Number.MAX_SAFE_INTEGER], [1]);
       let y = base.linear(x, spec);
-      if (biasLayers.has(spec.path)) {
-        select ??= g.input(BGMV_NAMES.select, "float32", ["batch", S]);
-        const delta = g.input(BGMV_NAMES.bias(spec.path), "float32", [S, spec.outFeatures]);
-        y = o.add(y, o.unsqueeze(o.matmul(select, delta), [1])); // [batch, 1, out]
-      }
       const m = byPath.get(spec.path);
-      if (m?.kind !== "linear") return y;
-      const { A, B } = stacks(m);
-      const h = o.mul(o.product(x, A, false, true), rowMask()); // (x·A_kᵀ) ⊙ M: [batch, seq, S·R]
-      return o.add(y, o.matmul(h, B));
+      if (m?.kind === "linear") {
+        const { A, B } = stacks(m);
+        const h = o.mul(o.product(x, A, false, true), rowMask()); // (x·A_kᵀ) ⊙ M: [batch, seq, S·R]
+        y = doraScale(o.add(y, o.matmul(h, B)), m, spec.bias ? base.param(`${spec.path}.bias`) : undefined);
+      }
+      // The trained bias delta comes after DoRA's factor, which never scales a bias.
+      if (biasLayers.has(spec.path)) {
+        const delta = g.input(BGMV_NAMES.bias(spec.path), "float32", [S, spec.outFeatures]);
+        y = o.add(y, o.unsqueeze(o.matmul(rowSelect(), delta), [1])); // [batch, 1, out]
+      }
+      return y;
     },
     embedding(ids: Value, path: string): Value {
       const y = base.embedding(ids, path);
@@ -103,7 +127,7 @@ export function bgmvContext(
       if (m?.kind !== "embedding") return y;
       const { A, B } = stacks(m);
       const rows = o.transpose(o.gather(A, ids, 1), [1, 2, 0]); // A_kᵀ[ids]: [batch, seq, S·R]
-      return o.add(y, o.matmul(o.mul(rows, rowMask()), B));
+      return doraScale(o.add(y, o.matmul(o.mul(rows, rowMask()), B)), m);
     },
   };
 }

@@ -1,21 +1,25 @@
 /**
  * The stacked tensors behind bgmv.ts. Each loaded adapter (or weighted mix) is turned once into a
- * SlotEntry: per module its A [r, in] as PEFT stores it and s·Bᵀ [r, out]. For a batch, the entries
+ * SlotEntry: per module its A [r, in] as PEFT stores it and s·Bᵀ [r, out], and for a DoRA adapter
+ * its factor m / n minus one (dora.ts; n from the base weight, so once per load). For a batch, the entries
  * its rows use are stacked to a common rank and concatenated (A_k, B_k of bgmv.ts); the stacks are
  * cached per set of entries, so a steady batch feeds the same arrays every step.
  */
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, loraKeys, validateAdapter } from "./adapter.js";
+import { type Adapter, loraKeys, magnitudeKey, validateAdapter } from "./adapter.js";
 import { BGMV_NAMES } from "./bgmv.js";
 import { adapterBias, trainedBiases } from "./bias.js";
+import { doraFactor } from "./dora.js";
 
 /** One module of an entry: A [r, in] and Bₜ = s·Bᵀ [r, out], row-major. */
 export interface SlotModule {
   r: number;
   A: Float32Array;
   Bt: Float32Array;
+  /** DoRA only: m / n − 1 per output (bgmv.ts's G row). */
+  doraMinusOne?: Float32Array;
 }
 
 /** Everything one adapter (or mix) contributes to the stacks. */
@@ -49,6 +53,8 @@ export function slotEntry(
   modelType: string,
   graph: { modules: ReadonlySet<string>; biases: ReadonlySet<string> },
   baseBias: (path: string) => Float32Array,
+  /** The frozen weight of a module in its storage layout; read for DoRA adapters only. */
+  baseWeight?: (path: string) => Float32Array,
 ): SlotEntry {
   const src = adapter.source ?? "adapter";
   const selected = validateAdapter(adapter, modelModules, { modelType });
@@ -61,9 +67,16 @@ export function slotEntry(
       );
     }
     const keys = loraKeys(s.path, s.kind);
-    const A = adapter.tensors.get(keys.A)!.data;
-    const B = adapter.tensors.get(keys.B)!.data;
-    modules.set(s.path, { r: s.r, A, Bt: scaledTranspose(B, s.out, s.r, s.scaling) });
+    const A = adapter.tensors.get(keys.A)!;
+    const B = adapter.tensors.get(keys.B)!;
+    const mod: SlotModule = { r: s.r, A: A.data, Bt: scaledTranspose(B.data, s.out, s.r, s.scaling) };
+    if (adapter.config.use_dora) {
+      if (!baseWeight) throw new LoraTsError(`${src}: a DoRA adapter needs the base weights to serve`);
+      const layout = { fanInFanOut: s.kind === "linear" && s.fanInFanOut, embedding: s.kind === "embedding" };
+      const m = adapter.tensors.get(magnitudeKey(s.path))!.data;
+      mod.doraMinusOne = doraFactor(m, baseWeight(s.path), A, B, s.scaling, layout).map((f) => f - 1);
+    }
+    modules.set(s.path, mod);
     maxRank = Math.max(maxRank, s.r);
   }
   const biasDelta = new Map<string, Float32Array>();
@@ -86,9 +99,16 @@ export function slotEntry(
  * A weighted mix, exact by rank concatenation: A = [A₁; A₂; …] and Bₜ = [w₁·Bₜ₁; w₂·Bₜ₂; …], so that
  * Bₜᵀ·A = Σ wᵢ·sᵢ·Bᵢ·Aᵢ — as `combine --type cat`.
  */
-export function mixEntry(parts: readonly { entry: SlotEntry; weight: number }[]): SlotEntry {
+export function mixEntry(parts: readonly { entry: SlotEntry; weight: number; name?: string }[]): SlotEntry {
   if (parts.some((p) => p.entry.biasDelta.size > 0))
     throw new LoraTsError("lora_mix: an adapter in the mix trains biases, which cannot be mixed");
+  // A DoRA factor rescales the whole output by its own direction's norm: a weighted sum of adapters
+  // has no magnitude to rescale with, and stacking would silently drop it.
+  const dora = parts.find((p) => [...p.entry.modules.values()].some((m) => m.doraMinusOne));
+  if (dora)
+    throw new LoraTsError(
+      `lora_mix: ${dora.name ? `"${dora.name}" is` : "an adapter in the mix is"} a DoRA adapter, whose magnitudes cannot be mixed; request it alone`,
+    );
   const paths = new Set(parts.flatMap((p) => [...p.entry.modules.keys()]));
   const modules = new Map<string, SlotModule>();
   let maxRank = 0;
@@ -176,6 +196,12 @@ export class StackBuilder {
       });
       feeds[BGMV_NAMES.A(m.path)] = { dtype: "float32", dims: [S * R, inF], data: A };
       feeds[BGMV_NAMES.B(m.path)] = { dtype: "float32", dims: [S * R, outF], data: B };
+      const G = new Float32Array(S * outF); // zero (factor 1) but for DoRA entries
+      entries.forEach((e, i) => {
+        const g = e.modules.get(m.path)?.doraMinusOne;
+        if (g) G.set(g, i * outF);
+      });
+      feeds[BGMV_NAMES.dora(m.path)] = { dtype: "float32", dims: [S, outF], data: G };
     }
     for (const b of this.graphBiases) {
       const data = new Float32Array(S * b.size);
