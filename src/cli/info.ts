@@ -60,7 +60,7 @@ function printLoraAccounting(
       : parseLoraSpec(f.lora!);
   const selected = selectTargets(cfg, listModules(model.config), { modelType: model.config.modelType });
   model.weights.close();
-  const count = countParams(selected, baseParams);
+  const count = countParams(selected, baseParams, 0, cfg.use_dora);
   if (f.json) {
     process.stdout.write(`${JSON.stringify(count)}\n`);
     return;
@@ -71,7 +71,7 @@ function printLoraAccounting(
   );
   const width = Math.max(6, ...count.modules.map((m) => m.name.length));
   process.stdout.write(
-    `${"module".padEnd(width)}  ${"shape".padStart(12)}  ${"r".padStart(3)}  ${"r·(in+out)".padStart(10)}\n`,
+    `${"module".padEnd(width)}  ${"shape".padStart(12)}  ${"r".padStart(3)}  ${(cfg.use_dora ? "r·(in+out)+out" : "r·(in+out)").padStart(10)}\n`,
   );
   for (const m of count.modules) {
     const shape = `${m.out}×${m.in}`;

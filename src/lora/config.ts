@@ -381,8 +381,8 @@ export function scaling(cfg: LoraConfig, modulePath: string): number {
 }
 
 /**
- * The CLI's `--lora r=8,alpha=16,target=q_proj,v_proj,dropout=0.05,rslora=true,init=gaussian,
- * bias=none,layers=0,1` -> a LoraConfig. An item without "=" continues the previous key's list
+ * The CLI's `--lora r=8,alpha=16,target=q_proj,v_proj,dropout=0.05,rslora=true,dora=true,
+ * init=gaussian,bias=none,layers=0,1` -> a LoraConfig. An item without "=" continues the previous key's list
  * (only target and layers take lists). Keys not given take PEFT's defaults (r 8, lora_alpha 8),
  * after `base`.
  */
@@ -396,7 +396,7 @@ export function parseLoraSpec(
   const values = new Map<string, string[]>();
   let last: string | undefined;
   const listKeys = new Set(["target", "layers"]);
-  const keys = new Set(["r", "alpha", "dropout", "target", "rslora", "init", "bias", "layers"]);
+  const keys = new Set(["r", "alpha", "dropout", "target", "rslora", "dora", "init", "bias", "layers"]);
   for (const raw of spec.split(",")) {
     const item = raw.trim();
     if (item === "") continue;
@@ -435,6 +435,11 @@ export function parseLoraSpec(
     const v = one("rslora");
     if (v !== "true" && v !== "false") fail(`rslora=${JSON.stringify(v)}: write true or false`);
     fields["use_rslora"] = v === "true";
+  }
+  if (values.has("dora")) {
+    const v = one("dora");
+    if (v !== "true" && v !== "false") fail(`dora=${JSON.stringify(v)}: write true or false`);
+    fields["use_dora"] = v === "true";
   }
   if (values.has("init")) {
     const v = one("init")!;

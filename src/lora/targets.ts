@@ -15,6 +15,7 @@
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
 import { ALL_LINEAR, alphaFor, defaultTargets, type LoraConfig, rankFor, scaling } from "./config.js";
+import { doraParamCount } from "./dora.js";
 import { loraParamCount } from "./layer.js";
 
 export type { ModuleInfo } from "../models/module.js";
@@ -164,7 +165,8 @@ export interface ParamCount {
 }
 
 /**
- * Trainable parameters per adapted module (layer.ts: r·(in+out); embedding: r·(vocab+dim)). As PEFT's
+ * Trainable parameters per adapted module (layer.ts: r·(in+out); embedding: r·(vocab+dim); with
+ * DoRA also the magnitude's out, dora.ts, which PEFT counts too). As PEFT's
  * print_trainable_parameters, the total counts every parameter of the adapted model, base plus
  * adapters, and the percentage is 100·trainable/total. `extraTrainable` adds parameters that are
  * trainable but already counted in the base (biases with bias="all" / "lora_only").
@@ -173,13 +175,14 @@ export function countParams(
   selected: readonly SelectedModule[],
   baseParams: number,
   extraTrainable = 0,
+  dora = false,
 ): ParamCount {
   const modules = selected.map((s) => ({
     name: s.path,
     in: s.in,
     out: s.out,
     r: s.r,
-    params: loraParamCount(s.r, s.in, s.out),
+    params: dora ? doraParamCount(s.r, s.in, s.out) : loraParamCount(s.r, s.in, s.out),
   }));
   const lora = modules.reduce((a, m) => a + m.params, 0);
   const trainable = lora + extraTrainable;

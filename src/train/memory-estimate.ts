@@ -12,6 +12,7 @@
  */
 import { availableParallelism } from "node:os";
 import type { TrainedBias } from "../lora/bias.js";
+import { doraParamCount } from "../lora/dora.js";
 import { loraParamCount } from "../lora/layer.js";
 import type { SelectedModule } from "../lora/targets.js";
 import type { ModelConfig } from "../models/config.js";
@@ -37,6 +38,8 @@ export interface TrainMemoryInput {
   biases?: readonly TrainedBias[];
   /** LoRA dropout rate: above 0, a keep mask per adapted input is drawn and fed every step. */
   dropout?: number;
+  /** LoRA: DoRA (use_dora), with a trained magnitude per output and more held activations. */
+  dora?: boolean;
   /** --base-int8: the frozen linear weights as int8. */
   int8?: boolean;
   /** The unfused loss: full [tokens, vocab] logits (the plain path, or an adapted lm_head). */
@@ -156,7 +159,10 @@ export function memoryTerms(input: TrainMemoryInput): MemoryTerms {
   const layerLinears = listModules(cfg).filter((m) => m.kind === "linear" && !m.isOutputHead);
   const linearParams = layerLinears.reduce((n, m) => n + m.inFeatures * m.outFeatures, 0);
   const selected = input.mode === "lora" ? (input.selected ?? []) : [];
-  const adapterParams = selected.reduce((n, m) => n + loraParamCount(m.r, m.in, m.out), 0);
+  const adapterParams = selected.reduce(
+    (n, m) => n + (input.dora ? doraParamCount(m.r, m.in, m.out) : loraParamCount(m.r, m.in, m.out)),
+    0,
+  );
   const biasParams = (input.biases ?? []).reduce((n, b) => n + b.size, 0);
   const trainableParams = input.mode === "full" ? params : adapterParams + biasParams;
 
@@ -179,7 +185,12 @@ export function memoryTerms(input: TrainMemoryInput): MemoryTerms {
   // layers that share an input (q, k, v) count it once each here, on the safe side.
   const trainedInputs =
     input.mode === "full" ? layerLinears.reduce((n, m) => n + m.inFeatures, 0) : adaptedIn;
-  const allLayers = outs + cfg.layers * cfg.hidden + gatedExtra + trainedInputs;
+  // DoRA (lora/dora.ts) also keeps, per adapted layer, the unscaled output W·x + s·B·A·x for the
+  // magnitude's gradient; with dropout instead W·drop(x) and s·B·A·drop(x), and drop(x)'s factor
+  // for the gradient through W·drop(x). Counted from the graph's saved values, not measured.
+  const adaptedOut = adaptedLinears.reduce((n, m) => n + m.out, 0);
+  const doraHeld = !input.dora ? 0 : (input.dropout ?? 0) > 0 ? 2 * adaptedOut + adaptedIn : adaptedOut;
+  const allLayers = outs + cfg.layers * cfg.hidden + gatedExtra + trainedInputs + doraHeld;
   // Recomputed layers: every layer's input, plus one layer's activations twice over (its recomputed
   // forward values and the gradients computed from them).
   const savedPerToken = input.gradientCheckpointing

@@ -38,7 +38,7 @@ export function trainableCount(
   modelType?: string,
 ): number {
   const cfg = makeLoraConfig({ r, target_modules: targets.value });
-  return countParams(selectTargets(cfg, modules, { modelType }), 0).trainable_params;
+  return countParams(selectTargets(cfg, modules, { modelType }), 0, 0, cfg.use_dora).trainable_params;
 }
 
 /**

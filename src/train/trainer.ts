@@ -413,7 +413,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     const longest = Math.max(longestExample(trainSet), longestExample(heldOut));
     // Estimated (and reported) for every run; a run above the memory available is refused unless the
     // check is off.
-    const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout"> = {}) => {
+    const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout" | "dora"> = {}) => {
       const estimate = estimateTrainMemory({
         config: model.config,
         batch: o.batchSize,
@@ -450,6 +450,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
         selected: selection.selected,
         biases: selection.biases,
         dropout: selection.config.lora_dropout,
+        dora: selection.config.use_dora,
       });
       const start = startLora(model, selection, o.seed, {
         plainLoss: o.plainPath,

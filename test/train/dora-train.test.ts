@@ -2,7 +2,7 @@
  * Training DoRA: the magnitude is trained and saved under PEFT's key, a crashed run resumes to the
  * same losses (the magnitude and its AdamW moments restored), gradient checkpointing gives the same
  * run, --base-int8 is refused in one line, and `lora-ts train --dora` on the embedded default model
- * writes a PEFT adapter that `eval` reads.
+ * writes a PEFT adapter that `eval` reads; `info --lora` and the memory estimate count the magnitudes.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -11,7 +11,10 @@ import { test } from "node:test";
 import { magnitudeKey } from "../../src/lora/adapter.js";
 import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { DEFAULT_MODEL_DIR } from "../../src/models/default-model.js";
+import { openModelDir } from "../../src/models/open-model.js";
 import type { StepMetrics } from "../../src/train/events.js";
+import { loraSelection } from "../../src/train/lora-setup.js";
+import { memoryTerms } from "../../src/train/memory-estimate.js";
 import { listCheckpoints, type TrainOptions, train } from "../../src/train/trainer.js";
 import { runCli, runTrain } from "../helpers/cli.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
@@ -122,4 +125,46 @@ test("lora-ts train --dora on the embedded default model writes PEFT's DoRA adap
   ]);
   assert.equal(e.code, 0, e.stderr);
   assert.ok(Number.isFinite(JSON.parse(e.stdout).loss));
+});
+
+test("info --lora ...,dora=true counts r·(in+out)+out per module; the memory estimate counts the magnitudes", () => {
+  const r = runCli([
+    "info",
+    "--model",
+    DEFAULT_MODEL_DIR,
+    "--lora",
+    "r=8,target=q_proj,v_proj,dora=true",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const count = JSON.parse(r.stdout) as {
+    trainable_params: number;
+    modules: { in: number; out: number; params: number }[];
+  };
+  // The default model: 4 layers, q 256 -> 256, v 256 -> 128.
+  assert.equal(count.modules.length, 8);
+  for (const m of count.modules) assert.equal(m.params, 8 * (m.in + m.out) + m.out);
+  assert.equal(count.trainable_params, 4 * (8 * 512 + 256 + 8 * 384 + 128));
+
+  const config = openModelDir(DEFAULT_MODEL_DIR);
+  const selection = loraSelection(config, {
+    r: 8,
+    alpha: 16,
+    dropout: 0,
+    targets: ["q_proj", "v_proj"],
+    baseModel: "",
+    seed: 0,
+  });
+  config.weights.close();
+  const input = {
+    config: config.config,
+    batch: 2,
+    seq: 64,
+    mode: "lora" as const,
+    selected: selection.selected,
+  };
+  const lora = memoryTerms(input);
+  const dora = memoryTerms({ ...input, dora: true });
+  assert.equal(dora.trainableParams - lora.trainableParams, 4 * (256 + 128));
+  assert.ok(dora.savedPerToken > lora.savedPerToken);
 });
