@@ -2,7 +2,8 @@
  * DoRA and LoRA adapters in one server (issue #19): concurrent greedy requests on two DoRA adapters,
  * a LoRA adapter and the base model share the engine's batches, and each answer (text and token
  * logprobs) equals the model that adapter merges to (`lora-ts merge`, DoRA's (m / n) ⊙ (W + s·B·A)),
- * run alone by `lora-ts generate` and `lora-ts logits`. The model is a random GPT-2: Conv1D weights
+ * run alone by `lora-ts generate` and `lora-ts logits`. One DoRA adapter is loaded at run time (the
+ * session is not rebuilt for it). The model is a random GPT-2: Conv1D weights
  * (the factor scales columns), biases (which the factor must not scale, and one adapter trains them)
  * and a DoRA adapter on the embedding table. A lora_mix with a DoRA adapter is one 400 line.
  */
@@ -41,13 +42,18 @@ before(async () => {
     dirs[name] = join(work, name);
     writeRandomAdapter(model, dirs[name]!, { lora_alpha: 4, scale: 0.2, ...spec });
   }
+  // dora2 is loaded while the server runs (POST /v1/load_lora_adapter), the others at start-up.
   server = await startServe([
     "--model",
     model,
-    ...Object.keys(specs).map((n) => `--adapter=${n}=${dirs[n]}`),
+    ...["dora1", "lora"].map((n) => `--adapter=${n}=${dirs[n]}`),
+    "--adapter-root",
+    work,
     "--max-batch",
     "16",
   ]);
+  const load = await post(`${server.url}/v1/load_lora_adapter`, { lora_name: "dora2", lora_path: "dora2" });
+  assert.equal(load.status, 200, JSON.stringify(load.body));
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "none", maxRetries: 0 });
 });
 
