@@ -27,7 +27,8 @@ export { resolveAdapterPath } from "./lora/adapter-path.js";
 export { type LoraConfig, makeLoraConfig, parseLoraConfig } from "./lora/config.js";
 export { type ExportGgufModelOptions, exportGgufModel } from "./lora/export-gguf.js";
 export { type ExportGgufAdapterOptions, exportGgufAdapter } from "./lora/export-gguf-adapter.js";
-export { combineAdapters, deltaWeight, mergeInto, unmerge } from "./lora/merge.js";
+/** mergeModule: one module's merged weight, LoRA or DoRA (mergeInto/unmerge are W ± ΔW, LoRA only). */
+export { combineAdapters, deltaWeight, mergeInto, mergeModule, unmerge } from "./lora/merge.js";
 export { type MergeOptions, mergeModel as merge } from "./lora/merge-model.js";
 export { countParams, selectTargets } from "./lora/targets.js";
 export type { ModelConfig } from "./models/config.js";
