@@ -3,9 +3,9 @@
  *
  *   node dist/bench/train-worker.js --model DIR --targets c_attn --batch 4 --seq 256 [--steps 5 --warmup 2]
  *     [--int8] [--dropout 0.05] [--profile PREFIX] [--optimization disabled|basic|extended|all]
- *     [--checkpoint]
+ *     [--checkpoint] [--dora]
  *
- * Builds the LoRA training session (r=8, alpha=16, dropout 0.05, PEFT init), then runs full optimizer
+ * Builds the LoRA (--dora: DoRA) training session (r=8, alpha=16, dropout 0.05, PEFT init), then runs full optimizer
  * steps (forward, backward, AdamW) on random tokens and prints one JSON line:
  * {"buildS","sPerStep","tokPerS","peakRssMiB","steps"}.
  */
@@ -37,6 +37,8 @@ const { values: a } = parseArgs({
     "int8-workers": { type: "string" },
     /** Recompute each layer's activations in the backward pass (TrainSetup.checkpointLayers). */
     checkpoint: { type: "boolean", default: false },
+    /** DoRA (use_dora): a trained magnitude per output, the weight norm computed every step. */
+    dora: { type: "boolean", default: false },
     dropout: { type: "string", default: "0.05" },
     optimization: { type: "string" },
   },
@@ -50,9 +52,13 @@ const config = makeLoraConfig({
   lora_alpha: 16,
   lora_dropout: Number(a.dropout),
   target_modules: targets,
+  use_dora: a.dora,
 });
 const selected = selectTargets(config, listModules(model.config), { modelType: model.config.modelType });
-const { adapter } = createAdapter(config, selected, { seed: 1 });
+const { adapter } = createAdapter(config, selected, {
+  seed: 1,
+  baseWeight: (path) => model.weights.readFloat32(`${path}.weight`),
+});
 const extra = Object.fromEntries((a.config ?? []).map((kv) => kv.split("=") as [string, string]));
 
 const t0 = performance.now();
@@ -69,6 +75,7 @@ const step = await buildTrainStep(
     int8: a.int8,
     int8Weights,
     checkpointLayers: a.checkpoint,
+    dora: a.dora,
   },
   {
     threads: a.threads ? Number(a.threads) : undefined,

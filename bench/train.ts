@@ -10,8 +10,8 @@
  * Models are random-weight checkpoints written by the project's own writer: GPT-2-small (124M) and
  * SmolLM-135M shapes, and (configs qwen05b-all and llama1b-all, at 4x512 by default, bf16 checkpoints)
  * Qwen2.5-0.5B and Llama-3.2-1B shapes. Each row is one lora-ts variant (exact float32, --base-int8,
- * and for the big shapes --base-int8 with --gradient-checkpointing) against the peer's fp32 and bf16
- * runs of the same configuration. A run that cannot fit is not started: lora-ts's own memory estimate
+ * and for the big shapes --base-int8 with --gradient-checkpointing; with --dora also DoRA in float32)
+ * against the peer's fp32 and bf16 runs of the same configuration (plain LoRA for the peer). A run that cannot fit is not started: lora-ts's own memory estimate
  * (the one `train` refuses with) is compared with the memory available, and the peer stops itself when
  * memory runs low or its warm-up projects past --peer-budget seconds; the table says why. The peer (../shared/peers/torch_lora_bench.py) needs /usr/bin/python3 with
  * torch: `apt-get install python3-torch libopenblas0-pthread`. Without OpenBLAS, Debian's torch 1.13
@@ -45,6 +45,8 @@ const { values: a } = parseArgs({
     "peer-budget": { type: "string", default: "1200" },
     config: { type: "string", multiple: true },
     int8: { type: "string", default: "on" },
+    /** Also a DoRA row (float32 throughout) beside the exact LoRA one. */
+    dora: { type: "boolean", default: false },
   },
 });
 
@@ -72,10 +74,13 @@ interface Variant {
   name: string;
   int8: boolean;
   checkpoint: boolean;
+  dora?: boolean;
 }
 const EXACT: Variant = { name: "exact", int8: false, checkpoint: false };
 const INT8: Variant = { name: "int8", int8: true, checkpoint: false };
 const INT8_CKPT: Variant = { name: "int8+ckpt", int8: true, checkpoint: true };
+/** DoRA in float32 (--base-int8 cannot train DoRA): its cost against the exact LoRA row. */
+const DORA: Variant = { name: "dora", int8: false, checkpoint: false, dora: true };
 
 const shared = process.env["LORA_TS_SHARED"] ?? resolve(process.cwd(), "../shared");
 const peerScript = join(shared, "peers/torch_lora_bench.py");
@@ -119,6 +124,7 @@ function runOurs(
     ...(a.config ?? []).flatMap((c) => ["--config", c]),
     ...(v.int8 ? ["--int8"] : []),
     ...(v.checkpoint ? ["--checkpoint"] : []),
+    ...(v.dora ? ["--dora"] : []),
   ];
   const p = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
   if (p.status !== 0) {
@@ -188,6 +194,7 @@ function estimateBytes(kind: ModelKind, targets: string, batch: number, seq: num
     lora_alpha: 16,
     lora_dropout: 0.05,
     target_modules: targets.split(","),
+    use_dora: v.dora === true,
   });
   const selected = selectTargets(lora, listModules(config), { modelType: config.modelType });
   return estimateTrainMemory({
@@ -199,6 +206,7 @@ function estimateBytes(kind: ModelKind, targets: string, batch: number, seq: num
     dropout: 0.05,
     int8: v.int8,
     gradientCheckpointing: v.checkpoint,
+    dora: v.dora,
   }).bytes;
 }
 
@@ -230,7 +238,10 @@ try {
     if (!c) throw new Error(`unknown config ${config} (${Object.keys(CONFIGS).join(", ")})`);
     const big = MODELS[c.model].big;
     const steps: [string, string] = big ? [a["big-steps"], a["big-warmup"]] : [a.steps, a.warmup];
-    const variants = a.int8 === "on" ? (big ? [EXACT, INT8, INT8_CKPT] : [EXACT, INT8]) : [EXACT];
+    const variants = [
+      ...(a.int8 === "on" ? (big ? [EXACT, INT8, INT8_CKPT] : [EXACT, INT8]) : [EXACT]),
+      ...(a.dora ? [DORA] : []),
+    ];
     const dir = ensureModel(c.model);
     for (const shape of (big ? a["big-shapes"] : a.shapes).split(",")) {
       const [batch, seq] = shape.split("x").map(Number) as [number, number];
@@ -273,6 +284,8 @@ console.log(
     ? "peer: PyTorch (../shared/peers/torch_lora_bench.py), 2 threads"
     : "peer: not available (no ../shared or no /usr/bin/python3 with torch)",
 );
+if (a.dora)
+  console.log("the dora rows' torch columns are PyTorch's plain LoRA runs of the same configuration");
 console.log(
   "| config | BxT | lora-ts | s/step | tok/s | RSS MiB | estimate MiB | build s | torch fp32 tok/s | torch fp32 RSS MiB " +
     "| torch bf16 tok/s | speed vs fp32 | RSS vs fp32 | speed vs bf16 |",

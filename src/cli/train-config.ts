@@ -133,6 +133,10 @@ export function toTrainOptions(c: TrainConfig): TrainOptions {
     throw new LoraTsError("train: give --epochs or --max-steps, not both");
   if (c.dora !== undefined && c.use_dora !== undefined && c.dora !== c.use_dora)
     throw new LoraTsError("train: dora and use_dora disagree; give one of them");
+  if ((c.dora ?? c.use_dora) && c.mode === "full")
+    throw new LoraTsError(
+      "train: --dora trains a LoRA adapter's magnitudes; it does not apply to --mode full",
+    );
   const target = typeof c.target === "string" ? targetFlag(c.target) : c.target;
   return {
     model: c.model!,

@@ -195,7 +195,9 @@ export function doraLinear(
 
 /**
  * Linear DoRA with dropout (PEFT's training form): W·x + b + (f − 1) ⊙ W·drop(x) + f ⊙ s·B·h, with
- * `wDropped` = W·drop(x) (no bias) and `h` = drop(x)·Aᵀ on the same mask.
+ * `wDropped` = W·drop(x) (no bias) and `h` = drop(x)·Aᵀ on the same mask. Computed as
+ * W·x + b − W·drop(x) + f ⊙ (W·drop(x) + s·B·h): the same sum, but m's gradient then keeps one
+ * [tokens, out] tensor (the parenthesis) for the backward pass instead of two.
  */
 export function doraLinearDropout(
   wx: Value,
@@ -208,7 +210,7 @@ export function doraLinearDropout(
 ): Value {
   const base = bias ? o.add(wx, bias) : wx;
   const update = nn.linear(typeof s === "number" && s === 1 ? h : o.mul(h, s), B); // s·B·h
-  return o.add(o.add(base, o.mul(o.sub(f, 1), wDropped)), o.mul(f, update));
+  return o.add(o.sub(base, wDropped), o.mul(f, o.add(wDropped, update)));
 }
 
 /** Embedding DoRA: f ⊙ (E[ids] + s·Aᵀ[ids]·Bᵀ), with `rows` = E[ids]. */

@@ -185,11 +185,11 @@ export function memoryTerms(input: TrainMemoryInput): MemoryTerms {
   // layers that share an input (q, k, v) count it once each here, on the safe side.
   const trainedInputs =
     input.mode === "full" ? layerLinears.reduce((n, m) => n + m.inFeatures, 0) : adaptedIn;
-  // DoRA (lora/dora.ts) also keeps, per adapted layer, the unscaled output W·x + s·B·A·x for the
-  // magnitude's gradient; with dropout instead W·drop(x) and s·B·A·drop(x), and drop(x)'s factor
-  // for the gradient through W·drop(x). Counted from the graph's saved values, not measured.
+  // DoRA (lora/dora.ts) also keeps, per adapted layer, the unscaled output W·x + s·B·A·x (with
+  // dropout W·drop(x) + s·B·A·drop(x)) for the magnitude's gradient, and with dropout drop(x)'s
+  // factor for the gradient through W·drop(x). Counted from the graph's saved values, not measured.
   const adaptedOut = adaptedLinears.reduce((n, m) => n + m.out, 0);
-  const doraHeld = !input.dora ? 0 : (input.dropout ?? 0) > 0 ? 2 * adaptedOut + adaptedIn : adaptedOut;
+  const doraHeld = !input.dora ? 0 : adaptedOut + ((input.dropout ?? 0) > 0 ? adaptedIn : 0);
   const allLayers = outs + cfg.layers * cfg.hidden + gatedExtra + trainedInputs + doraHeld;
   // Recomputed layers: every layer's input, plus one layer's activations twice over (its recomputed
   // forward values and the gradients computed from them).

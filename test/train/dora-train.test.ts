@@ -2,12 +2,13 @@
  * Training DoRA: the magnitude is trained and saved under PEFT's key, a crashed run resumes to the
  * same losses (the magnitude and its AdamW moments restored), gradient checkpointing gives the same
  * run, --base-int8 is refused in one line, and `lora-ts train --dora` on the embedded default model
- * writes a PEFT adapter that `eval` reads; `info --lora` and the memory estimate count the magnitudes.
+ * writes a PEFT adapter that `eval` and `generate` read; `info --lora` and the memory estimate count the magnitudes.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { toTrainOptions } from "../../src/cli/train-config.js";
 import { magnitudeKey } from "../../src/lora/adapter.js";
 import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { DEFAULT_MODEL_DIR } from "../../src/models/default-model.js";
@@ -84,7 +85,7 @@ test("DoRA with --base-int8 is refused in one line", async () => {
   );
 });
 
-test("lora-ts train --dora on the embedded default model writes PEFT's DoRA adapter; eval reads it", () => {
+test("lora-ts train --dora on the embedded default model writes PEFT's DoRA adapter; eval and generate read it", () => {
   const out = join(tempDir(), "run");
   const persona = join(DEFAULT_MODEL_DIR, "data", "persona.jsonl");
   const r = runTrain(
@@ -125,6 +126,20 @@ test("lora-ts train --dora on the embedded default model writes PEFT's DoRA adap
   ]);
   assert.equal(e.code, 0, e.stderr);
   assert.ok(Number.isFinite(JSON.parse(e.stdout).loss));
+  const gen = runCli([
+    "generate",
+    "--model",
+    DEFAULT_MODEL_DIR,
+    "--adapter",
+    out,
+    "--prompt",
+    "Hello",
+    "--max-new-tokens",
+    "4",
+    "--json",
+  ]);
+  assert.equal(gen.code, 0, gen.stderr);
+  assert.equal((JSON.parse(gen.stdout) as { ids: number[] }).ids.length > 0, true);
 });
 
 test("info --lora ...,dora=true counts r·(in+out)+out per module; the memory estimate counts the magnitudes", () => {
@@ -167,4 +182,11 @@ test("info --lora ...,dora=true counts r·(in+out)+out per module; the memory es
   const dora = memoryTerms({ ...input, dora: true });
   assert.equal(dora.trainableParams - lora.trainableParams, 4 * (256 + 128));
   assert.ok(dora.savedPerToken > lora.savedPerToken);
+});
+
+test("--dora with --mode full, or dora and use_dora disagreeing in a config, is refused in one line", () => {
+  const c = { model: "m", data: "d", out: "o" };
+  assert.throws(() => toTrainOptions({ ...c, mode: "full", dora: true }), /does not apply to --mode full/);
+  assert.throws(() => toTrainOptions({ ...c, dora: true, use_dora: false }), /dora and use_dora disagree/);
+  assert.equal(toTrainOptions({ ...c, use_dora: true }).dora, true);
 });
