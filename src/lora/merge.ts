@@ -34,12 +34,19 @@ export function unmerge(W: Float32Array, delta: Float32Array): Float32Array {
   return W;
 }
 
-/** ΔW of one module of an adapter, in the base weight's layout; undefined if it has none. */
+/**
+ * ΔW = s·B·A of one module of a LoRA adapter, in the base weight's layout; undefined if it has none.
+ * A DoRA adapter's change is not a delta independent of W, so it is refused (use mergeModule).
+ */
 export function adapterDelta(
   adapter: Adapter,
   path: string,
   opts: { fanInFanOut?: boolean } = {},
 ): Float32Array | undefined {
+  if (adapter.config.use_dora)
+    throw new LoraTsError(
+      `${adapter.source ?? "adapter"}: a DoRA adapter has no delta s·B·A alone; merge it with mergeModule`,
+    );
   for (const kind of ["linear", "embedding"] as const) {
     const keys = loraKeys(path, kind);
     const A = adapter.tensors.get(keys.A);

@@ -13,7 +13,7 @@ import { type Adapter, loraKeys, magnitudeKey } from "../../src/lora/adapter.js"
 import { loadAdapter } from "../../src/lora/adapter-files.js";
 import { adapterAmplification } from "../../src/lora/amplification.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
-import { combineAdapters, mergeModule } from "../../src/lora/merge.js";
+import { adapterDelta, combineAdapters, mergeModule } from "../../src/lora/merge.js";
 import { compareAdapterSubspaces } from "../../src/lora/subspace.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { runCli } from "../helpers/cli.js";
@@ -86,6 +86,8 @@ test("mergeModule on a DoRA adapter: (m / n) ⊙ (W + s·B·A) per output, in th
     Float32Array.from(Wrows.flat()),
   )!;
   assert.ok(maxAbsDiff(lin!, loraOnly) > 0.1);
+  // No W-independent delta exists for DoRA: asking for one is an error, not LoRA's s·B·A.
+  assert.throws(() => adapterDelta(doraAdapter("linear", A, B, m, shapes), "x"), /DoRA adapter has no delta/);
   // Conv1D: W stored [in, out]; the factor scales columns.
   const conv = new Float32Array(nIn * nOut);
   for (let o = 0; o < nOut; o++) for (let j = 0; j < nIn; j++) conv[j * nOut + o] = Wrows[o]![j]!;
