@@ -59,15 +59,11 @@ export class DropoutInputs {
 
   /**
    * drop(x) and drop(x)·Aᵀ on one mask, for DoRA's dropout form, which also multiplies the frozen
-   * weight by drop(x) (dora.ts). drop(x) is then an activation of its own until that product's
-   * backward pass is done with it; the product with A still keeps only x.
+   * weight by drop(x) (dora.ts). Neither keeps a float32 copy of the mask for the backward pass.
    */
   dropAndProject(x: Value, A: Value): { dropped: Value; projected: Value } {
     const keep = this.maskFor(x);
-    return {
-      dropped: o.mul(x, keepFactor(x, keep, this.scale)),
-      projected: droppedProduct(x, keep, this.scale, A),
-    };
+    return { dropped: dropped(x, keep, this.scale), projected: droppedProduct(x, keep, this.scale, A) };
   }
 
   private maskFor(x: Value): Value {
@@ -84,6 +80,23 @@ export class DropoutInputs {
 /** keep / (1 − p) in x's dtype. */
 function keepFactor(x: Value, keep: Value, scale: Value): Value {
   return o.mul(o.cast(keep, x.dtype), o.cast(scale, x.dtype));
+}
+
+/**
+ * drop(x) = x ⊙ keep·scale, with d x = dy ⊙ keep·scale recomputed from the fed mask in the backward
+ * pass (gated on dy, as below): the ordinary Mul rule would keep the float32 factor alive from the
+ * forward pass, 4 bytes per input element.
+ */
+export function dropped(x: Value, keep: Value, scale: Value): Value {
+  const [y] = x.graph.region({
+    name: "LoRA dropout",
+    inputs: [x],
+    forward: () => ({ outputs: [o.mul(x, keepFactor(x, keep, scale))], saved: [keep, scale] }),
+    backward: ([keep, scale], [dy], needs) => [
+      needs[0] ? o.mul(dy, keepFactor(dy, gate(keep, gateFlag([dy])), scale)) : null,
+    ],
+  });
+  return y;
 }
 
 /**
