@@ -16,6 +16,7 @@ import { selectTargets } from "../src/lora/targets.js";
 import { quantizeModelInBackground } from "../src/models/int8-quantize.js";
 import { listModules } from "../src/models/modules.js";
 import { openModelDir } from "../src/models/open-model.js";
+import { queryBlocksFor } from "../src/models/transformer.js";
 import { AdamW, clipGradNorm } from "../src/train/optimizer.js";
 import { buildTrainStep, shiftLabels } from "../src/train/train-graph.js";
 import { Rng } from "../src/util/rng.js";
@@ -35,6 +36,8 @@ const { values: a } = parseArgs({
     int8: { type: "boolean", default: false },
     /** Threads that quantize the int8 weights meanwhile (default: one per core; 0: while building). */
     "int8-workers": { type: "string" },
+    /** Causal attention in N query blocks (default: what train picks for --seq; 1: none). */
+    "query-blocks": { type: "string" },
     /** Recompute each layer's activations in the backward pass (TrainSetup.checkpointLayers). */
     checkpoint: { type: "boolean", default: false },
     /** DoRA (use_dora): a trained magnitude per output, the weight norm computed every step. */
@@ -75,6 +78,7 @@ const step = await buildTrainStep(
     int8: a.int8,
     int8Weights,
     checkpointLayers: a.checkpoint,
+    queryBlocks: a["query-blocks"] === undefined ? queryBlocksFor(seq) : Number(a["query-blocks"]),
     dora: a.dora,
   },
   {

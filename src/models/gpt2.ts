@@ -45,7 +45,8 @@ export function buildGpt2(
   for (let i = 0; i < cfg.layers; i++) {
     const p = `transformer.h.${i}`;
     x = decoderLayer(opts, inputs, i, x, (x) => {
-      const a = selfAttention(ctx, cfg, i, layerNorm(ctx, cfg, `${p}.ln_1`, x), bias, inputs.past?.[i]);
+      const n = layerNorm(ctx, cfg, `${p}.ln_1`, x);
+      const a = selfAttention(ctx, cfg, i, n, bias, inputs.past?.[i], opts.queryBlocks);
       present.push(a.present);
       const h = o.add(x, a.out);
       return o.add(h, mlp(ctx, cfg, `${p}.mlp`, layerNorm(ctx, cfg, `${p}.ln_2`, h)));
@@ -70,6 +71,7 @@ function selfAttention(
   x: Value,
   bias: Value,
   past: KeyValue | undefined,
+  queryBlocks?: number,
 ): { out: Value; present: KeyValue } {
   const p = `transformer.h.${layer}.attn`;
   const { hidden, heads, headDim } = cfg;
@@ -78,7 +80,7 @@ function selfAttention(
   const kv = withPast(past, splitHeads(k, heads, 0, headDim), splitHeads(v, heads, 0, headDim));
   let scale = 1 / Math.sqrt(headDim);
   if (cfg.scaleAttnByInverseLayerIdx) scale /= layer + 1;
-  const a = attention(splitHeads(q, heads, 1, headDim), kv, bias, scale);
+  const a = attention(splitHeads(q, heads, 1, headDim), kv, bias, scale, queryBlocks);
   return { out: ctx.linear(a, conv1d(`${p}.c_proj`, hidden, hidden)), present: kv };
 }
 

@@ -59,7 +59,7 @@ export function buildLlama(
     const p = `model.layers.${i}`;
     x = decoderLayer(opts, inputs, i, x, (x) => {
       const n = o.rmsNorm(x, ctx.param(`${p}.input_layernorm.weight`), cfg.normEps);
-      const kv = selfAttention(ctx, cfg, p, n, rope, bias, inputs.past?.[i]);
+      const kv = selfAttention(ctx, cfg, p, n, rope, bias, inputs.past?.[i], opts.queryBlocks);
       present.push(kv.present);
       const h = o.add(x, kv.out);
       const m = o.rmsNorm(h, ctx.param(`${p}.post_attention_layernorm.weight`), cfg.normEps);
@@ -78,6 +78,7 @@ function selfAttention(
   rope: { cos: Value; sin: Value },
   bias: Value,
   past: KeyValue | undefined,
+  queryBlocks?: number,
 ): { out: Value; present: KeyValue } {
   const p = `${prefix}.self_attn`;
   const { hidden, heads, kvHeads, headDim } = cfg;
@@ -87,7 +88,7 @@ function selfAttention(
   const k = splitHeads(proj("k_proj", kvHeads * headDim), kvHeads, 0, headDim, rope);
   const v = splitHeads(proj("v_proj", kvHeads * headDim), kvHeads, 0, headDim);
   const kv = withPast(past, k, v);
-  const a = attention(q, kv, bias, 1 / Math.sqrt(headDim));
+  const a = attention(q, kv, bias, 1 / Math.sqrt(headDim), queryBlocks);
   const out = ctx.linear(a, {
     path: `${p}.o_proj`,
     inFeatures: heads * headDim,

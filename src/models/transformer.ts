@@ -12,11 +12,12 @@ import { checkpoint } from "../graph/checkpoint.js";
 import type { Graph, Value } from "../graph/ir.js";
 import * as nn from "../graph/nn.js";
 import * as o from "../graph/ops.js";
-import { addDims, type Dim, mulDims } from "../graph/shape.js";
+import { addDims, type Dim, dimEq, mulDims } from "../graph/shape.js";
 import { GraphBuildError } from "../util/errors.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInverseFrequencies } from "./config.js";
 import type { ModuleContext } from "./module.js";
+import { blockedAttention } from "./query-blocks.js";
 
 export interface KeyValue {
   key: Value;
@@ -50,6 +51,21 @@ export interface BuildOptions {
    * (graph/checkpoint.ts): training only, less memory for about one more forward pass of time.
    */
   checkpointLayers?: boolean;
+  /**
+   * Causal attention in this many query blocks (query-blocks.ts; training only, default 1):
+   * `queryBlocksFor` picks it from the longest sequence.
+   */
+  queryBlocks?: number;
+}
+
+/**
+ * The query blocks `train` uses for sequences up to `maxLength` tokens, measured (bench/RESULTS.md
+ * "Query blocks"): 4 blocks: -4% step time at GPT-2 4×512, -8% at 1×1024; at SmolLM 1×2048, 4 blocks
+ * -15% time and -38% peak memory, 8 blocks -24% and -37%. At 256 positions the gain was 0–5% for
+ * +4% memory and a longer session build, so shorter runs keep one block.
+ */
+export function queryBlocksFor(maxLength: number): number {
+  return maxLength >= 2048 ? 8 : maxLength >= 512 ? 4 : 1;
 }
 
 /**
@@ -236,11 +252,18 @@ export function withPast(past: KeyValue | undefined, key: Value, value: Value): 
  * Scaled dot-product attention with grouped queries. q [batch, kvH, groups, seq, d] is viewed as
  * [batch, kvH, groups·seq, d] so each KV head serves its query group in one matrix product: no
  * copy of K/V per query head (HF's repeat_kv), and larger GEMMs. Returns [batch, seq, heads·d].
+ * `blocks` > 1 (training, no cache): causal attention in that many query blocks (query-blocks.ts).
  */
-export function attention(q: Value, kv: KeyValue, bias: Value, scale: number): Value {
+export function attention(q: Value, kv: KeyValue, bias: Value, scale: number, blocks = 1): Value {
   const [b, kvH, groups, t, d] = q.shape as [Dim, number, number, Dim, number];
-  const qf = o.reshape(q, [b, kvH, mulDims(groups, t), d]);
-  const ctx = o.reshape(attentionCore(qf, kv.key, kv.value, bias, scale), [b, kvH, groups, t, d]);
+  let ctx: Value;
+  // Only where the keys are the queries' own positions (no cache): the blocks assume causality from 0.
+  if (blocks > 1 && dimEq(kv.key.shape[2]!, t)) {
+    ctx = blockedAttention(q, kv.key, kv.value, bias, scale, blocks);
+  } else {
+    const qf = o.reshape(q, [b, kvH, mulDims(groups, t), d]);
+    ctx = o.reshape(attentionCore(qf, kv.key, kv.value, bias, scale), [b, kvH, groups, t, d]);
+  }
   return o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [b, t, kvH * groups * d]);
 }
 

@@ -53,8 +53,10 @@ export type TrainSetup =
       checkpointLayers?: boolean;
       /** DoRA (use_dora): each module's magnitude is trained beside A and B (lora/dora.ts). */
       dora?: boolean;
+      /** Causal attention in query blocks (models/query-blocks.ts); default 1, none. */
+      queryBlocks?: number;
     }
-  | { mode: "full"; checkpointLayers?: boolean };
+  | { mode: "full"; checkpointLayers?: boolean; queryBlocks?: number };
 
 export interface TrainParam {
   /** Graph input name: a PEFT key (lora) or a checkpoint tensor name (full). */
@@ -172,6 +174,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
       plain: false,
       trainWeight: true,
       checkpointLayers: setup.checkpointLayers,
+      queryBlocks: setup.queryBlocks,
     });
   } else {
     if (setup.dora && setup.int8)
@@ -193,6 +196,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
     loss = buildForward(g, model, lora, {
       plain,
       checkpointLayers: setup.checkpointLayers,
+      queryBlocks: setup.queryBlocks,
       int8Head: int8 && !plain ? int8Head(g, model.weights, int8, "lm_head.weight") : undefined,
     });
     // The LoRA inputs exist once the model is built; their ranks are symbolic, fixed here by the config.
@@ -259,12 +263,19 @@ function buildForward(
   g: Graph,
   model: HfModel,
   ctx: ModuleContext,
-  opts: { plain: boolean; trainWeight?: boolean; checkpointLayers?: boolean; int8Head?: Int8Forward },
+  opts: {
+    plain: boolean;
+    trainWeight?: boolean;
+    checkpointLayers?: boolean;
+    queryBlocks?: number;
+    int8Head?: Int8Forward;
+  },
 ): Value {
   const inputs = declareInputs(g, model.config, { attentionMask: true });
   const targets = g.input(TRAIN_IO.targets, "int64", ["batch", "seq"]);
   const { logits, hidden } = buildModel(ctx, model.config, inputs, {
     checkpointLayers: opts.checkpointLayers,
+    queryBlocks: opts.queryBlocks,
   });
   if (opts.plain) return nn.crossEntropy(logits, targets);
   const head = ctx.param("lm_head.weight");

@@ -27,6 +27,7 @@ import type { LoraConfig } from "../lora/config.js";
 import { quantizeModelInBackground } from "../models/int8-quantize.js";
 import { resolveModelPath } from "../models/model-path.js";
 import { openModelDir } from "../models/open-model.js";
+import { queryBlocksFor } from "../models/transformer.js";
 import { removeStrayTemps } from "../util/atomic.js";
 import { LoraTsError } from "../util/errors.js";
 import { availableMemoryBytes } from "../util/memory.js";
@@ -432,6 +433,8 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     };
 
     const phase = (what: string) => emit("onPhase", what);
+    // The plain path is the reference the optimized one is tested against: no query blocks there.
+    const queryBlocks = () => (o.plainPath ? 1 : queryBlocksFor(Math.max(2, Math.min(maxLength, longest))));
     // What is trained, and its starting values.
     let adapter: Adapter | null = null;
     /** PiSSA's initial A₀, B₀: the saved adapter is converted against them to fit the original base. */
@@ -440,7 +443,11 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     let values: Float32Array[];
     if (o.mode === "full") {
       checkMemory();
-      const setup = { mode: "full" as const, checkpointLayers: o.gradientCheckpointing };
+      const setup = {
+        mode: "full" as const,
+        checkpointLayers: o.gradientCheckpointing,
+        queryBlocks: queryBlocks(),
+      };
       step = await buildTrainStep(model, setup, { threads: o.threads }, true, phase);
       values = step.params.map((p) => model.weights.readFloat32(p.name));
     } else {
@@ -460,6 +467,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       adapter = start.adapter;
       pissaStart = start.pissaStart;
       const setup = start.setup;
+      setup.queryBlocks = queryBlocks();
       // Worker threads quantize the frozen weights while this thread builds the graph and session.
       if (o.baseInt8) setup.int8Weights = quantizeModelInBackground(model, setup.residuals?.keys());
       // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).

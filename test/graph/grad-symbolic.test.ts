@@ -11,6 +11,8 @@ import { test } from "node:test";
 import type { Graph, Node, Value } from "../../src/graph/ir.js";
 import * as nn from "../../src/graph/nn.js";
 import * as o from "../../src/graph/ops.js";
+import { mulDims } from "../../src/graph/shape.js";
+import { blockedAttention } from "../../src/models/query-blocks.js";
 import { attentionCore } from "../../src/models/transformer.js";
 import { type CheckOptions, checkGradient, type InputSpec } from "./gradcheck.js";
 
@@ -159,6 +161,22 @@ const cases: Case[] = [
       { shape: [2, 2, 3, 4], dims: ["batch", 2, "seq", 4] },
       { shape: [2, 2, 3, 4], dims: ["batch", 2, "seq", 4] },
       { shape: [2, 2, 3, 4], dims: ["batch", 2, "seq", 4] },
+    ],
+  },
+  {
+    name: "Causal attention in 3 query blocks (7 positions: 2, 2, 3), grouped queries",
+    build: (q, k, v) => {
+      const g = q.graph;
+      const future = o.greater(o.unsqueeze(o.range(g, "seq"), [0]), o.unsqueeze(o.range(g, "seq"), [1]));
+      const causal = o.where(future, o.scalar(g, -1e9, "float64"), 0); // [seq, seq]
+      // [1, 1, groups·seq, seq], group-major rows as transformer.ts attentionBias lays them out
+      const bias = o.reshape(o.expand(causal, [1, 1, 2, "seq", "seq"]), [1, 1, mulDims(2, "seq"), "seq"]);
+      return blockedAttention(q, k, v, bias, 0.5, 3);
+    },
+    inputs: [
+      { shape: [2, 2, 2, 7, 4], dims: ["batch", 2, 2, "seq", 4] },
+      { shape: [2, 2, 7, 4], dims: ["batch", 2, "seq", 4] },
+      { shape: [2, 2, 7, 4], dims: ["batch", 2, "seq", 4] },
     ],
   },
 ];

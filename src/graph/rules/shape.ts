@@ -98,5 +98,7 @@ defineGrad("Concat", ({ node, gy, needs }) => {
 defineGrad("Split", ({ node, gy }) => {
   const axis = intAttr(node, "axis", 0);
   const parts = node.outputs.map((out, k) => gy[k] ?? o.zerosLike(out));
-  return [o.concat(parts, axis), null];
+  // The input's own extent: parts of symbolic sizes (splitBy) add up to it, not to a new sum.
+  const x = node.inputs[0]!;
+  return [o.concat(parts, axis, x.shape[axis < 0 ? axis + x.rank : axis]), null];
 });
