@@ -1,16 +1,15 @@
 /** Generation: the key/value cache path equals full recomputation token for token; batching is exact. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { test } from "node:test";
 import { generate } from "../../src/infer/generate.js";
 import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { argmax, sampleToken } from "../../src/infer/sampling.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { parseModelConfig } from "../../src/models/family.js";
 import { gpt2TensorShapes } from "../../src/models/gpt2.js";
 import { llamaTensorShapes } from "../../src/models/llama.js";
 import { Rng } from "../../src/util/rng.js";
-import { needsShared, sharedPath } from "../helpers/shared.js";
+import { needsShared } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { gpt2Config, llamaConfig, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
 
 function randomLlama(): string {
@@ -100,12 +99,7 @@ test("sampling: greedy is the arg-max, top-k 1 is greedy, a seed reproduces draw
 test("stories260K: cached and recomputed greedy generation agree for 100 tokens", {
   skip: needsShared("models/stories260K/stories260K.bin"),
 }, async () => {
-  const dir = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: dir,
-  });
+  const dir = await stories260K();
   const lm = await loadCausalLM(dir);
   const a = await generate(lm, [[1]], { maxNewTokens: 100, eosIds: [] });
   const b = await generate(lm, [[1]], { maxNewTokens: 100, eosIds: [], noCache: true });

@@ -18,10 +18,10 @@ import { test } from "node:test";
 import { loraKeys, magnitudeKey } from "../../src/lora/adapter.js";
 import { loadAdapter, saveAdapter } from "../../src/lora/adapter-files.js";
 import { doraFactor } from "../../src/lora/dora.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { BIN } from "../helpers/cli.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { needsTorch, runPeer } from "../helpers/torch.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -60,12 +60,7 @@ let converted: { dir: string; ids: number[] } | undefined;
 /** stories260K converted once, and a real story's first 24 tokens (BOS and greedy ids). */
 async function stories(): Promise<{ dir: string; ids: number[] }> {
   if (converted) return converted;
-  const dir = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: dir,
-  });
+  const dir = await stories260K();
   const ref = JSON.parse(readFileSync(sharedPath("models/stories260K/reference.json"), "utf8")) as {
     greedy_from_bos_200: number[];
   };

@@ -20,12 +20,12 @@ import { createAdapter } from "../../src/lora/adapter.js";
 import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { listModules } from "../../src/models/modules.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { buildTrainStep, shiftLabels } from "../../src/train/train-graph.js";
 import { Rng } from "../../src/util/rng.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { needsTorch, runPeer } from "../helpers/torch.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -60,12 +60,7 @@ test("stories260K DoRA (q, v, down, embedding): CLI logits and a training step's
   const ref = JSON.parse(readFileSync(sharedPath("models/stories260K/reference.json"), "utf8")) as {
     greedy_from_bos_200: number[];
   };
-  const modelDir = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: modelDir,
-  });
+  const modelDir = await stories260K();
   const model = openModelDir(modelDir);
   const config = makeLoraConfig({
     r: 4,

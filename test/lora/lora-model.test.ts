@@ -13,7 +13,6 @@ import { makeLoraConfig } from "../../src/lora/config.js";
 import { combineAdapters } from "../../src/lora/merge.js";
 import { mergeModel } from "../../src/lora/merge-model.js";
 import { selectTargets } from "../../src/lora/targets.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { parseModelConfig } from "../../src/models/family.js";
 import { gpt2TensorShapes } from "../../src/models/gpt2.js";
 import { listModules } from "../../src/models/modules.js";
@@ -22,7 +21,8 @@ import { LoraTsError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
 import { runCli } from "../helpers/cli.js";
 import { fileHashes } from "../helpers/file-hashes.js";
-import { needsShared, sharedPath } from "../helpers/shared.js";
+import { needsShared } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { gpt2Config, randomWeights, tempDir, writeModelDir } from "../models/fixtures.js";
 import { LLAMA_ALL_TARGETS } from "./fixtures.js";
 
@@ -70,12 +70,7 @@ function maxDiff(a: Float32Array[], b: Float32Array[]): number {
 }
 
 async function stories(): Promise<string> {
-  const dir = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: dir,
-  });
+  const dir = await stories260K();
   return dir;
 }
 

@@ -24,11 +24,11 @@ import { createAdapter } from "../../src/lora/adapter.js";
 import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { type LoraConfig, makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { listModules } from "../../src/models/modules.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { Rng } from "../../src/util/rng.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { needsTorch, runPeer } from "../helpers/torch.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -85,12 +85,7 @@ test("stories260K: `lora-ts logits --adapter` equals a PyTorch forward from PEFT
     greedy_from_bos_200: number[];
     logits_after_first_16_tokens: number[];
   };
-  const modelDir = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: modelDir,
-  });
+  const modelDir = await stories260K();
   const plain = randomAdapter(
     modelDir,
     makeLoraConfig({

@@ -19,12 +19,12 @@ import { createAdapter } from "../../src/lora/adapter.js";
 import { saveAdapter } from "../../src/lora/adapter-files.js";
 import { makeLoraConfig } from "../../src/lora/config.js";
 import { selectTargets } from "../../src/lora/targets.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { listModules } from "../../src/models/modules.js";
 import { openModelDir } from "../../src/models/open-model.js";
 import { buildTrainStep, shiftLabels } from "../../src/train/train-graph.js";
 import { Rng } from "../../src/util/rng.js";
-import { needsShared, sharedPath } from "../helpers/shared.js";
+import { needsShared } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { needsTorch, runPeer } from "../helpers/torch.js";
 import { LLAMA_ALL_TARGETS } from "../lora/fixtures.js";
 import { tempDir } from "../models/fixtures.js";
@@ -46,12 +46,7 @@ interface StepResult {
 test("stories260K LoRA step (q,k,v,o,gate,up,down + embedding; padded row, completion mask): loss and every A/B gradient equal PyTorch autograd", {
   skip,
 }, async () => {
-  const modelDir = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: modelDir,
-  });
+  const modelDir = await stories260K();
   const model = openModelDir(modelDir);
   const config = makeLoraConfig({
     r: 4,

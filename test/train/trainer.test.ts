@@ -11,12 +11,12 @@ import { generate } from "../../src/infer/generate.js";
 import { loadCausalLM } from "../../src/infer/load-causal-lm.js";
 import { openSafetensors } from "../../src/io/safetensors.js";
 import { loadAdapter } from "../../src/lora/adapter-files.js";
-import { convertLlama2c } from "../../src/models/convert-llama2c.js";
 import { evaluate } from "../../src/train/evaluate.js";
 import type { StepMetrics } from "../../src/train/events.js";
 import { listCheckpoints, NonFiniteLossError, type TrainOptions, train } from "../../src/train/trainer.js";
 import { runCli } from "../helpers/cli.js";
 import { needsShared, sharedPath } from "../helpers/shared.js";
+import { stories260K } from "../helpers/stories.js";
 import { tinyModel, wordData } from "../helpers/tiny-model.js";
 import { tempDir } from "../models/fixtures.js";
 
@@ -249,12 +249,7 @@ test("train: --val-data with --val-fraction is refused, not the fraction silentl
 test("stories260K learns an identity from lf_identity.json: validation loss -30%, the name in a held-out answer", {
   skip: needsShared("models/stories260K/stories260K.bin", "data/lf_identity.json"),
 }, async (t) => {
-  const model = join(tempDir(), "stories260K");
-  await convertLlama2c({
-    model: sharedPath("models/stories260K/stories260K.bin"),
-    tokenizer: sharedPath("models/stories260K/tok512.bin"),
-    out: model,
-  });
+  const model = await stories260K();
   // English rows only (the Chinese ones are beyond a 512-token story model), placeholders filled.
   const rows = (
     JSON.parse(readFileSync(sharedPath("data/lf_identity.json"), "utf8")) as Record<string, string>[]
