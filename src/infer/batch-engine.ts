@@ -21,7 +21,6 @@ import { trainedBiases } from "../lora/bias.js";
 import { mixEntry, rowFeeds, type SlotEntry, StackBuilder, slotEntry } from "../lora/slots.js";
 import { selectTargets } from "../lora/targets.js";
 import type { ModelConfig } from "../models/config.js";
-import { familyOf } from "../models/family.js";
 import { type CacheTensors, emptyCache, type ForwardRunner, forwardRunner } from "../models/index.js";
 import { resolveModelPath } from "../models/model-path.js";
 import type { ModuleInfo } from "../models/module.js";
@@ -205,7 +204,8 @@ export class BatchEngine implements GenerationEngine {
         this.config.modelType,
         this.graphPaths,
         (p) => weights.readFloat32(`${p}.bias`),
-        (p) => weights.readFloat32(baseWeightName(this.config, weights.names(), p)),
+        // A tied head's weight is read through the store's alias of the embedding table.
+        (p) => weights.readFloat32(`${p}.weight`),
       );
     } catch (e) {
       if (e instanceof EngineError) throw e;
@@ -566,12 +566,6 @@ export class BatchEngine implements GenerationEngine {
     this.cache =
       keep.length === 0 ? [] : this.cache.map((kv) => ({ key: cut(kv.key), value: cut(kv.value) }));
   }
-}
-
-/** The checkpoint name of a module's weight: a tied head's is the embedding table. */
-function baseWeightName(cfg: ModelConfig, names: readonly string[], path: string): string {
-  const name = `${path}.weight`;
-  return names.includes(name) ? name : `${familyOf(cfg).embeddingPath}.weight`;
 }
 
 /** The output head's module path. */

@@ -27,6 +27,7 @@ import { FileFormatError, LoraTsError } from "../util/errors.js";
 import { type LoraConfig, loraConfigToJson, parseLoraConfig } from "./config.js";
 import { weightNorm } from "./dora.js";
 import { initLoraPair } from "./init.js";
+import { weightLayout } from "./layer.js";
 import { type ModuleInfo, type SelectedModule, selectTargets } from "./targets.js";
 
 export const ADAPTER_CONFIG_NAME = "adapter_config.json";
@@ -133,7 +134,7 @@ export function createAdapter(
         { shape: [mod.r, mod.in], data: A },
         { shape: [mod.out, mod.r], data: B },
         mod.scaling,
-        { fanInFanOut: mod.kind === "linear" && mod.fanInFanOut, embedding: mod.kind === "embedding" },
+        weightLayout(mod.kind, mod.fanInFanOut),
       );
       tensors.set(magnitudeKey(mod.path), { shape: [mod.out], data: m, dtype: "float32" });
     }

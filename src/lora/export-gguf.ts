@@ -80,11 +80,8 @@ export async function exportGgufModel(opts: ExportGgufModelOptions): Promise<{ m
         selected.some((s) => s.path === family.headPath || s.path === family.embeddingPath);
       for (const s of selected) {
         const name = `${s.path}.weight`;
-        const base =
-          name === `${family.headPath}.weight` && cfg.tieWordEmbeddings
-            ? `${family.embeddingPath}.weight`
-            : name;
-        const merged = mergeModule(adapter, s.path, model.weights.readFloat32(base), {
+        // A tied head reads the embedding table through the store's alias.
+        const merged = mergeModule(adapter, s.path, model.weights.readFloat32(name), {
           fanInFanOut: s.fanInFanOut,
         });
         if (merged) override.set(name, merged);

@@ -63,6 +63,14 @@ export interface Matrix {
   data: Float32Array;
 }
 
+/** How a module's weight is stored, as deltaWeight (and dora.ts) take it: see deltaWeight. */
+export function weightLayout(
+  kind: "linear" | "embedding",
+  fanInFanOut = false,
+): { fanInFanOut: boolean; embedding: boolean } {
+  return { fanInFanOut: kind === "linear" && fanInFanOut, embedding: kind === "embedding" };
+}
+
 /**
  * s·ΔW = s·B·A in the base weight's storage layout: [out, in] for a linear layer, transposed to
  * [in, out] for Conv1D (fanInFanOut) and to [vocab, dim] for an embedding. Products are summed in

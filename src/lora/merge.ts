@@ -13,8 +13,9 @@
 import { LoraTsError } from "../util/errors.js";
 import { type Adapter, type AdapterTensor, loraKeys, magnitudeKey, parseAdapterKey } from "./adapter.js";
 import { type LoraConfig, scaling } from "./config.js";
-import { doraMergedWeight } from "./dora.js";
-import { deltaWeight } from "./layer.js";
+import { doraFactor, doraMergedWeight } from "./dora.js";
+import { deltaWeight, weightLayout } from "./layer.js";
+import type { SelectedModule } from "./targets.js";
 
 export { deltaWeight, type Matrix } from "./layer.js";
 
@@ -52,10 +53,7 @@ export function adapterDelta(
     const A = adapter.tensors.get(keys.A);
     const B = adapter.tensors.get(keys.B);
     if (A && B) {
-      return deltaWeight(A, B, scaling(adapter.config, path), {
-        fanInFanOut: kind === "linear" && opts.fanInFanOut === true,
-        embedding: kind === "embedding",
-      });
+      return deltaWeight(A, B, scaling(adapter.config, path), weightLayout(kind, opts.fanInFanOut));
     }
   }
   return undefined;
@@ -80,14 +78,30 @@ export function mergeModule(
     const A = adapter.tensors.get(keys.A);
     const B = adapter.tensors.get(keys.B);
     if (!A || !B) continue;
-    const m = adapter.tensors.get(magnitudeKey(path));
-    if (!m) throw new LoraTsError(`merge: ${path} has use_dora but no ${magnitudeKey(path)}`);
-    return doraMergedWeight(m.data, W, A, B, scaling(adapter.config, path), {
-      fanInFanOut: kind === "linear" && opts.fanInFanOut === true,
-      embedding: kind === "embedding",
-    });
+    const m = doraMagnitude(adapter, path);
+    return doraMergedWeight(m, W, A, B, scaling(adapter.config, path), weightLayout(kind, opts.fanInFanOut));
   }
   return undefined;
+}
+
+/**
+ * f = m / ‖W + s·B·A‖ per output of module `s` of a DoRA adapter, with W its base weight in its
+ * storage layout: what a server folds into the module's output (serve.ts, slots.ts).
+ */
+export function moduleDoraFactor(adapter: Adapter, s: SelectedModule, W: Float32Array): Float32Array {
+  const keys = loraKeys(s.path, s.kind);
+  const A = adapter.tensors.get(keys.A)!;
+  const B = adapter.tensors.get(keys.B)!;
+  return doraFactor(doraMagnitude(adapter, s.path), W, A, B, s.scaling, weightLayout(s.kind, s.fanInFanOut));
+}
+
+function doraMagnitude(adapter: Adapter, path: string): Float32Array {
+  const m = adapter.tensors.get(magnitudeKey(path));
+  if (!m)
+    throw new LoraTsError(
+      `${adapter.source ?? "adapter"}: ${path} has use_dora but no ${magnitudeKey(path)}`,
+    );
+  return m.data;
 }
 
 /** config.r, or the largest rank_pattern value (PEFT's `_check_add_weighted_adapter`). */

@@ -13,10 +13,10 @@
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, loraKeys, magnitudeKey, PEFT_PREFIX, validateAdapter } from "./adapter.js";
+import { type Adapter, loraKeys, PEFT_PREFIX, validateAdapter } from "./adapter.js";
 import { adapterBias, type TrainedBias, trainedBiases } from "./bias.js";
-import { doraFactor } from "./dora.js";
 import { doraFactorInputName, scalingInputName } from "./inject.js";
+import { moduleDoraFactor } from "./merge.js";
 import type { SelectedModule } from "./targets.js";
 
 interface Loaded {
@@ -91,6 +91,7 @@ export class AdapterSet {
     if (chosen?.feeds) return chosen.feeds;
     const mine = new Map(chosen?.selected.map((s) => [s.path, s]));
     const feeds: Record<string, TensorValue> = {};
+    const dora = this.usesDora();
     for (const u of this.union()) {
       const keys = loraKeys(u.path, u.kind);
       const s = mine.get(u.path);
@@ -108,7 +109,7 @@ export class AdapterSet {
         dims: [],
         data: Float32Array.of(s?.scaling ?? 0),
       };
-      if (this.usesDora()) {
+      if (dora) {
         const data = s && chosen ? this.doraFactorOf(chosen.adapter, s) : new Float32Array(u.out).fill(1);
         feeds[doraFactorInputName(u.path)] = { dtype: "float32", dims: [u.out], data };
       }
@@ -124,13 +125,6 @@ export class AdapterSet {
   /** f = m / ‖W + s·B·A‖ of one module of a DoRA adapter; ones for a plain LoRA one. */
   private doraFactorOf(adapter: Adapter, s: SelectedModule): Float32Array {
     if (!adapter.config.use_dora) return new Float32Array(s.out).fill(1);
-    const keys = loraKeys(s.path, s.kind);
-    const A = adapter.tensors.get(keys.A)!;
-    const B = adapter.tensors.get(keys.B)!;
-    const m = adapter.tensors.get(magnitudeKey(s.path))!;
-    return doraFactor(m.data, this.baseWeight!(s.path), A, B, s.scaling, {
-      fanInFanOut: s.kind === "linear" && s.fanInFanOut,
-      embedding: s.kind === "embedding",
-    });
+    return moduleDoraFactor(adapter, s, this.baseWeight!(s.path));
   }
 }

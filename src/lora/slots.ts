@@ -8,10 +8,10 @@
 import type { TensorValue } from "../graph/runtime.js";
 import type { ModuleInfo } from "../models/module.js";
 import { LoraTsError } from "../util/errors.js";
-import { type Adapter, loraKeys, magnitudeKey, validateAdapter } from "./adapter.js";
+import { type Adapter, loraKeys, validateAdapter } from "./adapter.js";
 import { BGMV_NAMES } from "./bgmv.js";
 import { adapterBias, trainedBiases } from "./bias.js";
-import { doraFactor } from "./dora.js";
+import { moduleDoraFactor } from "./merge.js";
 
 /** One module of an entry: A [r, in] and Bₜ = s·Bᵀ [r, out], row-major. */
 export interface SlotModule {
@@ -72,9 +72,7 @@ export function slotEntry(
     const mod: SlotModule = { r: s.r, A: A.data, Bt: scaledTranspose(B.data, s.out, s.r, s.scaling) };
     if (adapter.config.use_dora) {
       if (!baseWeight) throw new LoraTsError(`${src}: a DoRA adapter needs the base weights to serve`);
-      const layout = { fanInFanOut: s.kind === "linear" && s.fanInFanOut, embedding: s.kind === "embedding" };
-      const m = adapter.tensors.get(magnitudeKey(s.path))!.data;
-      mod.doraMinusOne = doraFactor(m, baseWeight(s.path), A, B, s.scaling, layout).map((f) => f - 1);
+      mod.doraMinusOne = moduleDoraFactor(adapter, s, baseWeight(s.path)).map((f) => f - 1);
     }
     modules.set(s.path, mod);
     maxRank = Math.max(maxRank, s.r);

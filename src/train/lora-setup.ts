@@ -10,8 +10,7 @@ import { defaultTargets, type LoraConfig, makeLoraConfig } from "../lora/config.
 import { selectTargets } from "../lora/targets.js";
 import type { HfModel } from "../models/assemble-model.js";
 import { listModules } from "../models/modules.js";
-import { LoraTsError } from "../util/errors.js";
-import type { TrainSetup } from "./train-graph.js";
+import { refuseDoraWithInt8, type TrainSetup } from "./train-graph.js";
 
 /** The run's LoRA settings, named as TrainOptions names them. */
 export interface LoraSettings {
@@ -68,10 +67,8 @@ export function startLora(
   graph: { plainLoss?: boolean; int8?: boolean; checkpointLayers?: boolean } = {},
 ): LoraStart {
   const { config, selected, biases } = selection;
-  if (config.use_dora && graph.int8)
-    throw new LoraTsError(
-      "--base-int8 cannot train DoRA (use_dora): its weight norms need the float32 base weights",
-    );
+  // Before the adapter is created or any weight is quantized.
+  refuseDoraWithInt8(config.use_dora, graph.int8);
   // PiSSA: A and B from W's top singular vectors, the frozen weight becomes the residual.
   const created = createAdapter(config, selected, {
     seed,

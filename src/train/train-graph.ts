@@ -177,10 +177,7 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
       queryBlocks: setup.queryBlocks,
     });
   } else {
-    if (setup.dora && setup.int8)
-      throw new LoraTsError(
-        "--base-int8 cannot train DoRA (use_dora): its weight norms need the float32 base weights",
-      );
+    refuseDoraWithInt8(setup.dora, setup.int8);
     dropout = setup.dropout > 0 ? new DropoutInputs(g, g.input(TRAIN_IO.dropoutRate, "float32", [])) : null;
     const replaced = new Map([...(setup.residuals ?? [])].map(([path, w]) => [`${path}.weight`, w]));
     const base = baseContext(g, model.weights, replaced, { int8: int8 ?? undefined });
@@ -220,6 +217,14 @@ export function buildTrainGraph(model: HfModel, setup: TrainSetup, withGrads = t
     });
   }
   return { graph: g, params, dropout, int8 };
+}
+
+/** DoRA's weight norms need the float32 base weights, which --base-int8 does not keep. */
+export function refuseDoraWithInt8(dora: boolean | undefined, int8: boolean | undefined): void {
+  if (dora && int8)
+    throw new LoraTsError(
+      "--base-int8 cannot train DoRA (use_dora): its weight norms need the float32 base weights",
+    );
 }
 
 /** `withGrads` false builds the loss alone (evaluation). */

@@ -412,13 +412,14 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
     const totalSteps = o.maxSteps ?? Math.ceil((o.epochs ?? 1) * stepsPerEpoch);
     // Batches are padded to their longest row, so the longest example (evaluation's too) bounds the peak.
     const longest = Math.max(longestExample(trainSet), longestExample(heldOut));
+    const seq = Math.max(2, Math.min(maxLength, longest));
     // Estimated (and reported) for every run; a run above the memory available is refused unless the
     // check is off.
     const checkMemory = (lora: Pick<TrainMemoryInput, "selected" | "biases" | "dropout" | "dora"> = {}) => {
       const estimate = estimateTrainMemory({
         config: model.config,
         batch: o.batchSize,
-        seq: Math.max(2, Math.min(maxLength, longest)),
+        seq,
         maxLength,
         mode: o.mode,
         int8: o.baseInt8,
@@ -434,7 +435,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
 
     const phase = (what: string) => emit("onPhase", what);
     // The plain path is the reference the optimized one is tested against: no query blocks there.
-    const queryBlocks = () => (o.plainPath ? 1 : queryBlocksFor(Math.max(2, Math.min(maxLength, longest))));
+    const queryBlocks = o.plainPath ? 1 : queryBlocksFor(seq);
     // What is trained, and its starting values.
     let adapter: Adapter | null = null;
     /** PiSSA's initial A₀, B₀: the saved adapter is converted against them to fit the original base. */
@@ -446,7 +447,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       const setup = {
         mode: "full" as const,
         checkpointLayers: o.gradientCheckpointing,
-        queryBlocks: queryBlocks(),
+        queryBlocks,
       };
       step = await buildTrainStep(model, setup, { threads: o.threads }, true, phase);
       values = step.params.map((p) => model.weights.readFloat32(p.name));
@@ -467,7 +468,7 @@ export async function train(options: TrainOptions, events: TrainerEvents[] = [])
       adapter = start.adapter;
       pissaStart = start.pissaStart;
       const setup = start.setup;
-      setup.queryBlocks = queryBlocks();
+      setup.queryBlocks = queryBlocks;
       // Worker threads quantize the frozen weights while this thread builds the graph and session.
       if (o.baseInt8) setup.int8Weights = quantizeModelInBackground(model, setup.residuals?.keys());
       // The plain path also takes onnxruntime's default session settings (arena off, memory pattern on).
